@@ -1,0 +1,55 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { isServiceError, NotFound, type ServiceError, Unavailable } from "../shared/errors.js";
+import { isInfrastructureError } from "../shared/infra-errors.js";
+import type { ApiDeps } from "./deps.js";
+import { errorResponse, internalErrorResponse } from "./http/errors.js";
+import { json } from "./http/reply.js";
+import { registerRoutes } from "./http/route.js";
+import { requestContext } from "./middleware/request-context.js";
+import { allRoutes } from "./routes/index.js";
+
+/** Build the HTTP application from explicit dependencies (no globals; tests build their own). */
+export function createApp(deps: ApiDeps) {
+  const app = new OpenAPIHono();
+  app.use("*", requestContext(deps.logger, deps.clientIp));
+
+  const table = registerRoutes(app, deps, allRoutes);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+  });
+  const openapi = app.getOpenAPI31Document({
+    openapi: "3.1.0",
+    info: { title: "cloud-cli-proxy", version: "1.0.0", description: "Control plane API of cloud-cli-proxy." },
+  });
+  app.get("/openapi.json", (c) => json(c, 200, openapi));
+
+  app.notFound((c) => {
+    const path = new URL(c.req.url).pathname;
+    const allowed = table.allowedMethods(path);
+    if (allowed.length > 0) {
+      return json(
+        c,
+        405,
+        { error: `method ${c.req.method} is not allowed on this path`, code: "method_not_allowed" },
+        { allow: allowed.join(", ") },
+      );
+    }
+    return errorResponse(c, NotFound("not_found", "no such route"));
+  });
+
+  app.onError((err, c) => {
+    if (isServiceError(err)) return errorResponse(c, err as ServiceError);
+    if (isInfrastructureError(err)) {
+      deps.logger.warn({ err: (err as Error).message }, "backing service unavailable");
+      return errorResponse(c, Unavailable());
+    }
+    const requestId = (c.get("requestId" as never) as string | undefined) ?? "unknown";
+    deps.logger.error({ err, request_id: requestId }, "unhandled error");
+    return internalErrorResponse(c, requestId);
+  });
+
+  return app;
+}

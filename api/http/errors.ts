@@ -1,0 +1,46 @@
+import type { Context } from "hono";
+import { type ErrorKind, ServiceError } from "../../shared/errors.js";
+import { json } from "./reply.js";
+
+/** The one place where domain error kinds become HTTP statuses (STYLE.md §3). */
+const STATUS: Record<ErrorKind, number> = {
+  invalid: 400,
+  unauthorized: 401,
+  invalid_credentials: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  gone: 410,
+  payload_too_large: 413,
+  rate_limited: 429,
+  unavailable: 503,
+};
+
+/** Routes whose error bodies also carry `error_code` and `message` for the shell scripts. */
+const SCRIPT_FACING = /^\/(v1\/bootstrap\/|v1\/entry\/|entry\/)/;
+
+export function errorResponse(c: Context, err: ServiceError): Response {
+  const status = err.extra.status ?? STATUS[err.kind];
+  const body: Record<string, unknown> = { error: err.message, code: err.code };
+  if (err.kind === "invalid" && err.extra.details) body.details = err.extra.details;
+  const headers: Record<string, string> = {};
+  if (err.kind === "rate_limited") {
+    const s = err.extra.retryAfterSeconds ?? 1;
+    body.retry_after = s;
+    headers["retry-after"] = String(s);
+  }
+  if (err.kind === "unauthorized") headers["www-authenticate"] = 'Bearer error="invalid_token"';
+  if (err.kind === "payload_too_large") headers.connection = "close";
+  if (SCRIPT_FACING.test(new URL(c.req.url).pathname.slice(0))) {
+    body.error_code = err.code;
+    body.message = err.message.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, "?");
+  }
+  return json(c, status, body, headers);
+}
+
+export function internalErrorResponse(c: Context, requestId: string): Response {
+  return json(c, 500, { error: "internal error", code: "internal_error", request_id: requestId });
+}
+
+export const PayloadTooLarge = () =>
+  new ServiceError("payload_too_large", "payload_too_large", "request body is larger than 1 MiB");

@@ -1,0 +1,133 @@
+import type { OpenAPIHono, RouteConfig } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { z } from "zod";
+import { Forbidden, Unauthorized } from "../../shared/errors.js";
+import type { Actor, ServiceContext } from "../../shared/services/context.js";
+import type { ApiDeps } from "../deps.js";
+import { parseJsonObject, readBodyText } from "./body.js";
+import { validate } from "./validate.js";
+
+type Method = "get" | "post" | "put" | "patch" | "delete";
+export type Access = "public" | "user" | "admin";
+
+export interface HandlerArgs<B, Q> {
+  c: Context;
+  deps: ApiDeps;
+  /** Service context: deps + the authenticated actor (null on public routes) + client IP. */
+  ctx: ServiceContext;
+  actor: Actor | null;
+  body: B;
+  query: Q;
+  params: Record<string, string>;
+}
+
+export interface RouteDef<BS extends z.ZodType | undefined = undefined, QS extends z.ZodType | undefined = undefined> {
+  method: Method;
+  /** OpenAPI-style path: `/v1/admin/users/{userID}`. */
+  path: string;
+  access: Access;
+  summary: string;
+  tags: string[];
+  body?: BS;
+  /** An empty body means `{}` (behaviour.md §1.2). */
+  bodyOptional?: boolean;
+  query?: QS;
+  /** Response documentation for /openapi.json. */
+  responses: RouteConfig["responses"];
+  handler: (
+    args: HandlerArgs<
+      BS extends z.ZodType ? z.output<BS> : undefined,
+      QS extends z.ZodType ? z.output<QS> : undefined
+    >,
+  ) => Promise<Response>;
+}
+
+/** Keeps the generic parameters of each route while letting us collect them in one array. */
+export function defineRoute<BS extends z.ZodType | undefined = undefined, QS extends z.ZodType | undefined = undefined>(
+  def: RouteDef<BS, QS>,
+): RouteDef<BS, QS> {
+  return def;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyRoute = RouteDef<any, any>;
+
+const honoPath = (p: string) => p.replace(/\{(\w+)\}/g, ":$1");
+const pathRegex = (p: string) =>
+  new RegExp(`^${p.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{\w+\}/g, "[^/]+")}$`);
+
+export interface RouteTable {
+  /** Methods registered for a concrete path, for 405 + Allow. */
+  allowedMethods(path: string): string[];
+}
+
+/**
+ * Register routes on the app: the handler (with auth → role → body size → validation, in the
+ * order of behaviour.md §1.9) and the OpenAPI description generated from the same schemas.
+ */
+export function registerRoutes(app: OpenAPIHono, deps: ApiDeps, routes: AnyRoute[]): RouteTable {
+  const table: { method: string; re: RegExp }[] = [];
+  for (const r of routes) {
+    table.push({ method: r.method.toUpperCase(), re: pathRegex(r.path) });
+    registerDoc(app, r);
+    app.on(r.method.toUpperCase(), honoPath(r.path), async (c) => {
+      const ip = deps.clientIp(c);
+      let actor: Actor | null = null;
+      if (r.access !== "public") {
+        actor = await authenticate(c, deps);
+        if (r.access === "admin" && actor.role !== "admin") throw Forbidden("forbidden", "admin role required");
+      }
+      let body: unknown = undefined;
+      if (r.body) {
+        const text = await readBodyText(c.req.raw);
+        body = validate(r.body, parseJsonObject(text, r.bodyOptional ?? false));
+      }
+      const query = r.query ? validate(r.query, Object.fromEntries(new URL(c.req.url).searchParams), "query") : undefined;
+      const ctx: ServiceContext = { ...deps, actor, ip };
+      return r.handler({ c, deps, ctx, actor, body, query, params: c.req.param() as Record<string, string> } as never);
+    });
+  }
+  return {
+    allowedMethods(path) {
+      const methods = new Set<string>();
+      for (const t of table) if (t.re.test(path)) methods.add(t.method);
+      const order = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+      return [...methods].sort((a, b) => order.indexOf(a) - order.indexOf(b));
+    },
+  };
+}
+
+async function authenticate(c: Context, deps: ApiDeps): Promise<Actor> {
+  const header = c.req.header("authorization");
+  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  if (!m) throw Unauthorized();
+  const actor = await deps.authenticate(m[1]!);
+  if (!actor) throw Unauthorized("invalid or expired token");
+  return actor;
+}
+
+function registerDoc(app: OpenAPIHono, r: AnyRoute): void {
+  const request: RouteConfig["request"] = {};
+  if (r.body) {
+    request.body = { required: !r.bodyOptional, content: { "application/json": { schema: r.body as never } } };
+  }
+  if (r.query) request.query = r.query as never;
+  const pathParams = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
+  if (pathParams.length) {
+    request.params = z.object(Object.fromEntries(pathParams.map((p) => [p, z.string().uuid()]))) as never;
+  }
+  try {
+    app.openAPIRegistry.registerPath({
+      method: r.method,
+      path: r.path,
+      summary: r.summary,
+      tags: r.tags,
+      security: r.access === "public" ? [] : [{ bearerAuth: [] }],
+      request,
+      responses: r.responses,
+    });
+  } catch {
+    // A schema the generator cannot describe must never break serving the route itself.
+    app.openAPIRegistry.registerPath({ method: r.method, path: r.path, summary: r.summary, tags: r.tags, responses: r.responses });
+  }
+}

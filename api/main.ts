@@ -1,0 +1,92 @@
+import { serve, type ServerType } from "@hono/node-server";
+import { runMigrations } from "../drizzle/migrate.js";
+import { FailureLimiter } from "../shared/auth/rate-limit.js";
+import { createTokenService } from "../shared/auth/tokens.js";
+import { type ApiConfig, parseApiConfig } from "../shared/config/api.js";
+import { loadEnvironment } from "../shared/config/env-file.js";
+import { createSecretBox } from "../shared/crypto/secrets.js";
+import { createDatabase } from "../shared/db/client.js";
+import { createLogger, type Logger } from "../shared/logger.js";
+import { handleShutdown } from "../shared/process/lifecycle.js";
+import { parseOrExit } from "../shared/process/boot.js";
+import { createRedis, waitForRedis } from "../shared/redis.js";
+import { authenticateToken } from "../shared/services/auth/authenticate.js";
+import { AdminSeedError, seedAdmin } from "../shared/services/auth/seed-admin.js";
+import { createApp } from "./app.js";
+import type { ApiDeps } from "./deps.js";
+import { createClientIpResolver } from "./http/client-ip.js";
+
+/** Build the API's dependencies from its configuration (also used by tests with their own). */
+export function buildApiDeps(config: ApiConfig, logger: Logger, parts: Pick<ApiDeps, "database" | "redis">): ApiDeps {
+  const clock = () => new Date();
+  const tokens = createTokenService({ secret: config.ADMIN_JWT_SECRET, ttlSeconds: config.JWT_TTL_SECONDS });
+  return {
+    config,
+    logger,
+    clock,
+    database: parts.database,
+    db: parts.database.db,
+    redis: parts.redis,
+    secrets: createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS),
+    tokens,
+    limiter: new FailureLimiter(parts.redis, config.REDIS_PREFIX, {
+      maxPerUser: config.AUTH_FAIL_MAX_PER_USER,
+      maxPerIp: config.AUTH_FAIL_MAX_PER_IP,
+      windowSeconds: config.AUTH_FAIL_WINDOW_SECONDS,
+    }),
+    clientIp: createClientIpResolver(config.TRUST_PROXY_CIDRS),
+    authenticate: (token) => authenticateToken({ db: parts.database.db, tokens, clock }, token),
+  };
+}
+
+/** Composition root of the api process. */
+export async function main(): Promise<void> {
+  const config = parseOrExit(() => parseApiConfig(loadEnvironment()), "api");
+  const logger = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, name: "api" });
+  const database = createDatabase(config.DATABASE_URL, { applicationName: "ccp-api" });
+  try {
+    await runMigrations(database, async () => {
+      await seedAdmin(database.db, logger, {
+        username: config.ADMIN_USERNAME,
+        password: config.ADMIN_PASSWORD,
+        now: new Date(),
+      });
+    });
+  } catch (err) {
+    if (err instanceof AdminSeedError) logger.fatal(err.message);
+    else logger.fatal({ err }, "database migration or admin seeding failed");
+    await database.close();
+    process.exit(1);
+  }
+  const redis = createRedis(config.REDIS_URL, { name: "ccp-api" });
+  redis.on("error", (err) => logger.warn({ err: err.message }, "redis connection error"));
+  await waitForRedis(redis, 30000);
+
+  const deps = buildApiDeps(config, logger, { database, redis });
+  const app = createApp(deps);
+  const servers: ServerType[] = [];
+  const listen = (addr: ApiConfig["API_LISTEN_ADDR"], fetch: typeof app.fetch, what: string) =>
+    new Promise<void>((resolve) => {
+      const server = serve({ fetch, port: addr.port, hostname: addr.host }, () => {
+        logger.info({ host: addr.host ?? "*", port: addr.port }, `${what} listening`);
+        resolve();
+      });
+      servers.push(server);
+    });
+  await listen(config.API_LISTEN_ADDR, app.fetch, "api");
+
+  handleShutdown(logger, 10_000, async () => {
+    await Promise.all(
+      servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            // Idle keep-alive sockets would hold close() open until the grace period ends.
+            (s as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+          }),
+      ),
+    );
+    redis.disconnect();
+    await database.close();
+  });
+}

@@ -1,0 +1,71 @@
+import { z } from "zod";
+import { agentState, readHeartbeats } from "../../../shared/health/heartbeats.js";
+import type { ApiDeps } from "../../deps.js";
+import { defineRoute } from "../../http/route.js";
+import { json } from "../../http/reply.js";
+import { jsonDoc } from "../docs.js";
+
+const CHECK_TIMEOUT_MS = 2000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error("timeout")), ms).unref()),
+  ]);
+}
+
+/** Database, Redis and worker-agent checks, each bounded by 2 s (behaviour.md §8.9). */
+export async function runHealthChecks(deps: ApiDeps) {
+  const [database, redis] = await Promise.all([
+    withTimeout(deps.database.sql`select 1`, CHECK_TIMEOUT_MS).then(
+      () => "ok" as const,
+      () => "error" as const,
+    ),
+    withTimeout(deps.redis.ping(), CHECK_TIMEOUT_MS).then(
+      () => "ok" as const,
+      () => "error" as const,
+    ),
+  ]);
+  const agent =
+    redis === "ok"
+      ? await withTimeout(readHeartbeats(deps.redis, deps.config.REDIS_PREFIX), CHECK_TIMEOUT_MS).then(
+          (beats) => agentState(beats, deps.clock(), deps.config.HEARTBEAT_FRESHNESS_SECONDS),
+          () => "no_workers" as const,
+        )
+      : ("no_workers" as const);
+  return { database, redis, agent };
+}
+
+const healthDoc = z.object({
+  status: z.enum(["ok", "warning", "degraded"]),
+  checks: z.object({ database: z.string(), redis: z.string(), agent: z.string() }),
+});
+
+export const healthzRoute = defineRoute({
+  method: "get",
+  path: "/healthz",
+  access: "public",
+  summary: "Health of the control plane",
+  tags: ["health"],
+  responses: { 200: jsonDoc("Healthy, or a warning about workers", healthDoc), 503: jsonDoc("Degraded", healthDoc) },
+  handler: async ({ c, deps }) => {
+    const checks = await runHealthChecks(deps);
+    if (checks.database !== "ok" || checks.redis !== "ok") return json(c, 503, { status: "degraded", checks });
+    return json(c, 200, { status: checks.agent === "ok" ? "ok" : "warning", checks });
+  },
+});
+
+/** Readiness for load balancers: this replica can serve (database and Redis answer). */
+export const readyzRoute = defineRoute({
+  method: "get",
+  path: "/readyz",
+  access: "public",
+  summary: "Readiness of this API replica",
+  tags: ["health"],
+  responses: { 200: jsonDoc("Ready"), 503: jsonDoc("Not ready") },
+  handler: async ({ c, deps }) => {
+    const checks = await runHealthChecks(deps);
+    const ready = checks.database === "ok" && checks.redis === "ok";
+    return json(c, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", checks: { database: checks.database, redis: checks.redis } });
+  },
+});

@@ -1,0 +1,20 @@
+import { z } from "zod";
+import { getUser } from "../../../shared/services/users/get.js";
+import { json } from "../../http/reply.js";
+import { defineRoute } from "../../http/route.js";
+import { jsonDoc, std, userDoc } from "../docs.js";
+
+export const getUserRoute = defineRoute({
+  method: "get",
+  path: "/v1/admin/users/{userID}",
+  access: "admin",
+  summary: "Get a user with their hosts",
+  tags: ["users"],
+  responses: {
+    200: jsonDoc("User", z.object({ user: userDoc, hosts: z.array(z.object({}).passthrough()) })),
+    401: std[401],
+    403: std[403],
+    404: std[404],
+  },
+  handler: async ({ c, ctx, params }) => json(c, 200, await getUser({ ctx, userId: params.userID! })),
+});

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the control-plane image cloud-cli-proxy/app:latest (deploy/images/app.Dockerfile)
+# without any registry: compiles on the host, stages the production files and the host's Node
+# binary in the build context, then runs `docker build`. Needs the local base image
+# cloud-cli-proxy/base:bookworm (deploy/images/build.sh).
+#
+#   deploy/images/build-app.sh [extra docker build arguments]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+say() { printf 'build-app: %s\n' "$*"; }
+die() { printf 'build-app: error: %s\n' "$*" >&2; exit 1; }
+
+BASE_IMAGE=cloud-cli-proxy/base:bookworm
+IMAGE=cloud-cli-proxy/app:latest
+STAGE=deploy/images/app
+
+command -v docker >/dev/null 2>&1 || die "docker not found"
+docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 ||
+  die "base image $BASE_IMAGE is missing: build it first (deploy/images/build.sh)"
+
+node_bin=$(readlink -f "$(command -v node)") || die "node not found"
+[ "$(node -p 'process.versions.node.split(".")[0]')" = 20 ] || die "Node 20 is needed, found $(node --version)"
+# Debian's own nodejs package links libnode/libuv, which the base image does not have.
+if ldd "$node_bin" | grep -qE 'libnode|libuv|not found'; then
+  die "$node_bin is not a self-contained Node build (see ldd); install the official Node 20 build"
+fi
+
+[ -d node_modules ] || npm ci --no-audit --no-fund --include=dev
+
+rm -rf "$STAGE"
+mkdir -p "$STAGE/drizzle"
+# A clean, non-incremental build straight into the stage, so that no output of a deleted
+# source file (which may linger in ./dist) reaches the image.
+say "compiling into $STAGE/dist"
+./node_modules/.bin/tsc -p tsconfig.json --outDir "$STAGE/dist" --incremental false
+
+say "staging production dependencies and migrations"
+cp package.json package-lock.json "$STAGE/"
+cp -a drizzle/migrations "$STAGE/drizzle/migrations"
+(cd "$STAGE" && npm ci --omit=dev --no-audit --no-fund)
+install -m 0755 "$node_bin" deploy/images/node
+
+say "docker build $IMAGE"
+docker build -f deploy/images/app.Dockerfile -t "$IMAGE" "$@" .
+say "done: $IMAGE"

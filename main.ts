@@ -1,0 +1,93 @@
+/**
+ * `node dist/main.js [roles]` — roles is a comma-separated subset of api, worker, sshd (default:
+ * all three, under one supervisor with combined logs; if one dies, all stop).
+ * `node dist/main.js migrate` applies the committed migrations and exits.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { runMigrations } from "./drizzle/migrate.js";
+import { commonConfigShape } from "./shared/config/common.js";
+import { loadEnvironment } from "./shared/config/env-file.js";
+import { parseConfig } from "./shared/config/parse.js";
+import { createDatabase } from "./shared/db/client.js";
+import { parseOrExit } from "./shared/process/boot.js";
+
+const ROLES = ["api", "worker", "sshd"] as const;
+type Role = (typeof ROLES)[number];
+
+async function runRole(role: Role): Promise<void> {
+  const mod =
+    role === "api"
+      ? await import("./api/main.js")
+      : role === "worker"
+        ? await import("./worker/main.js")
+        : await import("./sshd/main.js");
+  await mod.main();
+}
+
+async function migrateCommand(): Promise<void> {
+  const cfg = parseOrExit(
+    () => parseConfig(z.object({ DATABASE_URL: commonConfigShape.DATABASE_URL }), loadEnvironment()),
+    "migrate",
+  );
+  const database = createDatabase(cfg.DATABASE_URL, { max: 1, applicationName: "ccp-migrate" });
+  try {
+    await runMigrations(database);
+    process.stdout.write("migrations applied\n");
+  } finally {
+    await database.close();
+  }
+}
+
+/** Run several roles as child processes; their stdout/stderr pass straight through. */
+function supervise(roles: Role[]): void {
+  const self = fileURLToPath(import.meta.url);
+  const children = new Map<Role, ChildProcess>();
+  let exiting = false;
+  let exitCode = 0;
+  const stopAll = (signal: NodeJS.Signals) => {
+    for (const child of children.values()) if (child.exitCode === null) child.kill(signal);
+  };
+  for (const role of roles) {
+    const child = spawn(process.execPath, [...process.execArgv, self, role], { stdio: "inherit", env: process.env });
+    children.set(role, child);
+    child.on("exit", (code, signal) => {
+      children.delete(role);
+      if (!exiting) {
+        exiting = true;
+        exitCode = code === 0 ? 1 : (code ?? 1);
+        process.stderr.write(`supervisor: ${role} exited (${signal ?? code}); stopping the others\n`);
+        stopAll("SIGTERM");
+      }
+      if (children.size === 0) process.exit(exitCode);
+    });
+  }
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    process.on(sig, () => {
+      if (!exiting) {
+        exiting = true;
+        exitCode = 0;
+      }
+      stopAll("SIGTERM");
+    });
+  }
+}
+
+async function run(argv: string[]): Promise<void> {
+  const arg = argv[0] ?? ROLES.join(",");
+  if (arg === "migrate") return migrateCommand();
+  const roles = [...new Set(arg.split(",").map((r) => r.trim()).filter(Boolean))];
+  const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
+  if (unknown.length || roles.length === 0) {
+    process.stderr.write(`usage: main.js [api,worker,sshd | migrate] (unknown: ${unknown.join(", ")})\n`);
+    process.exit(2);
+  }
+  if (roles.length === 1) return runRole(roles[0] as Role);
+  supervise(roles as Role[]);
+}
+
+run(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

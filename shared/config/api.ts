@@ -1,0 +1,63 @@
+import { z } from "zod";
+import { commonConfigShape } from "./common.js";
+import { boolVar, cidrListVar, intVar, listenAddrVar, optionalListenAddrVar } from "./fields.js";
+
+import { parseConfig } from "./parse.js";
+
+const USERNAME = /^[a-z0-9][a-z0-9._-]{2,49}$/;
+
+export const apiConfigSchema = z.object({
+  ...commonConfigShape,
+  PUBLIC_BASE_URL: z
+    .string()
+    .transform((v) => v.replace(/\/$/, ""))
+    .refine((v) => {
+      try {
+        const u = new URL(v);
+        return (
+          (u.protocol === "http:" || u.protocol === "https:") &&
+          u.username === "" &&
+          u.password === "" &&
+          u.pathname === "/" &&
+          u.search === "" &&
+          u.hash === "" &&
+          !v.endsWith("/")
+        );
+      } catch {
+        return false;
+      }
+    }, "must be http(s)://host[:port] without path, query or user info"),
+  API_LISTEN_ADDR: listenAddrVar(":8080"),
+  ENTRY_LISTEN_ADDR: optionalListenAddrVar(),
+  TRUST_PROXY_CIDRS: cidrListVar(),
+  ADMIN_USERNAME: z
+    .string()
+    .default("admin")
+    .transform((v) => v.toLowerCase())
+    .refine((v) => USERNAME.test(v), "must be 3-50 characters of a-z 0-9 . _ - starting with a letter or digit"),
+  ADMIN_PASSWORD: z
+    .string()
+    .refine((v) => [...v].length >= 8 && [...v].length <= 128, "must be 8-128 characters")
+    // eslint-disable-next-line no-control-regex
+    .refine((v) => !/[\u0000-\u001f\u007f-\u009f]/.test(v), "must not contain control characters"),
+  ADMIN_JWT_SECRET: z
+    .string()
+    .refine((v) => Buffer.byteLength(v, "utf8") >= 32, "must be at least 32 bytes"),
+  JWT_TTL_SECONDS: intVar(86400, 60, 31 * 86400),
+  AUTH_FAIL_MAX_PER_USER: intVar(10, 1),
+  AUTH_FAIL_MAX_PER_IP: intVar(30, 1),
+  AUTH_FAIL_WINDOW_SECONDS: intVar(900, 1),
+  SSH_PUBLIC_HOST: z.string().optional(),
+  SSH_PUBLIC_PORT: intVar(2222, 1, 65535),
+  HANDOFF_TICKET_TTL_SECONDS: intVar(120, 1),
+  EGRESS_TEST_WAIT_SECONDS: intVar(35, 0),
+  HEARTBEAT_FRESHNESS_SECONDS: intVar(15, 1),
+  EGRESS_REQUIRED: boolVar(false),
+});
+
+export type ApiConfig = z.output<typeof apiConfigSchema> & { SSH_PUBLIC_HOST: string };
+
+export function parseApiConfig(source: Record<string, string | undefined>): ApiConfig {
+  const cfg = parseConfig(apiConfigSchema, source);
+  return { ...cfg, SSH_PUBLIC_HOST: cfg.SSH_PUBLIC_HOST ?? new URL(cfg.PUBLIC_BASE_URL).hostname.replace(/^\[|\]$/g, "") };
+}

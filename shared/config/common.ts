@@ -1,0 +1,28 @@
+import { z } from "zod";
+
+/** Variables every process reads (behaviour.md §10.6, "A W S"). */
+export const commonConfigShape = {
+  DATABASE_URL: z
+    .string()
+    .refine((v) => /^postgres(ql)?:\/\//.test(v), "must be a postgres:// URL"),
+  REDIS_URL: z
+    .string()
+    .default("redis://127.0.0.1:6379")
+    .refine((v) => /^rediss?:\/\//.test(v), "must be a redis:// URL"),
+  REDIS_PREFIX: z
+    .string()
+    .default("ccp")
+    .refine((v) => /^[A-Za-z0-9_-]{1,32}$/.test(v), "must be 1-32 characters of A-Z a-z 0-9 _ -"),
+  SECRETS_KEY: z
+    .string()
+    .refine((v) => /^v\d+:[A-Za-z0-9+/]{43}=$/.test(v), "must be v<N>:<base64 of 32 bytes>"),
+  SECRETS_KEY_PREVIOUS: z
+    .string()
+    .default("")
+    .refine(
+      (v) => v.split(",").every((k) => k.trim() === "" || /^v\d+:[A-Za-z0-9+/]{43}=$/.test(k.trim())),
+      "must be a comma-separated list of v<N>:<base64 of 32 bytes>",
+    ),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
+};

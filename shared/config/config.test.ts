@@ -1,0 +1,134 @@
+import { describe, expect, it } from "vitest";
+import { parseApiConfig } from "./api.js";
+import { ConfigError } from "./parse.js";
+import { parseSshdConfig } from "./sshd.js";
+import { parseWorkerConfig } from "./worker.js";
+
+const KEY = `v1:${Buffer.alloc(32, 1).toString("base64")}`;
+const common = { DATABASE_URL: "postgres://u:p@127.0.0.1:5432/db", SECRETS_KEY: KEY };
+const api = {
+  ...common,
+  PUBLIC_BASE_URL: "https://cloud.example.com/",
+  ADMIN_PASSWORD: "password1",
+  ADMIN_JWT_SECRET: "x".repeat(32),
+};
+const egress = {
+  EGRESS_DEFAULT_DNS_SERVER: "203.0.113.53",
+  EGRESS_CHECK_URL: "http://203.0.113.10/generate_204",
+  EGRESS_ECHO_URL: "http://203.0.113.10/ip",
+  EGRESS_DNS_CANARY_DOMAIN: "egress.test",
+  EGRESS_DNS_CANARY_API: "http://203.0.113.53:8053",
+  EGRESS_CHECK_FORBIDDEN_RESOLVER: "203.0.113.54",
+};
+
+function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("api configuration", () => {
+  it("applies the documented defaults", () => {
+    const cfg = parseApiConfig(api);
+    expect(cfg.PUBLIC_BASE_URL).toBe("https://cloud.example.com");
+    expect(cfg.API_LISTEN_ADDR).toEqual({ host: undefined, port: 8080 });
+    expect(cfg.ENTRY_LISTEN_ADDR).toBeUndefined();
+    expect(cfg).toMatchObject({
+      REDIS_URL: "redis://127.0.0.1:6379",
+      REDIS_PREFIX: "ccp",
+      ADMIN_USERNAME: "admin",
+      JWT_TTL_SECONDS: 86400,
+      AUTH_FAIL_MAX_PER_USER: 10,
+      AUTH_FAIL_MAX_PER_IP: 30,
+      AUTH_FAIL_WINDOW_SECONDS: 900,
+      SSH_PUBLIC_HOST: "cloud.example.com",
+      SSH_PUBLIC_PORT: 2222,
+      HANDOFF_TICKET_TTL_SECONDS: 120,
+      EGRESS_TEST_WAIT_SECONDS: 35,
+      HEARTBEAT_FRESHNESS_SECONDS: 15,
+      EGRESS_REQUIRED: false,
+      LOG_LEVEL: "info",
+      LOG_FORMAT: "json",
+    });
+  });
+
+  it("names the first missing variable", () => {
+    const { DATABASE_URL: _omit, ...rest } = api;
+    expect(errorOf(() => parseApiConfig(rest)).variable).toBe("DATABASE_URL");
+    expect(errorOf(() => parseApiConfig({ ...api, ADMIN_PASSWORD: "" })).message).toBe(
+      "configuration: ADMIN_PASSWORD is required",
+    );
+  });
+
+  it.each([
+    ["ADMIN_JWT_SECRET", "too-short"],
+    ["PUBLIC_BASE_URL", "https://cloud.example.com/path"],
+    ["PUBLIC_BASE_URL", "ftp://cloud.example.com"],
+    ["PUBLIC_BASE_URL", "https://user:pw@cloud.example.com"],
+    ["SECRETS_KEY", "v1:short"],
+    ["API_LISTEN_ADDR", "8080"],
+    ["API_LISTEN_ADDR", ":70000"],
+    ["JWT_TTL_SECONDS", "ten"],
+    ["TRUST_PROXY_CIDRS", "10.0.0.0/33"],
+    ["ADMIN_USERNAME", "-bad"],
+    ["LOG_LEVEL", "verbose"],
+  ])("rejects invalid %s=%s naming it", (name, value) => {
+    const err = errorOf(() => parseApiConfig({ ...api, [name]: value }));
+    expect(err.variable).toBe(name);
+    expect(err.message).toMatch(new RegExp(`^configuration: ${name} is invalid`));
+  });
+
+  it("parses listen addresses and CIDR lists", () => {
+    const cfg = parseApiConfig({
+      ...api,
+      API_LISTEN_ADDR: "127.0.0.1:9000",
+      ENTRY_LISTEN_ADDR: "[::1]:80",
+      TRUST_PROXY_CIDRS: "10.0.0.0/8, 192.0.2.1",
+      SSH_PUBLIC_HOST: "ssh.example.com",
+    });
+    expect(cfg.API_LISTEN_ADDR).toEqual({ host: "127.0.0.1", port: 9000 });
+    expect(cfg.ENTRY_LISTEN_ADDR).toEqual({ host: "::1", port: 80 });
+    expect(cfg.TRUST_PROXY_CIDRS).toEqual([
+      { address: "10.0.0.0", prefix: 8, family: 4 },
+      { address: "192.0.2.1", prefix: 32, family: 4 },
+    ]);
+    expect(cfg.SSH_PUBLIC_HOST).toBe("ssh.example.com");
+  });
+});
+
+describe("worker configuration", () => {
+  it("requires every EGRESS_* endpoint so no default points at a public service", () => {
+    expect(parseWorkerConfig({ ...common, ...egress }).EGRESS_UNBOUND_POLICY).toBe("block");
+    for (const name of Object.keys(egress)) {
+      const err = errorOf(() => parseWorkerConfig({ ...common, ...egress, [name]: "" }));
+      expect(err.variable).toBe(name);
+    }
+  });
+
+  it("has the documented defaults", () => {
+    const cfg = parseWorkerConfig({ ...common, ...egress });
+    expect(cfg).toMatchObject({
+      WORKER_CONCURRENCY: 4,
+      HOST_IMAGE: "cloud-cli-proxy/host:latest",
+      GATEWAY_IMAGE: "cloud-cli-proxy/gateway:latest",
+      MGMT_NETWORK: "ccp-mgmt",
+      EGRESS_UNDERLAY_NETWORK: "ccp-underlay",
+      RECONCILE_INTERVAL_SECONDS: 30,
+      TASK_STALE_AFTER_SECONDS: 600,
+      HEARTBEAT_INTERVAL_SECONDS: 5,
+    });
+    expect(cfg.WORKER_ID).toMatch(/-\d+$/);
+  });
+});
+
+describe("sshd configuration", () => {
+  it("has the documented defaults", () => {
+    const cfg = parseSshdConfig(common);
+    expect(cfg.SSH_LISTEN_ADDR).toEqual({ host: undefined, port: 2222 });
+    expect(cfg).toMatchObject({ SSH_MAX_AUTH_TRIES: 3, SSH_LOGIN_GRACE_SECONDS: 30, SSH_MAX_SESSIONS_PER_HOST: 10 });
+  });
+});

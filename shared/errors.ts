@@ -1,0 +1,58 @@
+/**
+ * Typed domain errors. Services throw these; the API maps `kind` to an HTTP status in one place
+ * (api/http/errors.ts) and the worker maps them to retry / no-retry. `code` is the stable
+ * snake_case code clients branch on; `message` is a human sentence without secrets.
+ */
+export type ErrorKind =
+  | "invalid"
+  | "unauthorized"
+  | "invalid_credentials"
+  | "forbidden"
+  | "not_found"
+  | "conflict"
+  | "gone"
+  | "payload_too_large"
+  | "rate_limited"
+  | "unavailable";
+
+export interface FieldIssue {
+  field: string;
+  message: string;
+}
+
+export class ServiceError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    readonly code: string,
+    message: string,
+    readonly extra: { details?: FieldIssue[]; retryAfterSeconds?: number; status?: number } = {},
+  ) {
+    super(message);
+    this.name = "ServiceError";
+  }
+}
+
+export const Invalid = (details: FieldIssue[], message?: string) =>
+  new ServiceError(
+    "invalid",
+    "invalid_request",
+    message ?? (details[0] ? `${details[0].field}: ${details[0].message}` : "invalid request"),
+    { details },
+  );
+export const NotFound = (code: string, message: string) => new ServiceError("not_found", code, message);
+export const Conflict = (code: string, message: string) => new ServiceError("conflict", code, message);
+export const Forbidden = (code: string, message: string) => new ServiceError("forbidden", code, message);
+export const Unauthorized = (message = "authentication required") =>
+  new ServiceError("unauthorized", "unauthorized", message);
+export const InvalidCredentials = () =>
+  new ServiceError("invalid_credentials", "invalid_credentials", "invalid credentials");
+export const RateLimited = (retryAfterSeconds: number) =>
+  new ServiceError("rate_limited", "rate_limited", "too many failed attempts; try again later", {
+    retryAfterSeconds: Math.max(1, Math.ceil(retryAfterSeconds)),
+  });
+export const Unavailable = (code = "service_unavailable", message = "service temporarily unavailable") =>
+  new ServiceError("unavailable", code, message);
+
+export function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof ServiceError;
+}

@@ -1,0 +1,28 @@
+import { and, eq, isNull } from "drizzle-orm";
+import type { TokenService } from "../../auth/tokens.js";
+import type { DbOrTx } from "../../db/client.js";
+import { users } from "../../db/schema/index.js";
+import { isUuid } from "../../validation.js";
+import type { Actor } from "../context.js";
+import { isExpired } from "../users/render.js";
+
+/**
+ * Resolve a bearer token to the acting user, re-checking the user row on every request
+ * (behaviour.md §2.3): exists and not deleted, token version, role, active, not expired.
+ * Returns null for anything that does not pass, so callers answer a uniform 401.
+ */
+export async function authenticateToken(
+  deps: { db: DbOrTx; tokens: TokenService; clock: () => Date },
+  token: string,
+): Promise<Actor | null> {
+  const claims = await deps.tokens.verify(token);
+  if (!claims || !isUuid(claims.sub)) return null;
+  const [user] = await deps.db
+    .select()
+    .from(users)
+    .where(and(eq(users.id, claims.sub), isNull(users.deletedAt)));
+  if (!user) return null;
+  if (user.tokenVersion !== claims.tv || user.role !== claims.role) return null;
+  if (user.status !== "active" || isExpired(user, deps.clock())) return null;
+  return { id: user.id, role: user.role, username: user.username };
+}

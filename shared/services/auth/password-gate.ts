@@ -1,0 +1,56 @@
+import type { LimitKey } from "../../auth/rate-limit.js";
+import { verifyDummy, verifyPassword } from "../../crypto/passwords.js";
+import type { UserRow } from "../../db/schema/index.js";
+import { RateLimited } from "../../errors.js";
+import type { AuthDeps, ServiceContext } from "../context.js";
+import { recordEvent } from "../events.js";
+import { findLiveUserByUsername } from "../users/lookup.js";
+import { isExpired } from "../users/render.js";
+
+export type PasswordOutcome =
+  | { ok: true; user: UserRow }
+  | { ok: false; reason: "invalid_credentials" }
+  | { ok: false; reason: "account_disabled" | "account_expired"; user: UserRow };
+
+/**
+ * The shared password check behind login, bootstrap sessions, entry auth and change-password
+ * (behaviour.md §2.1, §2.4): rate limits first (even a correct password is refused while blocked),
+ * then a constant-shape verification that reveals nothing about the account before the password
+ * is proven, then the account state.
+ */
+export async function checkPassword(
+  ctx: ServiceContext & AuthDeps,
+  args: { username: string; password: string; endpoint: string; user?: UserRow | undefined },
+): Promise<PasswordOutcome> {
+  const keys: LimitKey[] = [
+    { type: "user", value: args.username },
+    { type: "ip", value: ctx.ip },
+  ];
+  const blocked = await ctx.limiter.check(keys);
+  if (blocked) {
+    if (blocked.firstRejection) {
+      await recordEvent(ctx.db, {
+        type: "auth.rate_limited",
+        level: "warn",
+        message: `too many failed password attempts (${blocked.key.type})`,
+        metadata: {
+          key_type: blocked.key.type,
+          ...(blocked.key.type === "user" ? { username: args.username } : {}),
+          ip: ctx.ip,
+          endpoint: args.endpoint,
+        },
+      });
+    }
+    throw RateLimited(blocked.retryAfterSeconds);
+  }
+  const user = args.user ?? (await findLiveUserByUsername(ctx.db, args.username));
+  const ok = user ? await verifyPassword(user.passwordHash, args.password) : await verifyDummy(args.password);
+  if (!user || !ok) {
+    await ctx.limiter.recordFailure(keys);
+    return { ok: false, reason: "invalid_credentials" };
+  }
+  await ctx.limiter.reset({ type: "user", value: args.username });
+  if (user.status === "disabled") return { ok: false, reason: "account_disabled", user };
+  if (isExpired(user, ctx.clock())) return { ok: false, reason: "account_expired", user };
+  return { ok: true, user };
+}

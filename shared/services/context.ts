@@ -1,0 +1,32 @@
+import type { Redis } from "ioredis";
+import type { FailureLimiter } from "../auth/rate-limit.js";
+import type { TokenService } from "../auth/tokens.js";
+import type { SecretBox } from "../crypto/secrets.js";
+import type { Db } from "../db/client.js";
+import type { Logger } from "../logger.js";
+
+/** Dependencies the domain verbs need; built once per process in its composition root. */
+export interface ServiceDeps {
+  db: Db;
+  redis: Redis;
+  secrets: SecretBox;
+  logger: Logger;
+  clock: () => Date;
+}
+
+export interface Actor {
+  id: string;
+  role: "admin" | "user";
+  username: string;
+}
+
+/** Per-request context: who is acting and from where. */
+export interface ServiceContext extends ServiceDeps {
+  actor: Actor | null;
+  ip: string;
+}
+
+export interface AuthDeps {
+  tokens: TokenService;
+  limiter: FailureLimiter;
+}

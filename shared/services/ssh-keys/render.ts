@@ -1,0 +1,14 @@
+import type { SshKeyRow } from "../../db/schema/index.js";
+
+/** The key object of behaviour.md §3.4. */
+export function renderKey(k: SshKeyRow) {
+  return {
+    id: k.id,
+    user_id: k.userId,
+    label: k.label,
+    key_type: k.keyType,
+    fingerprint: k.fingerprint,
+    public_key: k.publicKey,
+    created_at: k.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,19 @@
+import type { UserRow } from "../../db/schema/index.js";
+
+export const isExpired = (u: Pick<UserRow, "expiresAt">, now: Date) =>
+  u.expiresAt !== null && u.expiresAt.getTime() <= now.getTime();
+
+/** The user object of behaviour.md §3.1. Never includes the hash or token version. */
+export function renderUser(u: UserRow, now: Date) {
+  return {
+    id: u.id,
+    username: u.username,
+    role: u.role,
+    status: u.status,
+    expires_at: u.expiresAt ? u.expiresAt.toISOString() : null,
+    expired: isExpired(u, now),
+    created_at: u.createdAt.toISOString(),
+    updated_at: u.updatedAt.toISOString(),
+  };
+}
+export type UserView = ReturnType<typeof renderUser>;

@@ -1,0 +1,196 @@
+import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import { buildApiDeps } from "../../api/main.js";
+import { createApp } from "../../api/app.js";
+import type { ApiDeps } from "../../api/deps.js";
+import { type ApiConfig, parseApiConfig } from "../config/api.js";
+import { loadEnvironment } from "../config/env-file.js";
+import { createDatabase, type Database } from "../db/client.js";
+import { createLogger } from "../logger.js";
+import { createRedis, waitForRedis } from "../redis.js";
+import { seedAdmin } from "../services/auth/seed-admin.js";
+import { cloneTemplateDatabase } from "./databases.js";
+
+export const TEST_ADMIN_PASSWORD = "admin-password-for-tests";
+export const TEST_JWT_SECRET = "test-jwt-secret-that-is-at-least-32-bytes-long";
+export const TEST_SECRETS_KEY = `v1:${Buffer.alloc(32, 7).toString("base64")}`;
+
+export interface TestResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  body: any;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  /** Sent verbatim (not JSON-encoded). */
+  rawBody?: string | Uint8Array;
+  token?: string;
+  headers?: Record<string, string>;
+  /** The TCP peer address the app sees. */
+  ip?: string;
+}
+
+/**
+ * An API wired to a database of its own (cloned from the migrated template) and a Redis prefix of
+ * its own, so test files never see each other's rows or counters. Every response body and log line
+ * is kept, so suites can assert that no secret ever left the process.
+ */
+export interface ApiHarness {
+  app: ReturnType<typeof createApp>;
+  deps: ApiDeps;
+  config: ApiConfig;
+  database: Database;
+  env: Record<string, string | undefined>;
+  logs: string[];
+  responses: string[];
+  request(method: string, path: string, opts?: RequestOptions): Promise<TestResponse>;
+  adminToken(): Promise<string>;
+  login(username: string, password: string, ip?: string): Promise<TestResponse>;
+  /** Create a user through the API; returns its id, credentials and a fresh token. */
+  createUser(opts?: { username?: string; password?: string; expires_at?: string | null }): Promise<TestUser>;
+  /** Build another app on the same database and Redis with different settings (e.g. a new JWT secret). */
+  withConfig(overrides: Record<string, string>): Promise<ApiHarness>;
+  close(): Promise<void>;
+}
+
+export interface TestUser {
+  id: string;
+  username: string;
+  password: string;
+  token: string;
+}
+
+let userSeq = 0;
+export const uniqueName = (stem = "user") => `${stem}${Date.now().toString(36)}${(userSeq++).toString(36)}${randomBytes(2).toString("hex")}`;
+
+export async function createApiHarness(overrides: Record<string, string> = {}): Promise<ApiHarness> {
+  const baseEnv = loadEnvironment();
+  const db = await cloneTemplateDatabase(baseEnv);
+  const prefix = `t${randomBytes(5).toString("hex")}`;
+  const env: Record<string, string | undefined> = {
+    ...baseEnv,
+    DATABASE_URL: db.url,
+    REDIS_PREFIX: prefix,
+    ADMIN_USERNAME: "admin",
+    ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
+    ADMIN_JWT_SECRET: TEST_JWT_SECRET,
+    SECRETS_KEY: TEST_SECRETS_KEY,
+    SECRETS_KEY_PREVIOUS: "",
+    PUBLIC_BASE_URL: "http://cloud.example.test:8080",
+    TRUST_PROXY_CIDRS: "",
+    LOG_LEVEL: "debug",
+    ...overrides,
+  };
+  const database = createDatabase(db.url, { max: 5 });
+  const redis = createRedis(env.REDIS_URL ?? "redis://127.0.0.1:6379", { name: "ccp-test" });
+  await waitForRedis(redis);
+  const logs: string[] = [];
+  const responses: string[] = [];
+  const closers: (() => Promise<void>)[] = [];
+
+  const build = async (envFor: Record<string, string | undefined>): Promise<ApiHarness> => {
+    const config = parseApiConfig(envFor);
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        logs.push(String(chunk));
+        cb();
+      },
+    });
+    const logger = createLogger({ level: "debug" }, sink);
+    await seedAdmin(database.db, logger, { username: config.ADMIN_USERNAME, password: config.ADMIN_PASSWORD, now: new Date() });
+    const deps = buildApiDeps(config, logger, { database, redis });
+    const app = createApp(deps);
+    let cachedAdminToken: string | undefined;
+
+    const request = async (method: string, path: string, opts: RequestOptions = {}): Promise<TestResponse> => {
+      const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+      if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+      let body: RequestInit["body"];
+      if (method === "GET" || method === "HEAD") {
+        // fetch forbids bodies on these methods; nothing to send.
+      } else if (opts.rawBody !== undefined) body = opts.rawBody as RequestInit["body"];
+      else if (opts.body !== undefined) {
+        body = JSON.stringify(opts.body);
+        headers["content-type"] ??= "application/json";
+      }
+      const res = await app.request(
+        path,
+        { method, headers, body },
+        { incoming: { socket: { remoteAddress: opts.ip ?? "127.0.0.1" } } },
+      );
+      const text = await res.text();
+      responses.push(text);
+      let parsed: unknown = undefined;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      return { status: res.status, headers: res.headers, text, body: parsed };
+    };
+
+    const login = (username: string, password: string, ip?: string) =>
+      request("POST", "/v1/auth/login", { body: { username, password }, ip });
+
+    const harness: ApiHarness = {
+      app,
+      deps,
+      config,
+      database,
+      env: envFor,
+      logs,
+      responses,
+      request,
+      login,
+      async adminToken() {
+        if (cachedAdminToken && (await deps.authenticate(cachedAdminToken))) return cachedAdminToken;
+        const res = await login(config.ADMIN_USERNAME, config.ADMIN_PASSWORD, "127.0.0.250");
+        if (res.status !== 200) throw new Error(`admin login failed: ${res.status} ${res.text}`);
+        cachedAdminToken = res.body.token as string;
+        return cachedAdminToken;
+      },
+      async createUser(opts = {}) {
+        const username = opts.username ?? uniqueName();
+        const password = opts.password ?? `pw-${randomBytes(8).toString("hex")}`;
+        const res = await request("POST", "/v1/admin/users", {
+          token: await harness.adminToken(),
+          body: { username, password, ...(opts.expires_at !== undefined ? { expires_at: opts.expires_at } : {}) },
+        });
+        if (res.status !== 201) throw new Error(`create user failed: ${res.status} ${res.text}`);
+        const lr = await login(username, password, "127.0.0.251");
+        if (lr.status !== 200) throw new Error(`user login failed: ${lr.status} ${lr.text}`);
+        return { id: res.body.user.id as string, username, password, token: lr.body.token as string };
+      },
+      withConfig: (o) => build({ ...envFor, ...o }),
+      close: async () => {
+        for (const c of closers.splice(0)) await c();
+      },
+    };
+    return harness;
+  };
+
+  const root = await build(env);
+  const rootClose = async () => {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== "0");
+    redis.disconnect();
+    await database.close();
+    await db.drop();
+  };
+  closers.push(rootClose);
+  return root;
+}
+
+/** Values that must never appear in a response or a log line. */
+export function findSecrets(haystack: string[], secrets: string[]): string[] {
+  const found: string[] = [];
+  for (const s of secrets) if (s && haystack.some((h) => h.includes(s))) found.push(s);
+  return found;
+}

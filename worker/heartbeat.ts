@@ -1,0 +1,51 @@
+import type Docker from "dockerode";
+import type { Redis } from "ioredis";
+import { publishHeartbeat, removeHeartbeat } from "../shared/health/heartbeats.js";
+import type { Logger } from "../shared/logger.js";
+
+/**
+ * Publish this worker's liveness and its view of the Docker engine every interval
+ * (behaviour.md §8.5); /healthz's `agent` check reads these records.
+ */
+export function startHeartbeat(opts: {
+  redis: Redis;
+  docker: Docker;
+  prefix: string;
+  workerId: string;
+  engineId: string;
+  intervalSeconds: number;
+  logger: Logger;
+}): { stop: () => Promise<void> } {
+  const ttl = Math.max(15, opts.intervalSeconds * 3);
+  let lastDockerOk: boolean | undefined;
+  const beat = async () => {
+    const dockerOk = await Promise.race([
+      opts.docker.ping().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref()),
+    ]);
+    if (dockerOk !== lastDockerOk) {
+      opts.logger[dockerOk ? "info" : "warn"]({ docker_ok: dockerOk }, "docker engine status");
+      lastDockerOk = dockerOk;
+    }
+    await publishHeartbeat(
+      opts.redis,
+      opts.prefix,
+      { worker_id: opts.workerId, engine_id: opts.engineId, docker_ok: dockerOk, at: new Date().toISOString() },
+      ttl,
+    );
+  };
+  let running: Promise<void> = beat().catch((err) => opts.logger.warn({ err }, "heartbeat failed"));
+  const timer = setInterval(() => {
+    running = beat().catch((err) => opts.logger.warn({ err }, "heartbeat failed"));
+  }, opts.intervalSeconds * 1000);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+      await removeHeartbeat(opts.redis, opts.prefix, opts.workerId).catch(() => {});
+    },
+  };
+}
