@@ -4,12 +4,15 @@ import { FailureLimiter } from "../shared/auth/rate-limit.js";
 import { createTokenService } from "../shared/auth/tokens.js";
 import { type ApiConfig, parseApiConfig } from "../shared/config/api.js";
 import { loadEnvironment } from "../shared/config/env-file.js";
+import { warmDummyHash } from "../shared/crypto/passwords.js";
 import { createSecretBox } from "../shared/crypto/secrets.js";
 import { createDatabase } from "../shared/db/client.js";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { handleShutdown } from "../shared/process/lifecycle.js";
 import { parseOrExit } from "../shared/process/boot.js";
 import { createRedis, waitForRedis } from "../shared/redis.js";
+import { createEnqueuer } from "../shared/queue/enqueuer.js";
+import { createQueues, type Queues } from "../shared/queue/queues.js";
 import { authenticateToken } from "../shared/services/auth/authenticate.js";
 import { AdminSeedError, seedAdmin } from "../shared/services/auth/seed-admin.js";
 import { createApp } from "./app.js";
@@ -17,7 +20,11 @@ import type { ApiDeps } from "./deps.js";
 import { createClientIpResolver } from "./http/client-ip.js";
 
 /** Build the API's dependencies from its configuration (also used by tests with their own). */
-export function buildApiDeps(config: ApiConfig, logger: Logger, parts: Pick<ApiDeps, "database" | "redis">): ApiDeps {
+export function buildApiDeps(
+  config: ApiConfig,
+  logger: Logger,
+  parts: Pick<ApiDeps, "database" | "redis"> & { queues: Queues },
+): ApiDeps {
   const clock = () => new Date();
   const tokens = createTokenService({ secret: config.ADMIN_JWT_SECRET, ttlSeconds: config.JWT_TTL_SECONDS });
   return {
@@ -27,6 +34,7 @@ export function buildApiDeps(config: ApiConfig, logger: Logger, parts: Pick<ApiD
     database: parts.database,
     db: parts.database.db,
     redis: parts.redis,
+    enqueue: createEnqueuer(parts.queues, logger),
     secrets: createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS),
     tokens,
     limiter: new FailureLimiter(parts.redis, config.REDIS_PREFIX, {
@@ -61,8 +69,13 @@ export async function main(): Promise<void> {
   const redis = createRedis(config.REDIS_URL, { name: "ccp-api" });
   redis.on("error", (err) => logger.warn({ err: err.message }, "redis connection error"));
   await waitForRedis(redis, 30000);
+  // BullMQ needs its own connection settings (no per-command retry limit).
+  const queueConnection = createRedis(config.REDIS_URL, { name: "ccp-api-queues", forBullmq: true });
+  queueConnection.on("error", (err) => logger.warn({ err: err.message }, "redis (queues) connection error"));
+  const queues = createQueues(queueConnection, config.REDIS_PREFIX);
 
-  const deps = buildApiDeps(config, logger, { database, redis });
+  const deps = buildApiDeps(config, logger, { database, redis, queues });
+  await warmDummyHash();
   const app = createApp(deps);
   const servers: ServerType[] = [];
   const listen = (addr: ApiConfig["API_LISTEN_ADDR"], fetch: typeof app.fetch, what: string) =>
@@ -86,6 +99,8 @@ export async function main(): Promise<void> {
           }),
       ),
     );
+    await queues.close();
+    queueConnection.disconnect();
     redis.disconnect();
     await database.close();
   });

@@ -25,7 +25,7 @@ export class ServiceError extends Error {
     readonly kind: ErrorKind,
     readonly code: string,
     message: string,
-    readonly extra: { details?: FieldIssue[]; retryAfterSeconds?: number; status?: number } = {},
+    readonly extra: { details?: FieldIssue[]; retryAfterSeconds?: number; status?: number; tokenPresented?: boolean } = {},
   ) {
     super(message);
     this.name = "ServiceError";
@@ -42,8 +42,9 @@ export const Invalid = (details: FieldIssue[], message?: string) =>
 export const NotFound = (code: string, message: string) => new ServiceError("not_found", code, message);
 export const Conflict = (code: string, message: string) => new ServiceError("conflict", code, message);
 export const Forbidden = (code: string, message: string) => new ServiceError("forbidden", code, message);
-export const Unauthorized = (message = "authentication required") =>
-  new ServiceError("unauthorized", "unauthorized", message);
+/** RFC 6750: `error="invalid_token"` only when a token was presented. */
+export const Unauthorized = (message = "authentication required", tokenPresented = false) =>
+  new ServiceError("unauthorized", "unauthorized", message, { tokenPresented });
 export const InvalidCredentials = () =>
   new ServiceError("invalid_credentials", "invalid_credentials", "invalid credentials");
 export const RateLimited = (retryAfterSeconds: number) =>

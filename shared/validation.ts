@@ -28,6 +28,8 @@ export const presentedPasswordField = z
   .string()
   .refine((v) => v.length >= 1 && v.length <= 1024, { message: "must be 1-1024 characters" });
 
+const daysInMonth = (y: number, m: number) => new Date(Date.UTC(y, m, 0)).getUTCDate();
+
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /** RFC 3339 date-time with `Z` or an offset; a date alone or a time without offset is rejected. */
@@ -41,7 +43,7 @@ export const timestampField = z.string().transform((v, ctx) => {
     Number(m[2]) >= 1 &&
     Number(m[2]) <= 12 &&
     Number(m[3]) >= 1 &&
-    Number(m[3]) <= 31 &&
+    Number(m[3]) <= daysInMonth(Number(m[1]), Number(m[2])) &&
     Number(m[4]) <= 23 &&
     Number(m[5]) <= 59 &&
     Number(m[6]) <= 60;
@@ -58,7 +60,7 @@ export const freeTextField = (min: number, max: number) =>
     .string()
     .transform((v) => v.trim())
     .refine((v) => !CONTROL_CHARS.test(v), { message: "must not contain control characters" })
-    .refine((v) => v.length >= min && v.length <= max, { message: `must be ${min}-${max} characters` });
+    .refine((v) => [...v].length >= min && [...v].length <= max, { message: `must be ${min}-${max} characters` });
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (v: string) => UUID.test(v);

@@ -29,7 +29,9 @@ export function errorResponse(c: Context, err: ServiceError): Response {
     body.retry_after = s;
     headers["retry-after"] = String(s);
   }
-  if (err.kind === "unauthorized") headers["www-authenticate"] = 'Bearer error="invalid_token"';
+  if (err.kind === "unauthorized") {
+    headers["www-authenticate"] = err.extra.tokenPresented ? 'Bearer error="invalid_token"' : "Bearer";
+  }
   if (err.kind === "payload_too_large") headers.connection = "close";
   if (SCRIPT_FACING.test(new URL(c.req.url).pathname.slice(0))) {
     body.error_code = err.code;

@@ -102,7 +102,7 @@ async function authenticate(c: Context, deps: ApiDeps): Promise<Actor> {
   const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
   if (!m) throw Unauthorized();
   const actor = await deps.authenticate(m[1]!);
-  if (!actor) throw Unauthorized("invalid or expired token");
+  if (!actor) throw Unauthorized("invalid or expired token", true);
   return actor;
 }
 

@@ -15,6 +15,14 @@ async function execStrict(pipeline: ReturnType<Redis["pipeline"]>): Promise<unkn
   return res.map(([, v]) => v);
 }
 
+async function evalStrict(redis: Redis, script: string, keys: string[], args: string[]): Promise<unknown> {
+  try {
+    return await redis.eval(script, keys.length, ...keys, ...args);
+  } catch (err) {
+    throw new BackendUnavailableError("redis", err);
+  }
+}
+
 /**
  * Password-failure counters (behaviour.md §2.4): fixed windows that start at the first failure.
  * Keys: `<prefix>:authfail:user:<username>` and `<prefix>:authfail:ip:<ip>`.
@@ -37,6 +45,35 @@ export interface Blocked {
   firstRejection: boolean;
 }
 
+// KEYS: counters; ARGV: the limit of each counter, then the window in ms. Returns {index, pttl} of
+// the first counter at its limit (1-based), or {0, 0} after counting one attempt on every counter.
+// A counter's window starts with its first count and is never extended (PEXPIRE only when new).
+const ACQUIRE_SCRIPT = `
+local n = #KEYS
+for i = 1, n do
+  local count = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if count >= tonumber(ARGV[i]) then
+    return {i, redis.call('PTTL', KEYS[i])}
+  end
+end
+for i = 1, n do
+  redis.call('INCR', KEYS[i])
+  if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[n + 1]) end
+end
+return {0, 0}
+`;
+
+// Give back one counted attempt; a counter that drops to zero goes, so no window is left behind
+// by attempts that were not failures (and a counter that expired meanwhile is not resurrected).
+const RELEASE_SCRIPT = `
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 and redis.call('DECR', KEYS[i]) <= 0 then
+    redis.call('DEL', KEYS[i])
+  end
+end
+return 0
+`;
+
 export class FailureLimiter {
   constructor(
     private readonly redis: Redis,
@@ -53,6 +90,41 @@ export class FailureLimiter {
     return k.type === "user" ? this.limits.maxPerUser : this.limits.maxPerIp;
   }
 
+  /**
+   * Atomically: if any key has reached its limit, return it (nothing is counted); otherwise count
+   * one attempt against every key and return null. The caller then `release`s the keys the attempt
+   * turns out not to have failed.
+   *
+   * Why not `check` + `recordFailure`: a password check takes tens of milliseconds, so a burst of
+   * concurrent guesses all passed `check` before the first failure was counted, which gave an
+   * attacker an unlimited number of guesses per burst (found by test/integration/auth.test.ts).
+   * Counting up front, in one script, makes the limit hold under concurrency.
+   */
+  async acquire(keys: LimitKey[]): Promise<Blocked | null> {
+    if (keys.length === 0) return null;
+    // Fail closed, like `check`: if the counters cannot be read, no password is checked.
+    const [index, pttl] = (await evalStrict(
+      this.redis,
+      ACQUIRE_SCRIPT,
+      keys.map((k) => this.key(k)),
+      [...keys.map((k) => String(this.max(k))), String(this.limits.windowSeconds * 1000)],
+    )) as [number, number];
+    if (index === 0) return null;
+    return this.blocked(keys[index - 1]!, Number(pttl));
+  }
+
+  /** Un-count an attempt taken by `acquire` that was not a failure (e.g. a correct password). */
+  async release(keys: LimitKey[]): Promise<void> {
+    if (keys.length === 0) return;
+    await evalStrict(this.redis, RELEASE_SCRIPT, keys.map((k) => this.key(k)), []);
+  }
+
+  private async blocked(k: LimitKey, pttl: number): Promise<Blocked> {
+    const retryAfterSeconds = Math.max(1, Math.ceil(pttl / 1000));
+    const notified = await this.redis.set(`${this.key(k)}:notified`, "1", "PX", Math.max(1000, pttl), "NX");
+    return { key: k, retryAfterSeconds, firstRejection: notified === "OK" };
+  }
+
   /** Returns the first key that has reached its limit, or null. */
   async check(keys: LimitKey[]): Promise<Blocked | null> {
     if (keys.length === 0) return null;
@@ -67,17 +139,7 @@ export class FailureLimiter {
       const count = res[i * 2];
       const pttl = res[i * 2 + 1];
       const k = keys[i]!;
-      if (Number(count ?? 0) >= this.max(k)) {
-        const retryAfterSeconds = Math.max(1, Math.ceil(Number(pttl) / 1000));
-        const notified = await this.redis.set(
-          `${this.key(k)}:notified`,
-          "1",
-          "PX",
-          Math.max(1000, Number(pttl)),
-          "NX",
-        );
-        return { key: k, retryAfterSeconds, firstRejection: notified === "OK" };
-      }
+      if (Number(count ?? 0) >= this.max(k)) return this.blocked(k, Number(pttl));
     }
     return null;
   }

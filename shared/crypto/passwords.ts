@@ -18,12 +18,17 @@ export async function verifyPassword(passwordHash: string, password: string): Pr
 
 let dummyHash: Promise<string> | undefined;
 
+/** Build the dummy hash ahead of the first login (the api calls this at start). */
+export function warmDummyHash(): Promise<string> {
+  dummyHash ??= hash("cloud-cli-proxy dummy password", PARAMS);
+  return dummyHash;
+}
+
 /**
  * Verifies against a throwaway hash so that an unknown username costs the same time as a known
  * one: the answer must not reveal whether the account exists (behaviour.md §2.1).
  */
 export async function verifyDummy(password: string): Promise<false> {
-  dummyHash ??= hash("cloud-cli-proxy dummy password", PARAMS);
-  await verifyPassword(await dummyHash, password);
+  await verifyPassword(await warmDummyHash(), password);
   return false;
 }

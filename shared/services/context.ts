@@ -8,6 +8,11 @@ import type { Logger } from "../logger.js";
 /** Dependencies the domain verbs need; built once per process in its composition root. */
 export interface ServiceDeps {
   db: Db;
+  /**
+   * Hand a committed task to the queue (job id = task id). Failures are logged, not thrown: the
+   * request already succeeded and the sweeper enqueues pending tasks that have no job (§1.8).
+   */
+  enqueue: (task: { id: string; kind: string }) => Promise<void>;
   redis: Redis;
   secrets: SecretBox;
   logger: Logger;

@@ -18,7 +18,8 @@ const MAX_USER_STRING = 100;
 function truncateStrings(meta: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(meta)) {
-    out[k] = typeof v === "string" && v.length > MAX_USER_STRING ? v.slice(0, MAX_USER_STRING) : v;
+    // Cut between whole code points: half a surrogate pair is invalid JSON for Postgres.
+    out[k] = typeof v === "string" && [...v].length > MAX_USER_STRING ? [...v].slice(0, MAX_USER_STRING).join("") : v;
   }
   return out;
 }

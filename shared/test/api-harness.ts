@@ -8,6 +8,7 @@ import { loadEnvironment } from "../config/env-file.js";
 import { createDatabase, type Database } from "../db/client.js";
 import { createLogger } from "../logger.js";
 import { createRedis, waitForRedis } from "../redis.js";
+import { createQueues, type Queues } from "../queue/queues.js";
 import { seedAdmin } from "../services/auth/seed-admin.js";
 import { cloneTemplateDatabase } from "./databases.js";
 
@@ -39,6 +40,9 @@ export interface RequestOptions {
  * is kept, so suites can assert that no secret ever left the process.
  */
 export interface ApiHarness {
+  /** The BullMQ queues this app enqueues into (same Redis prefix); workers under test consume them. */
+  queues: Queues;
+  prefix: string;
   app: ReturnType<typeof createApp>;
   deps: ApiDeps;
   config: ApiConfig;
@@ -87,6 +91,8 @@ export async function createApiHarness(overrides: Record<string, string> = {}): 
   const database = createDatabase(db.url, { max: 5 });
   const redis = createRedis(env.REDIS_URL ?? "redis://127.0.0.1:6379", { name: "ccp-test" });
   await waitForRedis(redis);
+  const queueConnection = createRedis(env.REDIS_URL ?? "redis://127.0.0.1:6379", { name: "ccp-test-queues", forBullmq: true });
+  const queues = createQueues(queueConnection, prefix);
   const logs: string[] = [];
   const responses: string[] = [];
   const closers: (() => Promise<void>)[] = [];
@@ -101,7 +107,7 @@ export async function createApiHarness(overrides: Record<string, string> = {}): 
     });
     const logger = createLogger({ level: "debug" }, sink);
     await seedAdmin(database.db, logger, { username: config.ADMIN_USERNAME, password: config.ADMIN_PASSWORD, now: new Date() });
-    const deps = buildApiDeps(config, logger, { database, redis });
+    const deps = buildApiDeps(config, logger, { database, redis, queues });
     const app = createApp(deps);
     let cachedAdminToken: string | undefined;
 
@@ -136,6 +142,8 @@ export async function createApiHarness(overrides: Record<string, string> = {}): 
       request("POST", "/v1/auth/login", { body: { username, password }, ip });
 
     const harness: ApiHarness = {
+      queues,
+      prefix,
       app,
       deps,
       config,
@@ -180,6 +188,8 @@ export async function createApiHarness(overrides: Record<string, string> = {}): 
       cursor = next;
       if (keys.length) await redis.del(...keys);
     } while (cursor !== "0");
+    await queues.close();
+    queueConnection.disconnect();
     redis.disconnect();
     await database.close();
     await db.drop();

@@ -55,7 +55,7 @@ describe("GET /healthz", () => {
 
   it("is degraded (503) when the database is unreachable, without error text", async () => {
     const missing = createDatabase(databaseUrlFor(h.env, "ccp_database_that_does_not_exist"), { max: 1 });
-    const deps = buildApiDeps(h.config, createLogger({ level: "error" }), { database: missing, redis: h.deps.redis });
+    const deps = buildApiDeps(h.config, createLogger({ level: "error" }), { database: missing, redis: h.deps.redis, queues: h.queues });
     const res = await createApp(deps).request("/healthz");
     const body = await res.json();
     expect(res.status).toBe(503);
@@ -69,7 +69,7 @@ describe("GET /healthz", () => {
     // Port 1 on loopback: nothing listens, so every command fails at once.
     const deadRedis = createRedis("redis://127.0.0.1:1");
     deadRedis.on("error", () => {});
-    const deps = buildApiDeps(h.config, createLogger({ level: "error" }), { database: h.database, redis: deadRedis });
+    const deps = buildApiDeps(h.config, createLogger({ level: "error" }), { database: h.database, redis: deadRedis, queues: h.queues });
     const res = await createApp(deps).request("/healthz");
     const body = await res.json();
     expect(res.status).toBe(503);
@@ -80,7 +80,7 @@ describe("GET /healthz", () => {
   it("answers 503 service_unavailable on API routes when Redis is down", async () => {
     const deadRedis = createRedis("redis://127.0.0.1:1");
     deadRedis.on("error", () => {});
-    const deps = buildApiDeps(h.config, createLogger({ level: "error" }), { database: h.database, redis: deadRedis });
+    const deps = buildApiDeps(h.config, createLogger({ level: "error" }), { database: h.database, redis: deadRedis, queues: h.queues });
     const res = await createApp(deps).request("/v1/auth/login", {
       method: "POST",
       body: JSON.stringify({ username: "admin", password: "whatever-password" }),

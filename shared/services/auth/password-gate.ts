@@ -26,7 +26,11 @@ export async function checkPassword(
     { type: "user", value: args.username },
     { type: "ip", value: ctx.ip },
   ];
-  const blocked = await ctx.limiter.check(keys);
+  // Count the attempt before checking the password, atomically with the limit check: with a
+  // separate check and count, every request of a concurrent burst passed the check before the
+  // first failure was counted (unlimited guesses per burst). An attempt that turns out not to be
+  // a failure is released below.
+  const blocked = await ctx.limiter.acquire(keys);
   if (blocked) {
     if (blocked.firstRejection) {
       await recordEvent(ctx.db, {
@@ -43,13 +47,23 @@ export async function checkPassword(
     }
     throw RateLimited(blocked.retryAfterSeconds);
   }
-  const user = args.user ?? (await findLiveUserByUsername(ctx.db, args.username));
-  const ok = user ? await verifyPassword(user.passwordHash, args.password) : await verifyDummy(args.password);
-  if (!user || !ok) {
-    await ctx.limiter.recordFailure(keys);
-    return { ok: false, reason: "invalid_credentials" };
+  let user: UserRow | undefined;
+  let ok: boolean;
+  try {
+    user = args.user ?? (await findLiveUserByUsername(ctx.db, args.username));
+    ok = user ? await verifyPassword(user.passwordHash, args.password) : await verifyDummy(args.password);
+  } catch (err) {
+    // Not a password failure (e.g. Postgres unavailable): give the attempt back, keep the cause.
+    await ctx.limiter.release(keys).catch((releaseErr: unknown) =>
+      ctx.logger.warn({ err: String(releaseErr) }, "could not release a rate-limit attempt"),
+    );
+    throw err;
   }
+  if (!user || !ok) return { ok: false, reason: "invalid_credentials" }; // already counted
+  // A proven password resets the username counter and is not a failure for the IP counter
+  // (also when the account is disabled or expired: that is not a password failure, §2.1 step 5).
   await ctx.limiter.reset({ type: "user", value: args.username });
+  await ctx.limiter.release([{ type: "ip", value: ctx.ip }]);
   if (user.status === "disabled") return { ok: false, reason: "account_disabled", user };
   if (isExpired(user, ctx.clock())) return { ok: false, reason: "account_expired", user };
   return { ok: true, user };

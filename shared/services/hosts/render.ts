@@ -1,27 +1,38 @@
-import { desc, eq, inArray } from "drizzle-orm";
+import { and, desc, eq, inArray, type SQL } from "drizzle-orm";
 import type { DbOrTx } from "../../db/client.js";
-import { egressIps, hostEgressBindings, hosts, users } from "../../db/schema/index.js";
+import { egressIps, hostEgressBindings, hosts, tasks, users, type TaskRow } from "../../db/schema/index.js";
 
-/** Admin host objects (behaviour.md §4.1) for the given host ids or owner. */
-export async function loadAdminHosts(db: DbOrTx, filter: { userId?: string; hostIds?: string[] }) {
-  const base = db
-    .select({ host: hosts, username: users.username, binding: hostEgressBindings, egress: egressIps })
-    .from(hosts)
-    .innerJoin(users, eq(users.id, hosts.userId))
-    .leftJoin(hostEgressBindings, eq(hostEgressBindings.hostId, hosts.id))
-    .leftJoin(egressIps, eq(egressIps.id, hostEgressBindings.egressIpId));
-  const rows = filter.userId
-    ? await base.where(eq(hosts.userId, filter.userId)).orderBy(desc(hosts.createdAt), desc(hosts.id))
-    : await base.where(inArray(hosts.id, filter.hostIds ?? [])).orderBy(desc(hosts.createdAt), desc(hosts.id));
-  return rows.map((r) => renderAdminHost(r));
-}
-
-export function renderAdminHost(r: {
+export interface HostJoinRow {
   host: typeof hosts.$inferSelect;
   username: string;
   binding: typeof hostEgressBindings.$inferSelect | null;
   egress: typeof egressIps.$inferSelect | null;
-}) {
+}
+
+/** Hosts with their owner's name and binding, newest first. */
+export async function loadHostRows(
+  db: DbOrTx,
+  where: SQL | undefined,
+  page?: { limit: number; offset: number },
+): Promise<HostJoinRow[]> {
+  const q = db
+    .select({ host: hosts, username: users.username, binding: hostEgressBindings, egress: egressIps })
+    .from(hosts)
+    .innerJoin(users, eq(users.id, hosts.userId))
+    .leftJoin(hostEgressBindings, eq(hostEgressBindings.hostId, hosts.id))
+    .leftJoin(egressIps, eq(egressIps.id, hostEgressBindings.egressIpId))
+    .where(where)
+    .orderBy(desc(hosts.createdAt), desc(hosts.id));
+  return page ? q.limit(page.limit).offset(page.offset) : q;
+}
+
+/** Admin host objects (behaviour.md §4.1) for the given owner or host ids. */
+export async function loadAdminHosts(db: DbOrTx, filter: { userId?: string; hostIds?: string[] }) {
+  const where = filter.userId ? eq(hosts.userId, filter.userId) : inArray(hosts.id, filter.hostIds ?? []);
+  return (await loadHostRows(db, where)).map(renderAdminHost);
+}
+
+export function renderAdminHost(r: HostJoinRow) {
   const h = r.host;
   return {
     id: h.id,
@@ -49,4 +60,40 @@ export function renderAdminHost(r: {
     created_at: h.createdAt.toISOString(),
     updated_at: h.updatedAt.toISOString(),
   };
+}
+
+/** The portal's view: no desired_state, image, binding_id, egress.id or egress.status (§4.1). */
+export function renderUserHost(r: HostJoinRow) {
+  const { desired_state: _d, image: _i, binding_id: _b, egress, ...rest } = renderAdminHost(r);
+  return {
+    ...rest,
+    egress: egress
+      ? { label: egress.label, ip_address: egress.ip_address, tunnel_type: egress.tunnel_type, health: egress.health }
+      : null,
+  };
+}
+
+export function renderLastTask(t: TaskRow | undefined) {
+  if (!t) return null;
+  return {
+    id: t.id,
+    kind: t.kind,
+    status: t.status,
+    progress_percent: t.progressPercent,
+    progress_message: t.progressMessage,
+    error_code: t.errorCode,
+    error_message: t.errorMessage,
+    created_at: t.createdAt.toISOString(),
+    finished_at: t.finishedAt?.toISOString() ?? null,
+  };
+}
+
+export async function lastTaskOf(db: DbOrTx, hostId: string): Promise<TaskRow | undefined> {
+  const [t] = await db
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.hostId, hostId)))
+    .orderBy(desc(tasks.createdAt), desc(tasks.id))
+    .limit(1);
+  return t;
 }

@@ -70,6 +70,15 @@ async function assertBelowLimit(tx: Tx, owner: UserRow): Promise<void> {
   }
 }
 
+/**
+ * The default label: the key's comment truncated to 100 characters (behaviour.md §3.4), counted
+ * in code points like an explicit label. A plain `slice(0, 100)` could split a surrogate pair:
+ * the lone half was stored as U+FFFD, and in event metadata Postgres rejected the JSON (a 500).
+ */
+function defaultLabel(comment: string | null): string {
+  return [...(comment ?? "")].slice(0, 100).join("");
+}
+
 export async function addKey({ ctx, ownerId, input }: { ctx: ServiceContext; ownerId: string; input: AddKeyInput }) {
   let parsed;
   try {
@@ -82,7 +91,7 @@ export async function addKey({ ctx, ownerId, input }: { ctx: ServiceContext; own
     ctx,
     ownerId,
     {
-      label: input.label ?? (parsed.comment ?? "").slice(0, 100),
+      label: input.label ?? defaultLabel(parsed.comment),
       keyType: parsed.keyType,
       fingerprint: parsed.fingerprint,
       publicKey: parsed.normalized,

@@ -1,20 +1,24 @@
 import { eq, sql } from "drizzle-orm";
-import { hosts, users } from "../../db/schema/index.js";
+import { hosts, users, type TaskRow } from "../../db/schema/index.js";
 import type { ServiceContext } from "../context.js";
 import { recordEvent } from "../events.js";
+import { requestHostDeletion } from "../hosts/lifecycle.js";
 import { assertNotAdmin } from "./guards.js";
 import { getLiveUser } from "./lookup.js";
 
 /**
- * Delete a user (behaviour.md §3.2). The user disappears from every answer at once and its
- * username is free; with no hosts left the row (and its SSH keys, by cascade) goes immediately.
+ * Delete a user (behaviour.md §3.2). In one transaction the user disappears from every answer
+ * (its username is free at once), its tokens die, and each of its hosts gets a `host.delete`
+ * task; the row itself (and its SSH keys, by cascade) goes when the last host is gone — at once
+ * when there is none.
  */
 export async function deleteUser({ ctx, userId }: { ctx: ServiceContext; userId: string }): Promise<void> {
-  await ctx.db.transaction(async (tx) => {
+  const created = await ctx.db.transaction(async (tx) => {
     const user = await getLiveUser(tx, userId, { forUpdate: true });
     assertNotAdmin(user, "delete");
-    const owned = await tx.select({ id: hosts.id }).from(hosts).where(eq(hosts.userId, user.id));
+    const owned = await tx.select().from(hosts).where(eq(hosts.userId, user.id)).for("update");
     const now = ctx.clock();
+    const toEnqueue: TaskRow[] = [];
     if (owned.length === 0) {
       await tx.delete(users).where(eq(users.id, user.id));
     } else {
@@ -22,6 +26,15 @@ export async function deleteUser({ ctx, userId }: { ctx: ServiceContext; userId:
         .update(users)
         .set({ deletedAt: now, updatedAt: now, tokenVersion: sql`${users.tokenVersion} + 1` })
         .where(eq(users.id, user.id));
+      for (const host of owned) {
+        const { task, created } = await requestHostDeletion(tx, host, {
+          keepHome: false,
+          requestedBy: "system:user-deleted",
+          actorId: ctx.actor?.id ?? null,
+          now,
+        });
+        if (created) toEnqueue.push(task);
+      }
     }
     await recordEvent(tx, {
       type: "user.deleted",
@@ -31,5 +44,7 @@ export async function deleteUser({ ctx, userId }: { ctx: ServiceContext; userId:
       userId: user.id,
       metadata: { username: user.username, host_ids: owned.map((h) => h.id) },
     });
+    return toEnqueue;
   });
+  for (const t of created) await ctx.enqueue(t);
 }

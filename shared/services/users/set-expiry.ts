@@ -17,12 +17,14 @@ export async function setUserExpiry({
   expiresAt: Date | null;
 }) {
   const now = ctx.clock();
+  // "Not strictly in the future" is body validation: it must decide before existence (404) and
+  // the admin guard (409), per the evaluation order of behaviour.md §1.9.
+  if (expiresAt && expiresAt.getTime() <= now.getTime()) {
+    throw Invalid([{ field: "expires_at", message: "must be in the future" }]);
+  }
   const row = await ctx.db.transaction(async (tx) => {
     const user = await getLiveUser(tx, userId, { forUpdate: true });
     assertNotAdmin(user, "set an expiry on");
-    if (expiresAt && expiresAt.getTime() <= now.getTime()) {
-      throw Invalid([{ field: "expires_at", message: "must be in the future" }]);
-    }
     const wasExpired = isExpired(user, now);
     const [updated] = await tx
       .update(users)

@@ -2,6 +2,7 @@ import { eq, sql } from "drizzle-orm";
 import { users } from "../../db/schema/index.js";
 import type { ServiceContext } from "../context.js";
 import { recordEvent } from "../events.js";
+import { stopHostsOfUser } from "../hosts/lifecycle.js";
 import { assertNotAdmin } from "./guards.js";
 import { getLiveUser } from "./lookup.js";
 import { renderUser } from "./render.js";
@@ -16,11 +17,11 @@ export async function setUserStatus({
   status: "active" | "disabled";
 }) {
   const now = ctx.clock();
-  const row = await ctx.db.transaction(async (tx) => {
+  const { row, stopTasks } = await ctx.db.transaction(async (tx) => {
     const user = await getLiveUser(tx, userId, { forUpdate: true });
     if (status === "disabled") assertNotAdmin(user, "disable");
     // Same status as stored: nothing changes, no event (behaviour.md §3.2).
-    if (user.status === status) return user;
+    if (user.status === status) return { row: user, stopTasks: [] };
     const [updated] = await tx
       .update(users)
       .set({
@@ -39,7 +40,11 @@ export async function setUserStatus({
       userId: user.id,
       metadata: { username: user.username },
     });
-    return updated!;
+    // Disabling stops the user's hosts; enabling starts nothing.
+    const stopTasks =
+      status === "disabled" ? await stopHostsOfUser(tx, user.id, { requestedBy: "system:user-disabled", now }) : [];
+    return { row: updated!, stopTasks };
   });
+  for (const t of stopTasks) await ctx.enqueue(t);
   return { user: renderUser(row, now) };
 }

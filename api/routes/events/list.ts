@@ -1,0 +1,31 @@
+import { z } from "zod";
+import { listEvents } from "../../../shared/services/events/query.js";
+import { listEventsQuery } from "../../../shared/services/events/schemas.js";
+import { json } from "../../http/reply.js";
+import { defineRoute } from "../../http/route.js";
+import { jsonDoc, listDoc, std } from "../docs.js";
+
+/** The event object of behaviour.md §1.7. */
+const eventDoc = z.object({
+  id: z.string().uuid(),
+  type: z.string(),
+  level: z.enum(["info", "warn", "error"]),
+  message: z.string(),
+  actor_id: z.string().uuid().nullable(),
+  user_id: z.string().uuid().nullable(),
+  host_id: z.string().uuid().nullable(),
+  task_id: z.string().uuid().nullable(),
+  metadata: z.object({}).passthrough(),
+  created_at: z.string(),
+});
+
+export const listEventsRoute = defineRoute({
+  method: "get",
+  path: "/v1/admin/events",
+  access: "admin",
+  summary: "List audit events (newest first)",
+  tags: ["events"],
+  query: listEventsQuery,
+  responses: { 200: jsonDoc("Events", listDoc("events", eventDoc)), 400: std[400], 401: std[401], 403: std[403] },
+  handler: async ({ c, ctx, query }) => json(c, 200, await listEvents({ ctx, query })),
+});

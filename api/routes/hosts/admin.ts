@@ -1,0 +1,112 @@
+import { z } from "zod";
+import { createHost } from "../../../shared/services/hosts/create.js";
+import { getHostDetail } from "../../../shared/services/hosts/detail.js";
+import {
+  deleteHost,
+  requestHostLifecycle,
+  rotateHostSshPassword,
+} from "../../../shared/services/hosts/lifecycle.js";
+import { listHosts } from "../../../shared/services/hosts/list.js";
+import { createHostInput, deleteHostQuery, listHostsQuery, rebuildInput } from "../../../shared/services/hosts/schemas.js";
+import { json } from "../../http/reply.js";
+import { type AnyRoute, defineRoute } from "../../http/route.js";
+import { jsonDoc, listDoc, std } from "../docs.js";
+import { accessSettings } from "./access-settings.js";
+
+const hostDoc = z.object({}).passthrough();
+const taskIdDoc = z.object({ task_id: z.string().uuid() });
+const tags = ["hosts"];
+
+export const createHostRoute = defineRoute({
+  method: "post",
+  path: "/v1/admin/hosts",
+  access: "admin",
+  summary: "Create a host for a user (asynchronous: a host.create task)",
+  tags,
+  body: createHostInput,
+  responses: { 202: jsonDoc("Accepted", z.object({ host: hostDoc, task_id: z.string() })), 400: std[400], 401: std[401], 403: std[403], 404: std[404], 409: std[409] },
+  handler: async ({ c, ctx, body }) => json(c, 202, await createHost({ ctx, input: body })),
+});
+
+export const listHostsRoute = defineRoute({
+  method: "get",
+  path: "/v1/admin/hosts",
+  access: "admin",
+  summary: "List hosts",
+  tags,
+  query: listHostsQuery,
+  responses: { 200: jsonDoc("Hosts", listDoc("hosts", hostDoc)), 400: std[400], 401: std[401], 403: std[403] },
+  handler: async ({ c, ctx, query }) => json(c, 200, await listHosts({ ctx, query })),
+});
+
+export const getHostRoute = defineRoute({
+  method: "get",
+  path: "/v1/admin/hosts/{hostID}",
+  access: "admin",
+  summary: "Get a host with its access commands",
+  tags,
+  responses: { 200: jsonDoc("Host"), 401: std[401], 403: std[403], 404: std[404] },
+  handler: async ({ c, ctx, deps, params }) =>
+    json(c, 200, await getHostDetail({ ctx, hostId: params.hostID!, access: accessSettings(deps), portal: "admin" })),
+});
+
+const lifecycleRoute = (op: "start" | "stop") =>
+  defineRoute({
+    method: "post",
+    path: `/v1/admin/hosts/{hostID}/${op}`,
+    access: "admin",
+    summary: `${op === "start" ? "Start" : "Stop"} a host`,
+    tags,
+    body: z.strictObject({}),
+    bodyOptional: true,
+    responses: { 202: jsonDoc("Accepted", taskIdDoc), 401: std[401], 403: std[403], 404: std[404], 409: std[409] },
+    handler: async ({ c, ctx, params }) => json(c, 202, await requestHostLifecycle({ ctx, hostId: params.hostID!, op })),
+  });
+
+export const rebuildHostRoute = defineRoute({
+  method: "post",
+  path: "/v1/admin/hosts/{hostID}/rebuild",
+  access: "admin",
+  summary: "Rebuild a host from the current image (home kept unless mode is wipe-home)",
+  tags,
+  body: rebuildInput,
+  bodyOptional: true,
+  responses: { 202: jsonDoc("Accepted", taskIdDoc), 400: std[400], 401: std[401], 403: std[403], 404: std[404], 409: std[409] },
+  handler: async ({ c, ctx, params, body }) =>
+    json(c, 202, await requestHostLifecycle({ ctx, hostId: params.hostID!, op: "rebuild", mode: body.mode })),
+});
+
+export const rotateSshPasswordRoute = defineRoute({
+  method: "post",
+  path: "/v1/admin/hosts/{hostID}/rotate-ssh-password",
+  access: "admin",
+  summary: "Generate a new SSH password for the host (shown once)",
+  tags,
+  body: z.strictObject({}),
+  bodyOptional: true,
+  responses: { 200: jsonDoc("New password", z.object({ ssh_password: z.string() })), 401: std[401], 403: std[403], 404: std[404], 409: std[409] },
+  handler: async ({ c, ctx, params }) => json(c, 200, await rotateHostSshPassword({ ctx, hostId: params.hostID! })),
+});
+
+export const deleteHostRoute = defineRoute({
+  method: "delete",
+  path: "/v1/admin/hosts/{hostID}",
+  access: "admin",
+  summary: "Delete a host (containers, gateway and, unless keep_home=true, its home volume)",
+  tags,
+  query: deleteHostQuery,
+  responses: { 202: jsonDoc("Accepted", taskIdDoc), 400: std[400], 401: std[401], 403: std[403], 404: std[404] },
+  handler: async ({ c, ctx, params, query }) =>
+    json(c, 202, await deleteHost({ ctx, hostId: params.hostID!, keepHome: query.keep_home === "true" })),
+});
+
+export const adminHostRoutes: AnyRoute[] = [
+  createHostRoute,
+  listHostsRoute,
+  getHostRoute,
+  lifecycleRoute("start"),
+  lifecycleRoute("stop"),
+  rebuildHostRoute,
+  rotateSshPasswordRoute,
+  deleteHostRoute,
+];

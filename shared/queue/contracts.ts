@@ -1,0 +1,45 @@
+import { z } from "zod";
+
+/**
+ * Queue contracts (DESIGN.md §4, STYLE.md §7): queue names, job names, one zod payload per job.
+ * Payloads carry ids only; Postgres holds the state. Evolve them additively.
+ */
+export const QUEUE_NAMES = {
+  hostOps: "host-ops",
+  egressOps: "egress-ops",
+  system: "system",
+} as const;
+export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
+
+const taskPayload = z.object({ taskId: z.string().uuid() });
+const schedulerPayload = z.object({}).passthrough();
+
+export const JOB_CONTRACTS = {
+  "host.create": { queue: QUEUE_NAMES.hostOps, payload: taskPayload },
+  "host.start": { queue: QUEUE_NAMES.hostOps, payload: taskPayload },
+  "host.stop": { queue: QUEUE_NAMES.hostOps, payload: taskPayload },
+  "host.rebuild": { queue: QUEUE_NAMES.hostOps, payload: taskPayload },
+  "host.delete": { queue: QUEUE_NAMES.hostOps, payload: taskPayload },
+  "host.ensure-running": { queue: QUEUE_NAMES.hostOps, payload: taskPayload },
+  "host.apply-egress": { queue: QUEUE_NAMES.hostOps, payload: taskPayload },
+  "host.sync-keys": { queue: QUEUE_NAMES.hostOps, payload: taskPayload },
+  "egress.test": { queue: QUEUE_NAMES.egressOps, payload: taskPayload },
+  "system.expiry": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
+  "system.reconcile": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
+  "system.sweep": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
+  "system.retention": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
+} as const;
+
+export type JobName = keyof typeof JOB_CONTRACTS;
+export type TaskKind = Exclude<JobName, `system.${string}`>;
+export const TASK_KINDS = Object.keys(JOB_CONTRACTS).filter((k) => !k.startsWith("system.")) as TaskKind[];
+export const HOST_TASK_KINDS = TASK_KINDS.filter((k) => k.startsWith("host.")) as TaskKind[];
+
+export type JobPayload<N extends JobName> = z.output<(typeof JOB_CONTRACTS)[N]["payload"]>;
+
+export function isJobName(name: string): name is JobName {
+  return Object.hasOwn(JOB_CONTRACTS, name);
+}
+
+/** Kinds that start or keep a host running; canceling one leaves the host stopped (§8.2). */
+export const START_KINDS: readonly TaskKind[] = ["host.create", "host.start", "host.rebuild", "host.ensure-running"];

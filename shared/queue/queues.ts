@@ -1,0 +1,44 @@
+import { Queue, type ConnectionOptions } from "bullmq";
+import type { Redis } from "ioredis";
+import { JOB_CONTRACTS, type JobName, type JobPayload, QUEUE_NAMES, type QueueName, type TaskKind } from "./contracts.js";
+
+/** Retry policy for transient failures: 3 retries at 2 s, 4 s, 8 s (behaviour.md §8.2). */
+export const TASK_JOB_ATTEMPTS = 4;
+export const TASK_JOB_BACKOFF = { type: "exponential" as const, delay: 2000 };
+
+export interface Queues {
+  get(name: QueueName): Queue;
+  /** Typed enqueue: the payload is validated against the job's contract before it is sent. */
+  add<N extends JobName>(name: N, payload: JobPayload<N>, opts?: { jobId?: string; delay?: number }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createQueues(connection: Redis | ConnectionOptions, prefix: string): Queues {
+  const queues = new Map<QueueName, Queue>();
+  for (const name of Object.values(QUEUE_NAMES)) {
+    queues.set(name, new Queue(name, { connection: connection as ConnectionOptions, prefix }));
+  }
+  return {
+    get: (name) => queues.get(name)!,
+    async add(name, payload, opts = {}) {
+      const contract = JOB_CONTRACTS[name];
+      const data = contract.payload.parse(payload);
+      await queues.get(contract.queue)!.add(name, data, {
+        jobId: opts.jobId,
+        delay: opts.delay,
+        attempts: TASK_JOB_ATTEMPTS,
+        backoff: TASK_JOB_BACKOFF,
+        removeOnComplete: { age: 3600, count: 2000 },
+        removeOnFail: { age: 7 * 86400 },
+      });
+    },
+    async close() {
+      await Promise.all([...queues.values()].map((q) => q.close()));
+    },
+  };
+}
+
+/** Enqueue the job of a task row: job id = task id, so a second add of the same task is a no-op. */
+export function enqueueTask(queues: Queues, task: { id: string; kind: string }): Promise<void> {
+  return queues.add(task.kind as TaskKind, { taskId: task.id }, { jobId: task.id });
+}

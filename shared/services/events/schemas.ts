@@ -1,0 +1,25 @@
+import { z } from "zod";
+import { eventLevels } from "../../db/schema/index.js";
+import { paginationShape, timestampField, uuidField } from "../../validation.js";
+
+export const listEventsQuery = z
+  .object({
+    ...paginationShape,
+    // Exact type, or a prefix ending in `.*` (`host.*`) (behaviour.md §8.6).
+    type: z
+      .string()
+      .min(1, { message: "must not be empty" })
+      .max(100, { message: "must be at most 100 characters" })
+      .optional(),
+    level: z.enum(eventLevels).optional(),
+    user_id: uuidField.optional(),
+    host_id: uuidField.optional(),
+    since: timestampField.optional(),
+    until: timestampField.optional(),
+  })
+  .superRefine((q, ctx) => {
+    if (q.since && q.until && q.since.getTime() > q.until.getTime()) {
+      ctx.addIssue({ code: "custom", path: ["since"], message: "must not be after until" });
+    }
+  });
+export type ListEventsQuery = z.output<typeof listEventsQuery>;

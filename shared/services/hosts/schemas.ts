@@ -1,0 +1,34 @@
+import { z } from "zod";
+import { hostStatuses } from "../../db/schema/index.js";
+import { paginationShape, uuidField } from "../../validation.js";
+
+const TIMEZONES = new Set<string>([...Intl.supportedValuesOf("timeZone"), "UTC", "Etc/UTC"]);
+
+export const timezoneField = z.string().refine((v) => TIMEZONES.has(v), { message: "must be an IANA time zone name" });
+
+export const createHostInput = z.strictObject({
+  user_id: uuidField,
+  egress_ip_id: uuidField.nullish(),
+  memory_limit_mb: z.number().int().min(128).max(262144).default(4096),
+  cpu_limit: z
+    .number()
+    .min(0.1)
+    .max(64)
+    .refine((v) => Math.abs(Math.round(v * 100) - v * 100) < 1e-9, { message: "must have at most 2 decimals" })
+    .default(2),
+  pids_limit: z.number().int().min(64).max(131072).default(1024),
+  timezone: timezoneField.default("UTC"),
+});
+export type CreateHostInput = z.output<typeof createHostInput>;
+
+export const listHostsQuery = z.object({
+  ...paginationShape,
+  status: z.enum(hostStatuses).optional(),
+  user_id: uuidField.optional(),
+});
+export type ListHostsQuery = z.output<typeof listHostsQuery>;
+
+export const rebuildInput = z.strictObject({ mode: z.enum(["preserve-home", "wipe-home"]).default("preserve-home") });
+export type RebuildInput = z.output<typeof rebuildInput>;
+
+export const deleteHostQuery = z.object({ keep_home: z.enum(["true", "false"]).optional() });

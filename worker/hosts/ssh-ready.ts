@@ -1,0 +1,39 @@
+import ssh2 from "ssh2";
+
+/** The base64 blob of an OpenSSH public key line. */
+const blobOf = (line: string) => line.trim().split(/\s+/)[1] ?? "";
+
+/**
+ * One attempt: connect to a host's sshd over the management network, require the pinned host key,
+ * and authenticate with the proxy's internal key. Resolves true only when all of that worked.
+ */
+export function probeSsh(opts: {
+  host: string;
+  port?: number;
+  username: string;
+  privateKey: string;
+  pinnedHostKey: string;
+  timeoutMs: number;
+}): Promise<boolean> {
+  return new Promise((resolve) => {
+    const client = new ssh2.Client();
+    let settled = false;
+    const done = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
+      client.end();
+      resolve(ok);
+    };
+    client.on("ready", () => done(true));
+    client.on("error", () => done(false));
+    client.on("close", () => done(false));
+    client.connect({
+      host: opts.host,
+      port: opts.port ?? 22,
+      username: opts.username,
+      privateKey: opts.privateKey,
+      readyTimeout: opts.timeoutMs,
+      hostVerifier: (key: Buffer) => key.toString("base64") === blobOf(opts.pinnedHostKey),
+    });
+  });
+}

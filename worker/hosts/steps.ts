@@ -1,0 +1,231 @@
+import { and, asc, eq, ne } from "drizzle-orm";
+import { egressIps, hostEgressBindings, hosts, sshKeys, users, type HostRow } from "../../shared/db/schema/index.js";
+import { generateEd25519KeyPair } from "../../shared/ssh/keygen.js";
+import type { WorkerDeps } from "../deps.js";
+import type { ContainerState } from "../runtime/runtime.js";
+import { TaskError } from "../tasks/task-error.js";
+import { renderAuthorizedKeys } from "./authorized-keys.js";
+import { gatewayName, HOME_DIR, homeVolumeName, HOST_UID, hostContainerName, labelsFor } from "./names.js";
+import { probeSsh } from "./ssh-ready.js";
+
+/** The building blocks of every host flow (behaviour.md §4.5). Each one is idempotent. */
+
+export async function loadHost(deps: WorkerDeps, hostId: string | null): Promise<HostRow> {
+  if (!hostId) throw new TaskError("host_not_found", "the task names no host");
+  const [host] = await deps.db.select().from(hosts).where(eq(hosts.id, hostId));
+  if (!host) throw new TaskError("host_not_found", "the host no longer exists");
+  return host;
+}
+
+export async function setHostStatus(
+  deps: WorkerDeps,
+  hostId: string,
+  patch: Partial<typeof hosts.$inferInsert>,
+  opts: { unlessDeleting?: boolean } = { unlessDeleting: true },
+): Promise<boolean> {
+  const where = opts.unlessDeleting
+    ? and(eq(hosts.id, hostId), sqlNotDeleting())
+    : eq(hosts.id, hostId);
+  const rows = await deps.db.update(hosts).set({ ...patch, updatedAt: new Date() }).where(where).returning({ id: hosts.id });
+  return rows.length > 0;
+}
+
+// A DELETE can land while a task runs: never overwrite `deleting` (only the API sets it).
+const sqlNotDeleting = () => ne(hosts.status, "deleting");
+
+export async function checkImages(deps: WorkerDeps): Promise<void> {
+  for (const ref of [deps.config.HOST_IMAGE, deps.config.GATEWAY_IMAGE]) {
+    if (!(await deps.runtime.imageExists(ref))) {
+      throw new TaskError("image_missing", `image ${ref} is not present on the engine (run deploy/images/build.sh)`);
+    }
+  }
+}
+
+/** The sshd host key and the proxy's internal key: generated once, stored encrypted, kept across rebuilds. */
+export async function prepareKeys(deps: WorkerDeps, host: HostRow): Promise<HostRow> {
+  if (host.hostKeyPublic && host.hostKeyPrivateEnc && host.internalKeyPublic && host.internalKeyPrivateEnc) return host;
+  const hostKey = generateEd25519KeyPair(`host-${host.shortId}`);
+  const internal = generateEd25519KeyPair(`cloud-cli-proxy-${host.shortId}`);
+  // Only fill what is missing, so a redelivered job never replaces a key that is already pinned.
+  const [row] = await deps.db
+    .update(hosts)
+    .set({
+      hostKeyPublic: host.hostKeyPublic ?? hostKey.publicKey,
+      hostKeyPrivateEnc: host.hostKeyPrivateEnc ?? deps.secrets.encrypt(hostKey.privateKey),
+      internalKeyPublic: host.internalKeyPublic ?? internal.publicKey,
+      internalKeyPrivateEnc: host.internalKeyPrivateEnc ?? deps.secrets.encrypt(internal.privateKey),
+      updatedAt: new Date(),
+    })
+    .where(eq(hosts.id, host.id))
+    .returning();
+  return row!;
+}
+
+export async function prepareVolume(deps: WorkerDeps, host: HostRow): Promise<void> {
+  await deps.runtime.ensureVolume(homeVolumeName(host.id), labelsFor("home", host.id));
+}
+
+export async function ensureNetworks(deps: WorkerDeps) {
+  const mgmt = await deps.runtime.ensureNetwork(deps.config.MGMT_NETWORK, { subnet: deps.config.MGMT_SUBNET });
+  const underlay = await deps.runtime.ensureNetwork(deps.config.EGRESS_UNDERLAY_NETWORK, {});
+  return { mgmt, underlay };
+}
+
+/** `EGRESS_REQUIRED=true`: a host starts only with a binding to an available egress (§4.5). */
+export async function assertEgressBindingIfRequired(deps: WorkerDeps, host: HostRow): Promise<void> {
+  if (!deps.config.EGRESS_REQUIRED) return;
+  const [row] = await deps.db
+    .select({ status: egressIps.status })
+    .from(hostEgressBindings)
+    .innerJoin(egressIps, eq(egressIps.id, hostEgressBindings.egressIpId))
+    .where(eq(hostEgressBindings.hostId, host.id));
+  if (!row || row.status !== "available") {
+    throw new TaskError("egress_binding_missing", "EGRESS_REQUIRED is set and the host has no usable egress binding");
+  }
+}
+
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/** Create (if missing) and start the gateway; wait until its kill switch is in (ready file). */
+export async function startGateway(deps: WorkerDeps, host: HostRow): Promise<{ state: ContainerState; mgmtAddress: string }> {
+  const { mgmt } = await ensureNetworks(deps);
+  if (!IPV4.test(mgmt.gateway)) throw new TaskError("tunnel_setup_failed", "the management network has no IPv4 gateway");
+  const name = gatewayName(host.id);
+  await deps.runtime.createGateway({
+    name,
+    image: deps.config.GATEWAY_IMAGE,
+    hostname: host.shortId,
+    labels: labelsFor("gateway", host.id),
+    networks: [deps.config.EGRESS_UNDERLAY_NETWORK, deps.config.MGMT_NETWORK],
+    files: [
+      {
+        dir: "/",
+        dirs: [{ name: "etc/ccp", mode: 0o700 }],
+        files: [{ name: "etc/ccp/gateway.env", mode: 0o600, content: `MGMT_PEER=${mgmt.gateway}\n` }],
+      },
+    ],
+  });
+  let state = await deps.runtime.inspectContainer(name);
+  if (!state) throw new TaskError("container_start_failed", "the gateway container vanished after creation");
+  if (!state.running) await deps.runtime.startContainer(name);
+  const deadline = Date.now() + deps.config.GATEWAY_READY_TIMEOUT_SECONDS * 1000;
+  for (;;) {
+    const r = await deps.runtime.exec(name, ["test", "-f", "/run/ccp/ready"], { timeoutMs: 5000 }).catch(() => null);
+    if (r?.exitCode === 0) break;
+    if (Date.now() > deadline) throw new TaskError("tunnel_setup_failed", "the gateway did not become ready in time");
+    await new Promise((res) => setTimeout(res, 250));
+  }
+  state = (await deps.runtime.inspectContainer(name))!;
+  const mgmtAddress = state.networks[deps.config.MGMT_NETWORK];
+  if (!mgmtAddress) throw new TaskError("container_start_failed", "the gateway has no management address");
+  return { state, mgmtAddress };
+}
+
+/** Create (if missing) and start the host container in the gateway's network namespace. */
+export async function startHostContainer(deps: WorkerDeps, host: HostRow, gateway: ContainerState): Promise<void> {
+  const name = hostContainerName(host.id);
+  await deps.runtime.createHost({
+    name,
+    image: deps.config.HOST_IMAGE,
+    gatewayName: gatewayName(host.id),
+    labels: labelsFor("host", host.id),
+    env: [`TZ=${host.timezone}`],
+    memoryMb: host.memoryLimitMb,
+    cpus: Number(host.cpuLimit),
+    pids: host.pidsLimit,
+    volume: { name: homeVolumeName(host.id), target: HOME_DIR },
+    files: [
+      {
+        dir: "/",
+        dirs: [{ name: "etc/ssh/ccp", mode: 0o755 }],
+        files: [
+          { name: "etc/ssh/ccp/ssh_host_ed25519_key", mode: 0o600, content: deps.secrets.decrypt(host.hostKeyPrivateEnc!) },
+          { name: "etc/ssh/ccp/ssh_host_ed25519_key.pub", mode: 0o644, content: `${host.hostKeyPublic}\n` },
+          {
+            name: "etc/ssh/ccp/proxy_authorized_keys",
+            mode: 0o644,
+            content: `restrict,pty,port-forwarding ${host.internalKeyPublic}\n`,
+          },
+        ],
+      },
+    ],
+  });
+  const state = await deps.runtime.inspectContainer(name);
+  if (!state) throw new TaskError("container_start_failed", "the host container vanished after creation");
+  // A host started before its gateway sits in a dead network namespace: restart it.
+  if (state.running && gateway.startedAt && state.startedAt && state.startedAt < gateway.startedAt) {
+    await deps.runtime.restartContainer(name, deps.config.CONTAINER_STOP_GRACE_SECONDS);
+  } else if (!state.running) {
+    await deps.runtime.startContainer(name);
+  }
+}
+
+/** sshd answers on the management address with the pinned key, within SSH_READY_TIMEOUT_SECONDS. */
+export async function waitSsh(deps: WorkerDeps, host: HostRow, mgmtAddress: string): Promise<void> {
+  const deadline = Date.now() + deps.config.SSH_READY_TIMEOUT_SECONDS * 1000;
+  const privateKey = deps.secrets.decrypt(host.internalKeyPrivateEnc!);
+  for (;;) {
+    const ok = await probeSsh({
+      host: mgmtAddress,
+      username: deps.config.HOST_SSH_USER,
+      privateKey,
+      pinnedHostKey: host.hostKeyPublic!,
+      timeoutMs: 5000,
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new TaskError("ssh_not_ready", "sshd did not present the pinned host key in time");
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+}
+
+/** Write the managed block of the host user's authorized_keys from the user's keys (§4.5). */
+export async function syncKeys(deps: WorkerDeps, host: HostRow): Promise<number> {
+  const keys = await deps.db
+    .select({ id: sshKeys.id, publicKey: sshKeys.publicKey })
+    .from(sshKeys)
+    .where(eq(sshKeys.userId, host.userId))
+    .orderBy(asc(sshKeys.createdAt), asc(sshKeys.id));
+  const name = hostContainerName(host.id);
+  const existing = (await deps.runtime.readFile(name, `${HOME_DIR}/.ssh/authorized_keys`))?.toString("utf8") ?? "";
+  const next = renderAuthorizedKeys(existing, keys);
+  if (next !== existing) {
+    await deps.runtime.putFiles(
+      name,
+      HOME_DIR,
+      [{ name: ".ssh/authorized_keys", mode: 0o600, uid: HOST_UID, gid: HOST_UID, content: next }],
+      [{ name: ".ssh", mode: 0o700, uid: HOST_UID, gid: HOST_UID }],
+    );
+  }
+  return keys.length;
+}
+
+export async function stopContainers(deps: WorkerDeps, hostId: string): Promise<void> {
+  const grace = deps.config.CONTAINER_STOP_GRACE_SECONDS;
+  await deps.runtime.stopContainer(hostContainerName(hostId), grace);
+  await deps.runtime.stopContainer(gatewayName(hostId), grace);
+}
+
+/** Both containers running, and the host started after its gateway (§4.5 "no-op if running"). */
+export async function isUpAndHealthy(deps: WorkerDeps, hostId: string): Promise<boolean> {
+  const gw = await deps.runtime.inspectContainer(gatewayName(hostId));
+  const h = await deps.runtime.inspectContainer(hostContainerName(hostId));
+  return Boolean(
+    gw?.running && h?.running && gw.startedAt && h.startedAt && h.startedAt.getTime() >= gw.startedAt.getTime(),
+  );
+}
+
+export async function ownerOf(deps: WorkerDeps, host: HostRow) {
+  const [u] = await deps.db.select().from(users).where(eq(users.id, host.userId));
+  return u;
+}
+
+export async function removeUserIfLastHostGone(deps: WorkerDeps, userId: string): Promise<boolean> {
+  const [u] = await deps.db.select().from(users).where(eq(users.id, userId));
+  if (!u || u.deletedAt === null) return false;
+  const [other] = await deps.db.select({ id: hosts.id }).from(hosts).where(eq(hosts.userId, userId));
+  if (other) return false;
+  await deps.db.delete(users).where(and(eq(users.id, userId)));
+  return true;
+}
+
+

@@ -1,0 +1,357 @@
+import { PassThrough } from "node:stream";
+import Docker from "dockerode";
+import { buildTar, firstFileOfTar } from "../tar.js";
+import {
+  ContainerOperationError,
+  type ContainerState,
+  type DirSpec,
+  EngineUnavailableError,
+  type ExecResult,
+  type FileSpec,
+  type GatewaySpec,
+  type HostSpec,
+  type NetworkInfo,
+  type Runtime,
+  type UploadGroup,
+  type VolumeState,
+} from "../runtime.js";
+
+const MANAGED_LABEL = "cloud-cli-proxy.managed";
+
+interface DockerError {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+  json?: { message?: string };
+}
+
+const statusOf = (err: unknown) => (err as DockerError)?.statusCode;
+
+/** Connection-level failures mean the engine is down: transient, retried by the task runner. */
+function isEngineDown(err: unknown): boolean {
+  const code = (err as DockerError)?.code;
+  return code === "ENOENT" || code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EPIPE" || code === "ETIMEDOUT";
+}
+
+async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isEngineDown(err)) throw new EngineUnavailableError(err);
+    if (err instanceof ContainerOperationError || err instanceof EngineUnavailableError) throw err;
+    const detail = (err as DockerError)?.json?.message ?? (err as Error)?.message ?? String(err);
+    throw new ContainerOperationError(`${what}: ${detail}`, err);
+  }
+}
+
+function toState(info: Docker.ContainerInspectInfo): ContainerState {
+  const networks: Record<string, string> = {};
+  for (const [name, n] of Object.entries(info.NetworkSettings?.Networks ?? {})) {
+    if (n?.IPAddress) networks[name] = n.IPAddress;
+  }
+  const started = info.State?.StartedAt;
+  return {
+    id: info.Id,
+    name: info.Name.replace(/^\//, ""),
+    running: Boolean(info.State?.Running),
+    startedAt: started && !started.startsWith("0001-") ? new Date(started) : null,
+    labels: info.Config?.Labels ?? {},
+    networks,
+    image: info.Config?.Image ?? "",
+    createdAt: new Date(info.Created),
+  };
+}
+
+export function createDockerRuntime(opts: { socketPath: string }): Runtime {
+  const docker = new Docker({ socketPath: opts.socketPath });
+
+  const inspectContainer = async (name: string): Promise<ContainerState | null> =>
+    guard(`inspect ${name}`, async () => {
+      try {
+        return toState(await docker.getContainer(name).inspect());
+      } catch (err) {
+        if (statusOf(err) === 404) return null;
+        throw err;
+      }
+    });
+
+  const putFiles = (name: string, dir: string, files: FileSpec[], dirs: DirSpec[] = []) =>
+    guard(`upload files to ${name}:${dir}`, async () => {
+      await docker.getContainer(name).putArchive(buildTar(files, dirs), { path: dir });
+    });
+
+  const uploadAll = async (name: string, groups: UploadGroup[]) => {
+    for (const g of groups) await putFiles(name, g.dir, g.files, g.dirs);
+  };
+
+  const createIfAbsent = async (name: string, create: () => Promise<unknown>) => {
+    try {
+      await create();
+    } catch (err) {
+      // 409: another attempt (a redelivered job) created it first. Inspect-before-create is
+      // racy on its own; the name is the real lock.
+      if (statusOf(err) !== 409) throw err;
+    }
+  };
+
+  return {
+    async ping() {
+      try {
+        await docker.ping();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+
+    imageExists: (ref) =>
+      guard(`inspect image ${ref}`, async () => {
+        try {
+          await docker.getImage(ref).inspect();
+          return true;
+        } catch (err) {
+          if (statusOf(err) === 404) return false;
+          throw err;
+        }
+      }),
+
+    ensureNetwork: (name, netOpts) =>
+      guard(`network ${name}`, async () => {
+        const read = async (): Promise<NetworkInfo | null> => {
+          try {
+            const n = (await docker.getNetwork(name).inspect()) as {
+              IPAM?: { Config?: { Subnet?: string; Gateway?: string }[] };
+            };
+            const cfg = (n.IPAM?.Config ?? []).find((c) => c.Subnet && !c.Subnet.includes(":"));
+            if (!cfg?.Subnet) throw new ContainerOperationError(`network ${name} has no IPv4 subnet`);
+            const gateway = cfg.Gateway ?? cfg.Subnet.replace(/\.\d+\/\d+$/, ".1");
+            return { name, gateway, subnet: cfg.Subnet };
+          } catch (err) {
+            if (statusOf(err) === 404) return null;
+            throw err;
+          }
+        };
+        const existing = await read();
+        if (existing) return existing;
+        try {
+          await docker.createNetwork({
+            Name: name,
+            Driver: "bridge",
+            Internal: netOpts.internal ?? false,
+            CheckDuplicate: true,
+            // No container-to-container traffic on our bridges: hosts must not reach each other.
+            Options: { "com.docker.network.bridge.enable_icc": "false" },
+            Labels: { [MANAGED_LABEL]: "true" },
+            ...(netOpts.subnet ? { IPAM: { Config: [{ Subnet: netOpts.subnet }] } } : {}),
+          });
+        } catch (err) {
+          if (statusOf(err) !== 409) throw err;
+        }
+        const created = await read();
+        if (!created) throw new ContainerOperationError(`network ${name} could not be created`);
+        return created;
+      }),
+
+    inspectContainer,
+
+    createGateway: (spec: GatewaySpec) =>
+      guard(`create gateway ${spec.name}`, async () => {
+        if (!(await inspectContainer(spec.name))) {
+          const [first, ...rest] = spec.networks;
+          await createIfAbsent(spec.name, () =>
+            docker.createContainer({
+              name: spec.name,
+              Image: spec.image,
+              Hostname: spec.hostname,
+              Labels: spec.labels,
+              HostConfig: {
+                CapAdd: ["NET_ADMIN"],
+                CapDrop: ["NET_RAW"],
+                Devices: [{ PathOnHost: "/dev/net/tun", PathInContainer: "/dev/net/tun", CgroupPermissions: "rwm" }],
+                Sysctls: {
+                  "net.ipv4.conf.all.src_valid_mark": "1",
+                  "net.ipv6.conf.all.disable_ipv6": "1",
+                  "net.ipv6.conf.default.disable_ipv6": "1",
+                },
+                Memory: 128 * 1024 * 1024,
+                PidsLimit: 256,
+                NetworkMode: first,
+                RestartPolicy: { Name: "no" },
+                SecurityOpt: ["no-new-privileges"],
+              },
+              NetworkingConfig: first ? { EndpointsConfig: { [first]: {} } } : undefined,
+            }),
+          );
+          // Every network is attached before start (behaviour.md §4.6).
+          for (const net of rest) {
+            try {
+              await docker.getNetwork(net).connect({ Container: spec.name });
+            } catch (err) {
+              // Already connected (a redelivered job): fine.
+              if (statusOf(err) !== 403 && statusOf(err) !== 409) throw err;
+            }
+          }
+        }
+        const state = await inspectContainer(spec.name);
+        if (state && !state.running) await uploadAll(spec.name, spec.files);
+      }),
+
+    createHost: (spec: HostSpec) =>
+      guard(`create host ${spec.name}`, async () => {
+        if (!(await inspectContainer(spec.name))) {
+          await createIfAbsent(spec.name, () =>
+            docker.createContainer({
+              name: spec.name,
+              Image: spec.image,
+              Labels: spec.labels,
+              Env: spec.env,
+              HostConfig: {
+                NetworkMode: `container:${spec.gatewayName}`,
+                CapDrop: ["NET_RAW"],
+                SecurityOpt: ["no-new-privileges"],
+                Memory: spec.memoryMb * 1024 * 1024,
+                NanoCpus: Math.round(spec.cpus * 1e9),
+                PidsLimit: spec.pids,
+                Mounts: [{ Type: "volume", Source: spec.volume.name, Target: spec.volume.target }],
+                RestartPolicy: { Name: "no" },
+                Init: false,
+              },
+            }),
+          );
+        }
+        const state = await inspectContainer(spec.name);
+        if (state && !state.running) await uploadAll(spec.name, spec.files);
+      }),
+
+    startContainer: (name) =>
+      guard(`start ${name}`, async () => {
+        try {
+          await docker.getContainer(name).start();
+        } catch (err) {
+          if (statusOf(err) !== 304) throw err; // 304: already running
+        }
+      }),
+
+    stopContainer: (name, grace) =>
+      guard(`stop ${name}`, async () => {
+        try {
+          await docker.getContainer(name).stop({ t: grace });
+        } catch (err) {
+          if (statusOf(err) !== 304 && statusOf(err) !== 404) throw err; // stopped or absent: done
+        }
+      }),
+
+    restartContainer: (name, grace) =>
+      guard(`restart ${name}`, async () => {
+        await docker.getContainer(name).restart({ t: grace });
+      }),
+
+    removeContainer: (name) =>
+      guard(`remove ${name}`, async () => {
+        try {
+          await docker.getContainer(name).remove({ force: true, v: false });
+        } catch (err) {
+          // 404: already gone; 409: removal already in progress.
+          if (statusOf(err) !== 404 && statusOf(err) !== 409) throw err;
+        }
+      }),
+
+    ensureVolume: (name, labels) =>
+      guard(`volume ${name}`, async () => {
+        try {
+          await docker.getVolume(name).inspect();
+        } catch (err) {
+          if (statusOf(err) !== 404) throw err;
+          await docker.createVolume({ Name: name, Labels: labels });
+        }
+      }),
+
+    removeVolume: (name) =>
+      guard(`remove volume ${name}`, async () => {
+        try {
+          await docker.getVolume(name).remove({ force: true });
+        } catch (err) {
+          if (statusOf(err) !== 404) throw err;
+        }
+      }),
+
+    exec: (name, argv, execOpts = {}) =>
+      guard(`exec in ${name}`, async () => {
+        const exec = await docker.getContainer(name).exec({
+          Cmd: argv,
+          User: execOpts.user ?? "root",
+          AttachStdout: true,
+          AttachStderr: true,
+          AttachStdin: execOpts.stdin !== undefined,
+        });
+        const stream = await exec.start({ hijack: true, stdin: execOpts.stdin !== undefined });
+        const out = new PassThrough();
+        const errS = new PassThrough();
+        const chunks: Buffer[] = [];
+        const errChunks: Buffer[] = [];
+        out.on("data", (d: Buffer) => chunks.push(d));
+        errS.on("data", (d: Buffer) => errChunks.push(d));
+        docker.modem.demuxStream(stream, out, errS);
+        if (execOpts.stdin !== undefined) {
+          stream.write(execOpts.stdin);
+          (stream as unknown as { end: () => void }).end();
+        }
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            stream.destroy();
+            reject(new ContainerOperationError(`exec in ${name} timed out`));
+          }, execOpts.timeoutMs ?? 30_000);
+          stream.on("end", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          stream.on("close", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          stream.on("error", (e) => {
+            clearTimeout(timer);
+            reject(e);
+          });
+        });
+        const info = await exec.inspect();
+        return {
+          exitCode: info.ExitCode ?? -1,
+          stdout: Buffer.concat(chunks).toString("utf8"),
+          stderr: Buffer.concat(errChunks).toString("utf8"),
+        } satisfies ExecResult;
+      }),
+
+    putFiles,
+
+    readFile: (name, path) =>
+      guard(`read ${name}:${path}`, async () => {
+        try {
+          const stream = await docker.getContainer(name).getArchive({ path });
+          const chunks: Buffer[] = [];
+          for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
+          return firstFileOfTar(Buffer.concat(chunks));
+        } catch (err) {
+          if (statusOf(err) === 404) return null;
+          throw err;
+        }
+      }),
+
+    listManagedContainers: () =>
+      guard("list containers", async () => {
+        const list = await docker.listContainers({ all: true, filters: { label: [`${MANAGED_LABEL}=true`] } });
+        const out: ContainerState[] = [];
+        for (const c of list) {
+          const s = await inspectContainer(c.Id);
+          if (s) out.push(s);
+        }
+        return out;
+      }),
+
+    listManagedVolumes: () =>
+      guard("list volumes", async () => {
+        const res = await docker.listVolumes({ filters: { label: [`${MANAGED_LABEL}=true`] } });
+        return (res.Volumes ?? []).map((v): VolumeState => ({ name: v.Name, labels: v.Labels ?? {} }));
+      }),
+  };
+}

@@ -1,0 +1,117 @@
+/**
+ * The worker's view of a container engine (DESIGN.md §2, STYLE.md §10). Docker implements it
+ * today; a Kubernetes driver would map a host to a Pod behind the same interface. Every call is
+ * idempotent where it can be: absent objects are `null`/no-ops, never errors.
+ */
+export interface FileSpec {
+  /** Path relative to the directory it is uploaded into. */
+  name: string;
+  content: string | Buffer;
+  mode: number;
+  uid?: number;
+  gid?: number;
+}
+
+/** A directory entry in an upload (created when missing, with this mode and owner). */
+export interface DirSpec {
+  name: string;
+  mode: number;
+  uid?: number;
+  gid?: number;
+}
+
+export interface UploadGroup {
+  dir: string;
+  files: FileSpec[];
+  dirs?: DirSpec[];
+}
+
+export interface ContainerState {
+  id: string;
+  name: string;
+  running: boolean;
+  startedAt: Date | null;
+  labels: Record<string, string>;
+  /** IPv4 address per attached network name. */
+  networks: Record<string, string>;
+  image: string;
+  createdAt: Date;
+}
+
+export interface VolumeState {
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface NetworkInfo {
+  name: string;
+  /** The bridge's own address on that network: where the Docker host (api, sshd) connects from. */
+  gateway: string;
+  subnet: string;
+}
+
+export interface GatewaySpec {
+  name: string;
+  image: string;
+  hostname: string;
+  labels: Record<string, string>;
+  networks: string[];
+  files: UploadGroup[];
+}
+
+export interface HostSpec {
+  name: string;
+  image: string;
+  gatewayName: string;
+  labels: Record<string, string>;
+  env: string[];
+  memoryMb: number;
+  cpus: number;
+  pids: number;
+  volume: { name: string; target: string };
+  files: UploadGroup[];
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Runtime {
+  ping(): Promise<boolean>;
+  imageExists(ref: string): Promise<boolean>;
+  ensureNetwork(name: string, opts: { subnet?: string; internal?: boolean }): Promise<NetworkInfo>;
+  inspectContainer(name: string): Promise<ContainerState | null>;
+  createGateway(spec: GatewaySpec): Promise<void>;
+  createHost(spec: HostSpec): Promise<void>;
+  startContainer(name: string): Promise<void>;
+  stopContainer(name: string, graceSeconds: number): Promise<void>;
+  restartContainer(name: string, graceSeconds: number): Promise<void>;
+  removeContainer(name: string): Promise<void>;
+  ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
+  removeVolume(name: string): Promise<void>;
+  /** Fixed argument vectors only; data goes through `stdin`, never a shell string. */
+  exec(name: string, argv: string[], opts?: { user?: string; stdin?: string; timeoutMs?: number }): Promise<ExecResult>;
+  putFiles(name: string, dir: string, files: FileSpec[], dirs?: DirSpec[]): Promise<void>;
+  /** The content of one file in a container, or null when it does not exist. */
+  readFile(name: string, path: string): Promise<Buffer | null>;
+  listManagedContainers(): Promise<ContainerState[]>;
+  listManagedVolumes(): Promise<VolumeState[]>;
+}
+
+/** Raised when the engine itself does not answer (transient: the task is retried). */
+export class EngineUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`container engine unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = "EngineUnavailableError";
+  }
+}
+
+/** Docker refused to create or start something (permanent for this attempt). */
+export class ContainerOperationError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = "ContainerOperationError";
+  }
+}

@@ -1,0 +1,249 @@
+import { DelayedError, type Job, UnrecoverableError } from "bullmq";
+import { and, eq, inArray, lt, ne, or, sql } from "drizzle-orm";
+import { tasks, type TaskRow, type TaskStep } from "../../shared/db/schema/index.js";
+import { isInfrastructureError } from "../../shared/infra-errors.js";
+import type { Logger } from "../../shared/logger.js";
+import { recordEvent } from "../../shared/services/events.js";
+import type { WorkerDeps } from "../deps.js";
+import { ContainerOperationError, EngineUnavailableError } from "../runtime/runtime.js";
+import { TaskCanceled, TaskError } from "./task-error.js";
+
+export const TASK_HEARTBEAT_MS = 15_000;
+/** How long a job waits before looking again when its host is busy (never a failure). */
+export const BUSY_DELAY_MS = 1000;
+
+export interface TaskContext {
+  deps: WorkerDeps;
+  task: TaskRow;
+  log: Logger;
+  /** Run one named step: records start, duration and outcome; checks for a cancel first. */
+  step(name: string, fn: () => Promise<void | "skipped">): Promise<void>;
+  /** Mark steps as skipped without running them. */
+  skip(...names: string[]): Promise<void>;
+  /** Set the task's `result` (stored with the terminal state). */
+  setResult(result: unknown): void;
+}
+
+export interface TaskProcessor {
+  /** The step names this task will go through, in order (shown as `pending` up front). */
+  plan(task: TaskRow): string[];
+  run(ctx: TaskContext): Promise<void>;
+  /** After a permanent failure was recorded (e.g. stop containers, host `failed`). */
+  onFailure?(ctx: TaskContext, err: TaskError): Promise<void>;
+  /** After a cooperative cancel was recorded (e.g. stop containers, host `stopped`). */
+  onCanceled?(ctx: TaskContext): Promise<void>;
+}
+
+/** Map anything thrown by a step to a task error code (behaviour.md §8.3). */
+export function toTaskError(err: unknown): TaskError {
+  if (err instanceof TaskError) return err;
+  if (err instanceof EngineUnavailableError) return new TaskError("docker_unavailable", "the Docker engine did not answer");
+  if (err instanceof ContainerOperationError) return new TaskError("container_start_failed", err.message.slice(0, 500));
+  return new TaskError("internal_error", "unexpected error (see the worker logs)");
+}
+
+const terminal = (s: string) => s === "succeeded" || s === "failed" || s === "canceled";
+
+async function delayJob(job: Job, token: string | undefined, ms: number): Promise<never> {
+  await job.moveToDelayed(Date.now() + ms, token);
+  throw new DelayedError();
+}
+
+/**
+ * Execute the task behind a BullMQ job (DESIGN.md §4): per-host lock and creation order, CAS
+ * claim, steps with progress, heartbeat, retries for transient errors, CAS terminal update.
+ * Postgres is the truth; the job is only the delivery.
+ */
+export async function runTaskJob(
+  deps: WorkerDeps,
+  processor: TaskProcessor,
+  job: Job<{ taskId: string }>,
+  token: string | undefined,
+): Promise<void> {
+  const { db } = deps;
+  const taskId = job.data.taskId;
+  const [task] = await db.select().from(tasks).where(eq(tasks.id, taskId));
+  if (!task || terminal(task.status)) return; // nothing to do: a duplicate or a superseded task
+
+  const resource = task.hostId ? `host:${task.hostId}` : `task:${task.id}`;
+  const olderUnfinished = async () => {
+    if (!task.hostId) return false;
+    const [older] = await db
+      .select({ id: tasks.id })
+      .from(tasks)
+      .where(
+        and(
+          eq(tasks.hostId, task.hostId),
+          ne(tasks.id, task.id),
+          inArray(tasks.status, ["pending", "running"]),
+          or(lt(tasks.createdAt, task.createdAt), and(eq(tasks.createdAt, task.createdAt), lt(tasks.id, task.id))),
+        ),
+      )
+      .limit(1);
+    return Boolean(older);
+  };
+  // Tasks of one host run one at a time and in creation order; a busy host delays, never fails.
+  if (await olderUnfinished()) await delayJob(job, token, BUSY_DELAY_MS);
+  const lock = await deps.locks.acquire(resource);
+  if (!lock) await delayJob(job, token, BUSY_DELAY_MS);
+  let heartbeat: NodeJS.Timeout | undefined;
+  try {
+    if (await olderUnfinished()) {
+      await lock!.release();
+      await delayJob(job, token, BUSY_DELAY_MS);
+    }
+    const plan = processor.plan(task);
+    const steps: TaskStep[] = plan.map((name) => ({ name, status: "pending", started_at: null, duration_ms: null }));
+    const [claimed] = await db
+      .update(tasks)
+      .set({
+        status: "running",
+        attempt: sql`${tasks.attempt} + 1`,
+        startedAt: sql`coalesce(${tasks.startedAt}, now())`,
+        heartbeatAt: new Date(),
+        steps,
+        progressPercent: 0,
+        progressMessage: "started",
+      })
+      .where(and(eq(tasks.id, task.id), inArray(tasks.status, ["pending", "running"])))
+      .returning();
+    if (!claimed) return; // someone else finished or canceled it meanwhile
+    const log = deps.logger.child({ task_id: claimed.id, kind: claimed.kind, host_id: claimed.hostId, attempt: claimed.attempt });
+    if (claimed.attempt === 1) {
+      await recordEvent(db, {
+        type: "task.started",
+        message: `task ${claimed.kind} started`,
+        hostId: claimed.hostId,
+        taskId: claimed.id,
+        metadata: { kind: claimed.kind },
+      });
+    }
+    heartbeat = setInterval(() => {
+      void lock!.extend().catch(() => {});
+      void db
+        .update(tasks)
+        .set({ heartbeatAt: new Date() })
+        .where(and(eq(tasks.id, claimed.id), eq(tasks.status, "running")))
+        .catch(() => {});
+    }, Math.min(TASK_HEARTBEAT_MS, deps.locks.ttlMs / 3));
+
+    let result: unknown = null;
+    const persistSteps = (message: string) => {
+      const done = steps.filter((s) => s.status === "succeeded" || s.status === "skipped").length;
+      return db
+        .update(tasks)
+        .set({
+          steps,
+          progressPercent: steps.length ? Math.min(99, Math.floor((done / steps.length) * 100)) : 0,
+          progressMessage: message,
+          heartbeatAt: new Date(),
+        })
+        .where(and(eq(tasks.id, claimed.id), eq(tasks.status, "running")));
+    };
+    const findStep = (name: string) => {
+      let s = steps.find((x) => x.name === name);
+      if (!s) {
+        s = { name, status: "pending", started_at: null, duration_ms: null };
+        steps.push(s);
+      }
+      return s;
+    };
+    const ctx: TaskContext = {
+      deps,
+      task: claimed,
+      log,
+      async step(name, fn) {
+        const [row] = await db.select({ cancel: tasks.cancelRequested }).from(tasks).where(eq(tasks.id, claimed.id));
+        if (row?.cancel) throw new TaskCanceled();
+        const s = findStep(name);
+        const started = Date.now();
+        s.status = "running";
+        s.started_at = new Date(started).toISOString();
+        await persistSteps(name.replace(/_/g, " "));
+        try {
+          const outcome = await fn();
+          s.status = outcome === "skipped" ? "skipped" : "succeeded";
+        } catch (err) {
+          s.status = "failed";
+          throw err;
+        } finally {
+          s.duration_ms = Date.now() - started;
+          await persistSteps(s.status === "failed" ? `${name.replace(/_/g, " ")} failed` : `${name.replace(/_/g, " ")} done`);
+        }
+      },
+      async skip(...names) {
+        for (const n of names) {
+          const s = findStep(n);
+          s.status = "skipped";
+          s.duration_ms = 0;
+        }
+        await persistSteps("skipped");
+      },
+      setResult(r) {
+        result = r;
+      },
+    };
+
+    try {
+      await processor.run(ctx);
+    } catch (err) {
+      if (err instanceof TaskCanceled) {
+        await finish(deps, claimed, "canceled", { code: "canceled", message: "canceled on request", steps, result: null });
+        await processor.onCanceled?.(ctx).catch((e: unknown) => log.error({ err: e }, "cleanup after cancel failed"));
+        return;
+      }
+      if (!(err instanceof TaskError) && isInfrastructureError(err)) throw err; // Postgres/Redis down: retry the job
+      const te = toTaskError(err);
+      if (!(err instanceof TaskError)) log.error({ err }, "task step failed");
+      const attempts = job.opts.attempts ?? 1;
+      if (te.transient && job.attemptsMade + 1 < attempts) {
+        await db
+          .update(tasks)
+          .set({ progressMessage: `retrying (attempt ${job.attemptsMade + 2}/${attempts - 1})`, steps })
+          .where(eq(tasks.id, claimed.id));
+        throw te; // BullMQ retries with exponential backoff; the task stays `running`
+      }
+      await finish(deps, claimed, "failed", { code: te.code, message: te.message, steps, result });
+      await processor.onFailure?.(ctx, te).catch((e: unknown) => log.error({ err: e }, "cleanup after failure failed"));
+      throw new UnrecoverableError(te.code);
+    }
+    await finish(deps, claimed, "succeeded", { code: null, message: null, steps, result });
+  } finally {
+    if (heartbeat) clearInterval(heartbeat);
+    await lock?.release().catch(() => {});
+  }
+}
+
+async function finish(
+  deps: WorkerDeps,
+  task: TaskRow,
+  status: "succeeded" | "failed" | "canceled",
+  o: { code: string | null; message: string | null; steps: TaskStep[]; result: unknown },
+): Promise<boolean> {
+  return deps.db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(tasks)
+      .set({
+        status,
+        errorCode: o.code,
+        errorMessage: o.message?.slice(0, 1000) ?? null,
+        steps: o.steps,
+        result: o.result ?? null,
+        progressPercent: status === "succeeded" ? 100 : undefined,
+        progressMessage: status === "succeeded" ? "done" : status,
+        finishedAt: new Date(),
+      })
+      .where(and(eq(tasks.id, task.id), eq(tasks.status, "running")))
+      .returning();
+    if (!row) return false;
+    await recordEvent(tx, {
+      type: `task.${status}`,
+      level: status === "failed" ? "error" : status === "canceled" ? "warn" : "info",
+      message: `task ${task.kind} ${status}`,
+      hostId: task.hostId,
+      taskId: task.id,
+      metadata: status === "failed" ? { kind: task.kind, error_code: o.code } : { kind: task.kind },
+    });
+    return true;
+  });
+}

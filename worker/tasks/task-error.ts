@@ -1,0 +1,42 @@
+/** Stable task error codes (behaviour.md §8.3). */
+export const TASK_ERROR_CODES = [
+  "docker_unavailable",
+  "image_missing",
+  "container_start_failed",
+  "tunnel_setup_failed",
+  "egress_binding_missing",
+  "egress_unreachable",
+  "egress_ip_mismatch",
+  "dns_leak",
+  "leak_detected",
+  "ssh_not_ready",
+  "host_not_found",
+  "canceled",
+  "stale_timeout",
+  "internal_error",
+] as const;
+export type TaskErrorCode = (typeof TASK_ERROR_CODES)[number];
+
+/** Only these are retried (3 attempts, 2 s / 4 s / 8 s); every other code fails at once. */
+export const TRANSIENT_CODES: ReadonlySet<TaskErrorCode> = new Set(["docker_unavailable", "internal_error"]);
+
+export class TaskError extends Error {
+  constructor(
+    readonly code: TaskErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "TaskError";
+  }
+  get transient(): boolean {
+    return TRANSIENT_CODES.has(this.code);
+  }
+}
+
+/** Thrown at a step boundary when the task's cancel was requested (cooperative cancel). */
+export class TaskCanceled extends Error {
+  constructor() {
+    super("task canceled");
+    this.name = "TaskCanceled";
+  }
+}
