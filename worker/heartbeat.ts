@@ -1,4 +1,3 @@
-import type Docker from "dockerode";
 import type { Redis } from "ioredis";
 import { publishHeartbeat, removeHeartbeat } from "../shared/health/heartbeats.js";
 import type { Logger } from "../shared/logger.js";
@@ -9,7 +8,8 @@ import type { Logger } from "../shared/logger.js";
  */
 export function startHeartbeat(opts: {
   redis: Redis;
-  docker: Docker;
+  /** The engine as this worker sees it (Docker ping). */
+  ping: () => Promise<boolean>;
   prefix: string;
   workerId: string;
   engineId: string;
@@ -20,10 +20,7 @@ export function startHeartbeat(opts: {
   let lastDockerOk: boolean | undefined;
   const beat = async () => {
     const dockerOk = await Promise.race([
-      opts.docker.ping().then(
-        () => true,
-        () => false,
-      ),
+      opts.ping().catch(() => false),
       new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref()),
     ]);
     if (dockerOk !== lastDockerOk) {

@@ -1,13 +1,79 @@
-import Docker from "dockerode";
 import { waitForSchema } from "../drizzle/migrate.js";
 import { loadEnvironment } from "../shared/config/env-file.js";
-import { parseWorkerConfig } from "../shared/config/worker.js";
-import { createDatabase } from "../shared/db/client.js";
-import { createLogger } from "../shared/logger.js";
+import { parseWorkerConfig, type WorkerConfig } from "../shared/config/worker.js";
+import { createSecretBox } from "../shared/crypto/secrets.js";
+import { createDatabase, type Database } from "../shared/db/client.js";
+import { createLogger, type Logger } from "../shared/logger.js";
 import { parseOrExit } from "../shared/process/boot.js";
 import { handleShutdown } from "../shared/process/lifecycle.js";
+import { createEnqueuer } from "../shared/queue/enqueuer.js";
+import { createQueues } from "../shared/queue/queues.js";
 import { createRedis, waitForRedis } from "../shared/redis.js";
+import { startConsumers } from "./consumers.js";
+import type { WorkerDeps } from "./deps.js";
 import { startHeartbeat } from "./heartbeat.js";
+import { ensureNetworks } from "./hosts/steps.js";
+import { buildRegistry } from "./registry.js";
+import { createDockerRuntime } from "./runtime/docker/docker-runtime.js";
+import type { Runtime } from "./runtime/runtime.js";
+import { HostLocks } from "./tasks/host-lock.js";
+
+/**
+ * Start a worker on the given dependencies: queue consumers, schedulers, heartbeat. Used by the
+ * composition root below and by tests (which pass their own database, prefix and intervals).
+ */
+export async function startWorker(
+  config: WorkerConfig,
+  logger: Logger,
+  parts: { database: Database; runtime?: Runtime },
+): Promise<{ deps: WorkerDeps; stop: () => Promise<void> }> {
+  const redis = createRedis(config.REDIS_URL, { name: "ccp-worker" });
+  redis.on("error", (err) => logger.warn({ err: err.message }, "redis connection error"));
+  await waitForRedis(redis, 30000);
+  const bull = createRedis(config.REDIS_URL, { name: "ccp-worker-queues", forBullmq: true });
+  bull.on("error", (err) => logger.warn({ err: err.message }, "redis (queues) connection error"));
+  const queues = createQueues(bull, config.REDIS_PREFIX);
+  const runtime = parts.runtime ?? createDockerRuntime({ socketPath: config.DOCKER_SOCKET, instance: config.REDIS_PREFIX });
+  const deps: WorkerDeps = {
+    db: parts.database.db,
+    redis,
+    secrets: createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS),
+    logger,
+    clock: () => new Date(),
+    enqueue: createEnqueuer(queues, logger),
+    config,
+    runtime,
+    queues,
+    locks: new HostLocks(redis, config.REDIS_PREFIX),
+  };
+  const registry = buildRegistry(deps);
+  if (await runtime.ping()) {
+    // Networks exist before any host needs them (and api/sshd can route to the bridge).
+    await ensureNetworks(deps).catch((err: unknown) => logger.warn({ err }, "could not ensure networks yet"));
+  }
+  const heartbeat = startHeartbeat({
+    redis,
+    ping: () => runtime.ping(),
+    prefix: config.REDIS_PREFIX,
+    workerId: config.WORKER_ID,
+    engineId: config.ENGINE_ID,
+    intervalSeconds: config.HEARTBEAT_INTERVAL_SECONDS,
+    logger,
+  });
+  const consumers = await startConsumers(deps, registry, bull);
+  logger.info({ engine_id: config.ENGINE_ID, concurrency: config.WORKER_CONCURRENCY }, "worker started");
+  return {
+    deps,
+    stop: async () => {
+      // Finish (or hand back) in-flight jobs first, then stop reporting liveness.
+      await consumers.close();
+      await heartbeat.stop();
+      await queues.close();
+      bull.disconnect();
+      redis.disconnect();
+    },
+  };
+}
 
 /** Composition root of the worker process: the only process that talks to Docker. */
 export async function main(): Promise<void> {
@@ -15,27 +81,11 @@ export async function main(): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, name: "worker" }).child({
     worker_id: config.WORKER_ID,
   });
-  const database = createDatabase(config.DATABASE_URL, { applicationName: "ccp-worker" });
+  const database = createDatabase(config.DATABASE_URL, { applicationName: "ccp-worker", max: config.WORKER_CONCURRENCY + 4 });
   await waitForSchema(database, { onWait: () => logger.info("waiting for the database schema (the api applies migrations)") });
-  const redis = createRedis(config.REDIS_URL, { name: "ccp-worker" });
-  redis.on("error", (err) => logger.warn({ err: err.message }, "redis connection error"));
-  await waitForRedis(redis, 30000);
-  const docker = new Docker({ socketPath: config.DOCKER_SOCKET });
-
-  const heartbeat = startHeartbeat({
-    redis,
-    docker,
-    prefix: config.REDIS_PREFIX,
-    workerId: config.WORKER_ID,
-    engineId: config.ENGINE_ID,
-    intervalSeconds: config.HEARTBEAT_INTERVAL_SECONDS,
-    logger,
-  });
-  logger.info({ engine_id: config.ENGINE_ID, concurrency: config.WORKER_CONCURRENCY }, "worker started");
-
+  const worker = await startWorker(config, logger, { database });
   handleShutdown(logger, 60_000, async () => {
-    await heartbeat.stop();
-    redis.disconnect();
+    await worker.stop();
     await database.close();
   });
 }

@@ -3,6 +3,11 @@ export const LABEL_MANAGED = "cloud-cli-proxy.managed";
 export const LABEL_ROLE = "cloud-cli-proxy.role";
 export const LABEL_HOST_ID = "cloud-cli-proxy.host_id";
 export const LABEL_TASK_ID = "cloud-cli-proxy.task_id";
+/**
+ * Which deployment owns an object (its REDIS_PREFIX): several deployments (or test runs) can share
+ * one engine, and a reconciler only ever touches its own objects.
+ */
+export const LABEL_INSTANCE = "cloud-cli-proxy.instance";
 
 export const gatewayName = (hostId: string) => `ccp-gw-${hostId}`;
 export const hostContainerName = (hostId: string) => `ccp-host-${hostId}`;

@@ -1,6 +1,7 @@
 import { and, count, desc, eq } from "drizzle-orm";
 import type { Tx } from "../../db/client.js";
-import { sshKeys, type UserRow } from "../../db/schema/index.js";
+import { hosts, sshKeys, type TaskRow, type UserRow } from "../../db/schema/index.js";
+import { insertTask } from "../tasks/create.js";
 import { isUniqueViolation } from "../../db/pg-errors.js";
 import { Conflict, Invalid, NotFound } from "../../errors.js";
 import { generateEd25519KeyPair } from "../../ssh/keygen.js";
@@ -18,6 +19,19 @@ import { type AddKeyInput, type GenerateKeyInput, MAX_KEYS_PER_USER } from "./sc
  * path's user id, the self-service variants the caller's own id, so a user can only ever reach
  * their own keys.
  */
+/**
+ * When the owner's host is running, a `host.sync-keys` task installs the change in its
+ * authorized_keys (behaviour.md §3.4). Called inside the key change's transaction.
+ */
+async function syncTaskIfRunning(tx: Tx, ownerId: string, requestedBy: string | undefined): Promise<TaskRow | null> {
+  const [host] = await tx
+    .select({ id: hosts.id })
+    .from(hosts)
+    .where(and(eq(hosts.userId, ownerId), eq(hosts.status, "running")));
+  if (!host) return null;
+  return insertTask(tx, { kind: "host.sync-keys", hostId: host.id, requestedBy: requestedBy ?? "system:keys" });
+}
+
 export async function listKeys({ ctx, ownerId, page }: { ctx: ServiceContext; ownerId: string; page: Pagination }) {
   const owner = await getLiveUser(ctx.db, ownerId);
   const rows = await ctx.db
@@ -46,6 +60,7 @@ async function insertKey(
         .insert(sshKeys)
         .values({ userId: owner.id, ...key })
         .returning();
+      const task = await syncTaskIfRunning(tx, owner.id, ctx.actor?.id);
       await recordEvent(tx, {
         type: eventType,
         message: `SSH key ${row!.fingerprint} ${eventType === "ssh_key.added" ? "added" : "generated"} for ${owner.username}`,
@@ -53,7 +68,7 @@ async function insertKey(
         userId: owner.id,
         metadata: { key_id: row!.id, fingerprint: row!.fingerprint, key_type: row!.keyType, label: row!.label },
       });
-      return row!;
+      return { row: row!, task };
     });
   } catch (err) {
     if (isUniqueViolation(err, "ssh_keys_user_fingerprint_uq")) {
@@ -87,7 +102,7 @@ export async function addKey({ ctx, ownerId, input }: { ctx: ServiceContext; own
     if (err instanceof PublicKeyError) throw Invalid([{ field: "public_key", message: err.message }]);
     throw err;
   }
-  const row = await insertKey(
+  const { row, task } = await insertKey(
     ctx,
     ownerId,
     {
@@ -98,7 +113,8 @@ export async function addKey({ ctx, ownerId, input }: { ctx: ServiceContext; own
     },
     "ssh_key.added",
   );
-  return { key: renderKey(row) };
+  if (task) await ctx.enqueue(task);
+  return { key: renderKey(row), ...(task ? { task_id: task.id } : {}) };
 }
 
 export async function generateKey({
@@ -113,18 +129,19 @@ export async function generateKey({
   const owner = await getLiveUser(ctx.db, ownerId);
   const pair = generateEd25519KeyPair(`${owner.username}@cloud-cli-proxy`);
   const parsed = parsePublicKey(pair.publicKey);
-  const row = await insertKey(
+  const { row, task } = await insertKey(
     ctx,
     owner.id,
     { label: input.label ?? "generated", keyType: "ed25519", fingerprint: parsed.fingerprint, publicKey: parsed.normalized },
     "ssh_key.generated",
   );
+  if (task) await ctx.enqueue(task);
   // The private half is returned once and never stored or logged.
-  return { key: renderKey(row), private_key: pair.privateKey };
+  return { key: renderKey(row), private_key: pair.privateKey, ...(task ? { task_id: task.id } : {}) };
 }
 
 export async function deleteKey({ ctx, ownerId, keyId }: { ctx: ServiceContext; ownerId: string; keyId: string }) {
-  await ctx.db.transaction(async (tx) => {
+  const task = await ctx.db.transaction(async (tx) => {
     const owner = await getLiveUser(tx, ownerId);
     if (!isUuid(keyId)) throw NotFound("key_not_found", "SSH key not found");
     // Scoped to the owner: another user's key id is "not found", never "forbidden".
@@ -140,5 +157,7 @@ export async function deleteKey({ ctx, ownerId, keyId }: { ctx: ServiceContext; 
       userId: owner.id,
       metadata: { key_id: row.id, fingerprint: row.fingerprint, key_type: row.keyType, label: row.label },
     });
+    return syncTaskIfRunning(tx, owner.id, ctx.actor?.id);
   });
+  if (task) await ctx.enqueue(task);
 }

@@ -17,6 +17,7 @@ import {
 } from "../runtime.js";
 
 const MANAGED_LABEL = "cloud-cli-proxy.managed";
+const INSTANCE_LABEL = "cloud-cli-proxy.instance";
 
 interface DockerError {
   statusCode?: number;
@@ -62,7 +63,13 @@ function toState(info: Docker.ContainerInspectInfo): ContainerState {
   };
 }
 
-export function createDockerRuntime(opts: { socketPath: string }): Runtime {
+/**
+ * @param instance  the deployment's REDIS_PREFIX; stamped on every object this runtime creates
+ *                  and the filter of every listing, so one engine can serve several deployments.
+ */
+export function createDockerRuntime(opts: { socketPath: string; instance: string }): Runtime {
+  const instanceLabel = `${INSTANCE_LABEL}=${opts.instance}`;
+  const stamp = (labels: Record<string, string>) => ({ ...labels, [INSTANCE_LABEL]: opts.instance });
   const docker = new Docker({ socketPath: opts.socketPath });
 
   const inspectContainer = async (name: string): Promise<ContainerState | null> =>
@@ -163,7 +170,7 @@ export function createDockerRuntime(opts: { socketPath: string }): Runtime {
               name: spec.name,
               Image: spec.image,
               Hostname: spec.hostname,
-              Labels: spec.labels,
+              Labels: stamp(spec.labels),
               HostConfig: {
                 CapAdd: ["NET_ADMIN"],
                 CapDrop: ["NET_RAW"],
@@ -203,7 +210,7 @@ export function createDockerRuntime(opts: { socketPath: string }): Runtime {
             docker.createContainer({
               name: spec.name,
               Image: spec.image,
-              Labels: spec.labels,
+              Labels: stamp(spec.labels),
               Env: spec.env,
               HostConfig: {
                 NetworkMode: `container:${spec.gatewayName}`,
@@ -262,7 +269,7 @@ export function createDockerRuntime(opts: { socketPath: string }): Runtime {
           await docker.getVolume(name).inspect();
         } catch (err) {
           if (statusOf(err) !== 404) throw err;
-          await docker.createVolume({ Name: name, Labels: labels });
+          await docker.createVolume({ Name: name, Labels: stamp(labels) });
         }
       }),
 
@@ -339,7 +346,7 @@ export function createDockerRuntime(opts: { socketPath: string }): Runtime {
 
     listManagedContainers: () =>
       guard("list containers", async () => {
-        const list = await docker.listContainers({ all: true, filters: { label: [`${MANAGED_LABEL}=true`] } });
+        const list = await docker.listContainers({ all: true, filters: { label: [`${MANAGED_LABEL}=true`, instanceLabel] } });
         const out: ContainerState[] = [];
         for (const c of list) {
           const s = await inspectContainer(c.Id);
@@ -350,7 +357,7 @@ export function createDockerRuntime(opts: { socketPath: string }): Runtime {
 
     listManagedVolumes: () =>
       guard("list volumes", async () => {
-        const res = await docker.listVolumes({ filters: { label: [`${MANAGED_LABEL}=true`] } });
+        const res = await docker.listVolumes({ filters: { label: [`${MANAGED_LABEL}=true`, instanceLabel] } });
         return (res.Volumes ?? []).map((v): VolumeState => ({ name: v.Name, labels: v.Labels ?? {} }));
       }),
   };

@@ -1,0 +1,311 @@
+import { and, eq } from "drizzle-orm";
+import { hostEgressBindings, hosts, retainedVolumes, type HostRow, type TaskRow } from "../../shared/db/schema/index.js";
+import { recordEvent } from "../../shared/services/events.js";
+
+import {
+  assertEgressBindingIfRequired,
+  checkImages,
+  isUpAndHealthy,
+  loadHost,
+  prepareKeys,
+  prepareVolume,
+  removeUserIfLastHostGone,
+  setHostStatus,
+  startGateway,
+  startHostContainer,
+  stopContainers,
+  syncKeys,
+  waitSsh,
+} from "../hosts/steps.js";
+import { gatewayName, homeVolumeName, hostContainerName } from "../hosts/names.js";
+import type { TaskContext, TaskProcessor } from "../tasks/runner.js";
+import { TaskError } from "../tasks/task-error.js";
+
+/**
+ * The host task kinds (behaviour.md §4.5). Each flow is a list of idempotent steps: a redelivered
+ * job simply runs them again and finds most of the work already done.
+ */
+
+const BRING_UP = ["start_gateway", "start_host", "verify_egress", "wait_ssh", "sync_keys"] as const;
+
+async function bringUp(ctx: TaskContext, host: HostRow): Promise<{ mgmtAddress: string }> {
+  const { deps } = ctx;
+  let gateway!: Awaited<ReturnType<typeof startGateway>>;
+  await ctx.step("start_gateway", async () => {
+    await assertEgressBindingIfRequired(deps, host);
+    gateway = await startGateway(deps, host);
+  });
+  await ctx.step("start_host", () => startHostContainer(deps, host, gateway.state));
+  // The egress data plane (and its verification) arrives with the egress issue; until then the
+  // gateway's deny-all ruleset is the whole network policy and there is nothing to verify.
+  await ctx.skip("verify_egress");
+  await ctx.step("wait_ssh", () => waitSsh(deps, host, gateway.mgmtAddress));
+  await ctx.step("sync_keys", async () => {
+    await syncKeys(deps, host);
+  });
+  return { mgmtAddress: gateway.mgmtAddress };
+}
+
+async function markRunning(ctx: TaskContext, host: HostRow, mgmtAddress: string, event: "host.started" | "host.rebuilt") {
+  const { deps, task } = ctx;
+  const changed = await setHostStatus(deps, host.id, {
+    status: "running",
+    managementAddress: mgmtAddress,
+    image: deps.config.HOST_IMAGE,
+    repairAttempts: 0,
+    repairNotBefore: null,
+  });
+  if (!changed) return;
+  await recordEvent(deps.db, {
+    type: event,
+    message: `host ${host.shortId} ${event === "host.rebuilt" ? "rebuilt" : "started"}`,
+    userId: host.userId,
+    hostId: host.id,
+    taskId: task.id,
+    metadata: { duration_ms: task.startedAt ? Date.now() - task.startedAt.getTime() : null },
+  });
+}
+
+/** Start-type failures fail closed: containers stopped, host `failed` (§4.5 Outcomes). */
+async function failHost(ctx: TaskContext, err: TaskError) {
+  const { deps, task } = ctx;
+  if (!task.hostId) return;
+  const [host] = await deps.db.select().from(hosts).where(eq(hosts.id, task.hostId));
+  if (!host || host.status === "deleting") return;
+  await stopContainers(deps, host.id).catch((e: unknown) => ctx.log.warn({ err: e }, "could not stop containers"));
+  await setHostStatus(deps, host.id, { status: "failed" });
+  await recordEvent(deps.db, {
+    type: "host.failed",
+    level: "error",
+    message: `host ${host.shortId} failed: ${err.code}`,
+    userId: host.userId,
+    hostId: host.id,
+    taskId: task.id,
+    metadata: { error_code: err.code, error_message: err.message },
+  });
+}
+
+/** A canceled start-type task leaves the host stopped, with nothing running (§8.2). */
+async function cancelHost(ctx: TaskContext) {
+  const { deps, task } = ctx;
+  if (!task.hostId) return;
+  const [host] = await deps.db.select().from(hosts).where(eq(hosts.id, task.hostId));
+  if (!host || host.status === "deleting") return;
+  await stopContainers(deps, host.id);
+  await setHostStatus(deps, host.id, { status: "stopped", desiredState: "stopped" });
+}
+
+/** host.start and host.ensure-running share one flow (§4.5). */
+const start: TaskProcessor = {
+  plan: () => ["check_images", ...BRING_UP],
+  async run(ctx) {
+    const { deps, task } = ctx;
+    let host = await loadHost(deps, task.hostId);
+    if (host.status === "deleting") throw new TaskError("host_not_found", "the host is being deleted");
+    // "No-op if running": both containers up and the host started after its gateway.
+    if (host.status === "running" && (await isUpAndHealthy(deps, host.id))) {
+      await ctx.skip("check_images", ...BRING_UP);
+      return;
+    }
+    await setHostStatus(deps, host.id, { status: "starting" });
+    await ctx.step("check_images", () => checkImages(deps));
+    host = await prepareKeys(deps, host); // a host created before its keys existed (canceled create)
+    await prepareVolume(deps, host);
+    const { mgmtAddress } = await bringUp(ctx, host);
+    await markRunning(ctx, host, mgmtAddress, "host.started");
+  },
+  onFailure: failHost,
+  onCanceled: cancelHost,
+};
+
+const create: TaskProcessor = {
+  plan: () => ["check_images", "prepare_keys", "prepare_volume", ...BRING_UP],
+  async run(ctx) {
+    const { deps, task } = ctx;
+    let host = await loadHost(deps, task.hostId);
+    if (host.status === "deleting") throw new TaskError("host_not_found", "the host is being deleted");
+    await setHostStatus(deps, host.id, { status: "creating" });
+    await ctx.step("check_images", () => checkImages(deps));
+    await ctx.step("prepare_keys", async () => {
+      host = await prepareKeys(deps, host);
+    });
+    await ctx.step("prepare_volume", () => prepareVolume(deps, host));
+    const { mgmtAddress } = await bringUp(ctx, host);
+    await markRunning(ctx, host, mgmtAddress, "host.started");
+  },
+  onFailure: failHost,
+  onCanceled: cancelHost,
+};
+
+const rebuild: TaskProcessor = {
+  plan: () => ["check_images", "remove_containers", "wipe_home", ...BRING_UP],
+  async run(ctx) {
+    const { deps, task } = ctx;
+    let host = await loadHost(deps, task.hostId);
+    if (host.status === "deleting") throw new TaskError("host_not_found", "the host is being deleted");
+    await setHostStatus(deps, host.id, { status: "rebuilding" });
+    await ctx.step("check_images", () => checkImages(deps));
+    await ctx.step("remove_containers", async () => {
+      await deps.runtime.removeContainer(hostContainerName(host.id));
+      await deps.runtime.removeContainer(gatewayName(host.id));
+    });
+    const wipe = (task.payload as { mode?: string }).mode === "wipe-home";
+    await ctx.step("wipe_home", async () => {
+      if (!wipe) return "skipped";
+      await deps.runtime.removeVolume(homeVolumeName(host.id));
+    });
+    // Keys are kept across rebuilds, so the proxy's pin stays valid (§4.5).
+    host = await prepareKeys(deps, host);
+    await prepareVolume(deps, host);
+    const { mgmtAddress } = await bringUp(ctx, host);
+    await markRunning(ctx, host, mgmtAddress, "host.rebuilt");
+  },
+  onFailure: failHost,
+  onCanceled: cancelHost,
+};
+
+const STOP_REASON: Record<string, string> = {
+  "system:user-disabled": "user_disabled",
+  "system:expiry": "user_expired",
+  "system:reconcile": "reconcile",
+};
+
+const stop: TaskProcessor = {
+  plan: () => ["stop_host", "stop_gateway"],
+  async run(ctx) {
+    const { deps, task } = ctx;
+    const host = await loadHost(deps, task.hostId);
+    if (host.status === "stopped" && !(await deps.runtime.inspectContainer(hostContainerName(host.id)))?.running) {
+      await ctx.skip("stop_host", "stop_gateway");
+      return;
+    }
+    await setHostStatus(deps, host.id, { status: "stopping" });
+    const grace = deps.config.CONTAINER_STOP_GRACE_SECONDS;
+    await ctx.step("stop_host", () => deps.runtime.stopContainer(hostContainerName(host.id), grace));
+    await ctx.step("stop_gateway", () => deps.runtime.stopContainer(gatewayName(host.id), grace));
+    if (await setHostStatus(deps, host.id, { status: "stopped" })) {
+      await recordEvent(deps.db, {
+        type: "host.stopped",
+        message: `host ${host.shortId} stopped`,
+        userId: host.userId,
+        hostId: host.id,
+        taskId: task.id,
+        metadata: { reason: STOP_REASON[task.requestedBy] ?? "requested" },
+      });
+    }
+  },
+  async onFailure(ctx, err) {
+    await failHost(ctx, err);
+  },
+};
+
+const del: TaskProcessor = {
+  plan: () => ["stop_host", "remove_host", "remove_gateway", "remove_volume", "remove_rows"],
+  async run(ctx) {
+    const { deps, task } = ctx;
+    const [host] = task.hostId ? await deps.db.select().from(hosts).where(eq(hosts.id, task.hostId)) : [];
+    const hostId = task.hostId!;
+    const keepHome = (task.payload as { keep_home?: boolean }).keep_home === true;
+    const grace = deps.config.CONTAINER_STOP_GRACE_SECONDS;
+    await ctx.step("stop_host", () => deps.runtime.stopContainer(hostContainerName(hostId), grace));
+    await ctx.step("remove_host", () => deps.runtime.removeContainer(hostContainerName(hostId)));
+    await ctx.step("remove_gateway", () => deps.runtime.removeContainer(gatewayName(hostId)));
+    await ctx.step("remove_volume", async () => {
+      if (keepHome) {
+        // Recorded as retained: the reconciler never reaps it as an orphan.
+        await deps.db
+          .insert(retainedVolumes)
+          .values({ volumeName: homeVolumeName(hostId), hostId, userId: host?.userId ?? hostId })
+          .onConflictDoNothing();
+        return "skipped";
+      }
+      await deps.runtime.removeVolume(homeVolumeName(hostId));
+    });
+    await ctx.step("remove_rows", async () => {
+      await deps.db.transaction(async (tx) => {
+        await tx.delete(hostEgressBindings).where(eq(hostEgressBindings.hostId, hostId));
+        await tx.delete(hosts).where(and(eq(hosts.id, hostId)));
+        if (host) {
+          await recordEvent(tx, {
+            type: "host.deleted",
+            level: "warn",
+            message: `host ${host.shortId} deleted`,
+            userId: host.userId,
+            hostId,
+            taskId: task.id,
+            metadata: { keep_home: keepHome },
+          });
+        }
+      });
+      if (host) await removeUserIfLastHostGone(deps, host.userId);
+    });
+  },
+};
+
+const syncKeysTask: TaskProcessor = {
+  plan: () => ["sync_keys"],
+  async run(ctx) {
+    const { deps, task } = ctx;
+    const host = await loadHost(deps, task.hostId);
+    if (host.status !== "running") {
+      await ctx.skip("sync_keys");
+      return;
+    }
+    await ctx.step("sync_keys", async () => {
+      const n = await syncKeys(deps, host);
+      await recordEvent(deps.db, {
+        type: "host.keys.synced",
+        message: `SSH keys synced to host ${host.shortId}`,
+        userId: host.userId,
+        hostId: host.id,
+        taskId: task.id,
+        metadata: { keys: n },
+      });
+    });
+  },
+  // A failed key sync only warns; the host keeps running (§4.4).
+  async onFailure(ctx, err) {
+    await recordEvent(ctx.deps.db, {
+      type: "host.keys.sync_failed",
+      level: "warn",
+      message: "SSH key sync failed",
+      hostId: ctx.task.hostId,
+      taskId: ctx.task.id,
+      metadata: { error_code: err.code },
+    });
+  },
+};
+
+/** Until the egress data plane lands, there is no binding to apply: a host not running is a no-op. */
+const applyEgress: TaskProcessor = {
+  plan: () => ["write_config", "reload_gateway", "verify_egress"],
+  async run(ctx) {
+    const host = await loadHost(ctx.deps, ctx.task.hostId);
+    if (host.status !== "running") {
+      await ctx.skip("write_config", "reload_gateway", "verify_egress");
+      return;
+    }
+    throw new TaskError("tunnel_setup_failed", "this worker version cannot apply egress bindings yet");
+  },
+  onFailure: failHost,
+};
+
+const egressTest: TaskProcessor = {
+  plan: () => ["connectivity", "exit_ip", "dns_leak"],
+  async run() {
+    throw new TaskError("tunnel_setup_failed", "this worker version cannot run egress tests yet");
+  },
+};
+
+export const taskProcessors: Record<TaskRow["kind"], TaskProcessor> = {
+  "host.create": create,
+  "host.start": start,
+  "host.ensure-running": start,
+  "host.rebuild": rebuild,
+  "host.stop": stop,
+  "host.delete": del,
+  "host.sync-keys": syncKeysTask,
+  "host.apply-egress": applyEgress,
+  "egress.test": egressTest,
+};
+

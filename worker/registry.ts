@@ -1,0 +1,73 @@
+import type { Job } from "bullmq";
+import { tasks } from "../shared/db/schema/index.js";
+import { JOB_CONTRACTS, type JobName } from "../shared/queue/contracts.js";
+import type { WorkerDeps } from "./deps.js";
+import { taskProcessors } from "./processors/host-flows.js";
+import { runExpiryScan } from "./schedulers/expiry.js";
+import { runReconcile } from "./schedulers/reconcile.js";
+import { runRetention } from "./schedulers/retention.js";
+import { runSweep } from "./schedulers/sweep.js";
+import { runTaskJob } from "./tasks/runner.js";
+
+export type JobHandler = (job: Job, token: string | undefined) => Promise<void>;
+
+type SchedulerFn = (deps: WorkerDeps) => Promise<Record<string, number>>;
+
+/**
+ * Scheduler runs leave a task row only when they changed something or failed (behaviour.md §8.1),
+ * so a quiet system does not fill the task list with no-ops.
+ */
+function scheduler(deps: WorkerDeps, kind: JobName, fn: SchedulerFn): JobHandler {
+  return async () => {
+    const started = new Date();
+    try {
+      const result = await fn(deps);
+      if (Object.values(result).some((n) => n > 0)) {
+        await deps.db.insert(tasks).values({
+          kind,
+          status: "succeeded",
+          requestedBy: "system:scheduler",
+          origin: "system",
+          attempt: 1,
+          progressPercent: 100,
+          progressMessage: "done",
+          result,
+          startedAt: started,
+          finishedAt: new Date(),
+        });
+      }
+    } catch (err) {
+      deps.logger.error({ err, kind }, "scheduler run failed");
+      await deps.db
+        .insert(tasks)
+        .values({
+          kind,
+          status: "failed",
+          requestedBy: "system:scheduler",
+          origin: "system",
+          attempt: 1,
+          errorCode: "internal_error",
+          errorMessage: "scheduler run failed (see the worker logs)",
+          startedAt: started,
+          finishedAt: new Date(),
+        })
+        .catch(() => {});
+      throw err;
+    }
+  };
+}
+
+/** Job name → handler. Fails at boot if any job of the contracts has no handler (STYLE.md §11). */
+export function buildRegistry(deps: WorkerDeps): Map<JobName, JobHandler> {
+  const registry = new Map<JobName, JobHandler>();
+  for (const [kind, processor] of Object.entries(taskProcessors)) {
+    registry.set(kind as JobName, (job, token) => runTaskJob(deps, processor, job as Job<{ taskId: string }>, token));
+  }
+  registry.set("system.expiry", scheduler(deps, "system.expiry", runExpiryScan));
+  registry.set("system.reconcile", scheduler(deps, "system.reconcile", runReconcile));
+  registry.set("system.sweep", scheduler(deps, "system.sweep", runSweep));
+  registry.set("system.retention", scheduler(deps, "system.retention", runRetention));
+  const missing = (Object.keys(JOB_CONTRACTS) as JobName[]).filter((n) => !registry.has(n));
+  if (missing.length) throw new Error(`no handler registered for jobs: ${missing.join(", ")}`);
+  return registry;
+}

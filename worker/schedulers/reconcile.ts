@@ -1,0 +1,156 @@
+import { and, eq, inArray } from "drizzle-orm";
+import { hosts, retainedVolumes, tasks, type HostRow } from "../../shared/db/schema/index.js";
+import { recordEvent } from "../../shared/services/events.js";
+import { insertTask } from "../../shared/services/tasks/create.js";
+import type { WorkerDeps } from "../deps.js";
+import { LABEL_HOST_ID, LABEL_ROLE, LABEL_TASK_ID } from "../hosts/names.js";
+import type { ContainerState } from "../runtime/runtime.js";
+
+/** Repairs of one host back off 30 s, 1 min, 2 min … up to 30 min, and stop after this many. */
+export const MAX_REPAIR_ATTEMPTS = 10;
+const backoffMs = (attempts: number) => Math.min(30_000 * 2 ** attempts, 30 * 60_000);
+const EPHEMERAL_MAX_AGE_MS = 5 * 60_000;
+
+type Observed = { gateway?: ContainerState; host?: ContainerState };
+
+/**
+ * Make Docker equal to the database (behaviour.md §8.5): repair drift of hosts that should run
+ * or be stopped, resume deletions, and remove labelled objects nothing owns. Runs as a BullMQ job
+ * scheduler, so one replica at a time.
+ */
+export async function runReconcile(deps: WorkerDeps): Promise<{ repairs: number; orphans: number }> {
+  const { db, runtime } = deps;
+  const now = deps.clock();
+  // Docker first, then the database: a host created in between is then known, never an orphan.
+  const containers = await runtime.listManagedContainers();
+  const volumes = await runtime.listManagedVolumes();
+  const rows = await db.select().from(hosts).where(eq(hosts.engineId, deps.config.ENGINE_ID));
+  const live = await db
+    .select({ hostId: tasks.hostId, kind: tasks.kind, payload: tasks.payload })
+    .from(tasks)
+    .where(inArray(tasks.status, ["pending", "running"]));
+  const busy = new Set(live.map((t) => t.hostId).filter(Boolean));
+  const known = new Set(rows.map((h) => h.id));
+  const observed = new Map<string, Observed>();
+  for (const c of containers) {
+    const hostId = c.labels[LABEL_HOST_ID];
+    if (!hostId) continue;
+    const o = observed.get(hostId) ?? {};
+    if (c.labels[LABEL_ROLE] === "gateway") o.gateway = c;
+    if (c.labels[LABEL_ROLE] === "host") o.host = c;
+    observed.set(hostId, o);
+  }
+
+  let repairs = 0;
+  for (const host of rows) {
+    if (busy.has(host.id) || host.status === "pending") continue;
+    if (host.status === "deleting") {
+      const [last] = await db
+        .select({ payload: tasks.payload })
+        .from(tasks)
+        .where(and(eq(tasks.hostId, host.id), eq(tasks.kind, "host.delete")))
+        .limit(1);
+      await repair(deps, host, "host.delete", "system:reconcile", {
+        expected: "deleted",
+        observed: "deleting without a live delete task",
+        payload: { keep_home: (last?.payload as { keep_home?: boolean } | undefined)?.keep_home === true },
+      });
+      repairs++;
+      continue;
+    }
+    if (host.repairNotBefore && host.repairNotBefore > now) continue;
+    if (host.repairAttempts >= MAX_REPAIR_ATTEMPTS) continue;
+    const o = observed.get(host.id) ?? {};
+    if (host.desiredState === "running") {
+      let problem: string | null = null;
+      let requestedBy: `system:${string}` = "system:reconcile";
+      if (host.status === "failed") problem = "failed";
+      else if (!o.gateway || !o.host) problem = `${!o.gateway ? "gateway" : "host"} container missing`;
+      else if (!o.gateway.running || !o.host.running) problem = `${!o.gateway.running ? "gateway" : "host"} container stopped`;
+      else if (o.gateway.startedAt && o.host.startedAt && o.host.startedAt < o.gateway.startedAt) {
+        problem = "gateway restarted after the host";
+        requestedBy = "system:gateway-restart";
+      }
+      if (problem) {
+        await repair(deps, host, "host.ensure-running", requestedBy, { expected: "running", observed: problem });
+        repairs++;
+      }
+    } else if (host.desiredState === "stopped" && (o.gateway?.running || o.host?.running) && host.status !== "stopping") {
+      await repair(deps, host, "host.stop", "system:reconcile", { expected: "stopped", observed: "containers running" });
+      repairs++;
+    }
+  }
+
+  let orphans = 0;
+  const retained = new Set((await db.select({ name: retainedVolumes.volumeName }).from(retainedVolumes)).map((r) => r.name));
+  for (const c of containers) {
+    const role = c.labels[LABEL_ROLE];
+    const hostId = c.labels[LABEL_HOST_ID];
+    const ephemeral = role === "probe" || role === "gwtest";
+    const orphan = ephemeral
+      ? Boolean(c.labels[LABEL_TASK_ID]) && now.getTime() - c.createdAt.getTime() > EPHEMERAL_MAX_AGE_MS
+      : Boolean(hostId) && !known.has(hostId!);
+    if (!orphan) continue;
+    await runtime.removeContainer(c.name);
+    await recordEvent(db, {
+      type: "reconcile.orphan.removed",
+      message: `removed orphaned container ${c.name}`,
+      hostId: hostId ?? null,
+      metadata: { object: "container", name: c.name },
+    });
+    orphans++;
+  }
+  for (const v of volumes) {
+    const hostId = v.labels[LABEL_HOST_ID];
+    if (!hostId || known.has(hostId) || retained.has(v.name)) continue;
+    await runtime.removeVolume(v.name);
+    await recordEvent(db, {
+      type: "reconcile.orphan.removed",
+      message: `removed orphaned volume ${v.name}`,
+      hostId,
+      metadata: { object: "volume", name: v.name },
+    });
+    orphans++;
+  }
+  return { repairs, orphans };
+}
+
+async function repair(
+  deps: WorkerDeps,
+  host: HostRow,
+  kind: "host.ensure-running" | "host.stop" | "host.delete",
+  requestedBy: `system:${string}`,
+  info: { expected: string; observed: string; payload?: Record<string, unknown> },
+): Promise<void> {
+  const now = deps.clock();
+  const task = await deps.db.transaction(async (tx) => {
+    const task = await insertTask(tx, { kind, hostId: host.id, requestedBy, origin: "system", payload: info.payload ?? {} });
+    if (kind !== "host.delete") {
+      await tx
+        .update(hosts)
+        .set({ repairAttempts: host.repairAttempts + 1, repairNotBefore: new Date(now.getTime() + backoffMs(host.repairAttempts)) })
+        .where(eq(hosts.id, host.id));
+    }
+    await recordEvent(tx, {
+      type: "reconcile.drift.detected",
+      level: "warn",
+      message: `host ${host.shortId}: ${info.observed}`,
+      userId: host.userId,
+      hostId: host.id,
+      taskId: task.id,
+      metadata: { expected: info.expected, observed: info.observed, action: kind },
+    });
+    if (requestedBy === "system:gateway-restart") {
+      await recordEvent(tx, {
+        type: "host.gateway.restarted",
+        level: "warn",
+        message: `gateway of host ${host.shortId} restarted; restarting the host`,
+        userId: host.userId,
+        hostId: host.id,
+        taskId: task.id,
+      });
+    }
+    return task;
+  });
+  await deps.enqueue(task);
+}

@@ -1,0 +1,64 @@
+import { and, eq, inArray, lt, or, sql } from "drizzle-orm";
+import { hosts, sshTickets, tasks } from "../../shared/db/schema/index.js";
+import { recordEvent } from "../../shared/services/events.js";
+import { JOB_CONTRACTS, isJobName } from "../../shared/queue/contracts.js";
+import type { WorkerDeps } from "../deps.js";
+
+const TRANSITIONAL = ["creating", "starting", "stopping", "rebuilding"] as const;
+
+/**
+ * The safety net of the job pipeline (behaviour.md §8.5): pending tasks whose job is gone are
+ * enqueued again; tasks stuck past TASK_STALE_AFTER_SECONDS fail with `stale_timeout`; expired
+ * bootstrap tickets are deleted.
+ */
+export async function runSweep(deps: WorkerDeps): Promise<{ requeued: number; stale: number; tickets: number }> {
+  const now = deps.clock();
+  const staleBefore = new Date(now.getTime() - deps.config.TASK_STALE_AFTER_SECONDS * 1000);
+  let requeued = 0;
+
+  const pending = await deps.db.select().from(tasks).where(eq(tasks.status, "pending"));
+  for (const t of pending) {
+    if (t.createdAt < staleBefore || !isJobName(t.kind)) continue;
+    const queue = deps.queues.get(JOB_CONTRACTS[t.kind].queue);
+    const job = await queue.getJob(t.id);
+    // A job that exists (waiting, delayed, active) is fine; a missing or finished one is re-added.
+    const state = job ? await job.getState() : "missing";
+    if (state === "missing" || state === "completed" || state === "failed" || state === "unknown") {
+      if (job) await job.remove().catch(() => {});
+      await deps.enqueue(t);
+      requeued++;
+    }
+  }
+
+  const stuck = await deps.db
+    .update(tasks)
+    .set({ status: "failed", errorCode: "stale_timeout", errorMessage: "no progress within the stale limit", finishedAt: now })
+    .where(
+      or(
+        and(eq(tasks.status, "pending"), lt(tasks.createdAt, staleBefore)),
+        and(eq(tasks.status, "running"), lt(sql`coalesce(${tasks.heartbeatAt}, ${tasks.startedAt}, ${tasks.createdAt})`, staleBefore)),
+      ),
+    )
+    .returning();
+  for (const t of stuck) {
+    await recordEvent(deps.db, {
+      type: "task.failed",
+      level: "error",
+      message: `task ${t.kind} failed: stale_timeout`,
+      hostId: t.hostId,
+      taskId: t.id,
+      metadata: { kind: t.kind, error_code: "stale_timeout" },
+    });
+    if (t.hostId) {
+      // A host left in a transitional status by the dead task becomes `failed`.
+      await deps.db
+        .update(hosts)
+        .set({ status: "failed", updatedAt: now })
+        .where(and(eq(hosts.id, t.hostId), inArray(hosts.status, [...TRANSITIONAL])));
+    }
+  }
+
+  const tickets = await deps.db.delete(sshTickets).where(lt(sshTickets.expiresAt, now)).returning({ id: sshTickets.id });
+
+  return { requeued, stale: stuck.length, tickets: tickets.length };
+}
