@@ -8,9 +8,11 @@ export default defineConfig({
     // Real Postgres, Redis and processes: generous, but no test relies on timing to pass.
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // Two cores: two files at a time, each with its own database and Redis prefix.
+    // One file at a time: the Docker suites share one engine and two cores, and several measure
+    // ordering and recovery that a neighbour's 20-host burst would only blur. Each file still
+    // gets its own database and Redis prefix, so files never see each other's rows.
     pool: "forks",
-    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    fileParallelism: false,
     reporters: ["default"],
   },
 });

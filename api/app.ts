@@ -4,9 +4,9 @@ import { isInfrastructureError } from "../shared/infra-errors.js";
 import type { ApiDeps } from "./deps.js";
 import { errorResponse, internalErrorResponse } from "./http/errors.js";
 import { json } from "./http/reply.js";
-import { registerRoutes } from "./http/route.js";
+import { registerRoutes, type RouteTable } from "./http/route.js";
 import { requestContext } from "./middleware/request-context.js";
-import { allRoutes } from "./routes/index.js";
+import { allRoutes, entryListenerRoutes } from "./routes/index.js";
 
 /** Build the HTTP application from explicit dependencies (no globals; tests build their own). */
 export function createApp(deps: ApiDeps) {
@@ -26,6 +26,25 @@ export function createApp(deps: ApiDeps) {
   });
   app.get("/openapi.json", (c) => json(c, 200, openapi));
 
+  handleUnmatchedAndErrors(app, deps, table);
+  return app;
+}
+
+/**
+ * The app of the optional ENTRY_LISTEN_ADDR listener (behaviour.md §1.1): only
+ * `GET /entry/{shortId}`, so that `curl -sSf http://HOST/entry/<id> | bash` needs no port. Any
+ * other path answers the JSON 404 `not_found`, whatever the main API serves there.
+ */
+export function createEntryApp(deps: ApiDeps) {
+  const app = new OpenAPIHono();
+  app.use("*", requestContext(deps.logger, deps.clientIp));
+  const table = registerRoutes(app, deps, entryListenerRoutes);
+  handleUnmatchedAndErrors(app, deps, table);
+  return app;
+}
+
+/** 404 / 405 for unmatched requests and the one error mapping, shared by both apps. */
+function handleUnmatchedAndErrors(app: OpenAPIHono, deps: ApiDeps, table: RouteTable): void {
   app.notFound((c) => {
     const path = new URL(c.req.url).pathname;
     const allowed = table.allowedMethods(path);
@@ -50,6 +69,4 @@ export function createApp(deps: ApiDeps) {
     deps.logger.error({ err, request_id: requestId }, "unhandled error");
     return internalErrorResponse(c, requestId);
   });
-
-  return app;
 }

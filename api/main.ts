@@ -15,7 +15,8 @@ import { createEnqueuer } from "../shared/queue/enqueuer.js";
 import { createQueues, type Queues } from "../shared/queue/queues.js";
 import { authenticateToken } from "../shared/services/auth/authenticate.js";
 import { AdminSeedError, seedAdmin } from "../shared/services/auth/seed-admin.js";
-import { createApp } from "./app.js";
+import { publishRevocation } from "../shared/services/revocations.js";
+import { createApp, createEntryApp } from "./app.js";
 import type { ApiDeps } from "./deps.js";
 import { createClientIpResolver } from "./http/client-ip.js";
 
@@ -35,6 +36,7 @@ export function buildApiDeps(
     db: parts.database.db,
     redis: parts.redis,
     enqueue: createEnqueuer(parts.queues, logger),
+    revoke: (r) => publishRevocation(parts.redis, config.REDIS_PREFIX, r, logger),
     secrets: createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS),
     tokens,
     limiter: new FailureLimiter(parts.redis, config.REDIS_PREFIX, {
@@ -87,6 +89,8 @@ export async function main(): Promise<void> {
       servers.push(server);
     });
   await listen(config.API_LISTEN_ADDR, app.fetch, "api");
+  // Optional second listener (e.g. :80) serving only GET /entry/{shortId} (behaviour.md §1.1).
+  if (config.ENTRY_LISTEN_ADDR) await listen(config.ENTRY_LISTEN_ADDR, createEntryApp(deps).fetch, "entry listener");
 
   handleShutdown(logger, 10_000, async () => {
     await Promise.all(

@@ -1,20 +1,321 @@
+import { randomUUID } from "node:crypto";
+import { eq } from "drizzle-orm";
+import type { Redis } from "ioredis";
 import ssh2 from "ssh2";
+import type { FailureLimiter, LimitKey } from "../shared/auth/rate-limit.js";
+import type { SshdConfig } from "../shared/config/sshd.js";
+import type { SecretBox } from "../shared/crypto/secrets.js";
+import type { Db } from "../shared/db/client.js";
+import { hosts, users } from "../shared/db/schema/index.js";
 import type { Logger } from "../shared/logger.js";
+import { redisKey } from "../shared/redis.js";
+import { recordEvent } from "../shared/services/events.js";
+import { isExpired } from "../shared/services/users/render.js";
+import { consumeTicket, ownerHasKey, passwordMatches, signatureVerifies, type AuthMethod } from "./credentials.js";
+import { DISCONNECT_NO_MORE_AUTH_METHODS, disconnectWithMessage } from "./disconnect.js";
+import type { ForwardPolicy } from "./forward-policy.js";
+import { type RelayStats, relayConnection } from "./relay.js";
+import { resolveTarget, type Target } from "./resolve-target.js";
+import type { SessionRegistry } from "./session-registry.js";
 
 /** The server identification clients see: `SSH-2.0-cloud-cli-proxy` (behaviour.md §11.12). */
 export const SSH_IDENT = "cloud-cli-proxy";
 
-/**
- * The SSH entry proxy's listener. Authentication and relaying to hosts arrive with the SSH proxy
- * issue; until then every login is refused with a clear message, never accepted.
- */
-export function createSshServer(opts: { hostKey: string; logger: Logger; loginGraceSeconds: number }): ssh2.Server {
-  const server = new ssh2.Server({ hostKeys: [opts.hostKey], ident: SSH_IDENT }, (client, info) => {
-    const log = opts.logger.child({ ip: info.ip });
-    const grace = setTimeout(() => client.end(), opts.loginGraceSeconds * 1000);
-    client.on("authentication", (ctx) => ctx.reject(["password", "publickey"]));
-    client.on("close", () => clearTimeout(grace));
-    client.on("error", (err) => log.debug({ err: err.message }, "ssh client error"));
+export interface SshdDeps {
+  db: Db;
+  redis: Redis;
+  secrets: SecretBox;
+  logger: Logger;
+  config: SshdConfig;
+  /** Lockout counters (namespace `sshfail`): per login name and per client IP. */
+  limiter: FailureLimiter;
+  sessions: SessionRegistry;
+  forwardPolicy: ForwardPolicy;
+  clock: () => Date;
+}
+
+const METHODS: ssh2.AuthenticationType[] = ["password", "publickey"];
+const unmap = (ip: string) => ip.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1");
+
+/** Control-plane addresses the worker published (management and underlay bridges). */
+function controlPlaneAddresses(deps: SshdDeps): () => Promise<string[]> {
+  let cache: { at: number; value: string[] } | undefined;
+  return async () => {
+    if (cache && Date.now() - cache.at < 30_000) return cache.value;
+    const raw = await deps.redis.get(redisKey(deps.config.REDIS_PREFIX, "networks")).catch(() => null);
+    let value: string[] = [];
+    try {
+      const n = raw ? (JSON.parse(raw) as { gateways?: string[] }) : {};
+      value = (n.gateways ?? []).filter((g) => typeof g === "string");
+    } catch {
+      value = [];
+    }
+    cache = { at: Date.now(), value };
+    return value;
+  };
+}
+
+/** Connect to the host's sshd with its internal key, accepting only the pinned host key. */
+function dialHost(deps: SshdDeps, target: Target): Promise<ssh2.Client> {
+  const { host } = target;
+  return new Promise((resolve, reject) => {
+    if (!host.managementAddress || !host.internalKeyPrivateEnc || !host.hostKeyPublic) {
+      reject(new Error("host has no management address or keys yet"));
+      return;
+    }
+    const pinned = host.hostKeyPublic.trim().split(/\s+/)[1];
+    const upstream = new ssh2.Client();
+    const fail = (err: Error) => {
+      upstream.removeAllListeners("ready");
+      upstream.end();
+      reject(err);
+    };
+    upstream.once("ready", () => {
+      upstream.removeListener("error", fail);
+      upstream.on("error", () => {});
+      resolve(upstream);
+    });
+    upstream.once("error", fail);
+    upstream.connect({
+      host: host.managementAddress,
+      port: 22,
+      username: deps.config.HOST_SSH_USER,
+      privateKey: deps.secrets.decrypt(host.internalKeyPrivateEnc),
+      readyTimeout: deps.config.SSH_HOST_DIAL_TIMEOUT_SECONDS * 1000,
+      keepaliveInterval: 15_000,
+      keepaliveCountMax: 3,
+      // A host presenting any other key is "unreachable", never trusted (behaviour.md §7.4).
+      hostVerifier: (key: Buffer) => key.toString("base64") === pinned,
+    });
   });
-  return server;
+}
+
+export function createSshServer(deps: SshdDeps, hostKey: string): ssh2.Server {
+  const { config } = deps;
+  const controlPlane = controlPlaneAddresses(deps);
+  return new ssh2.Server(
+    {
+      hostKeys: [hostKey],
+      ident: SSH_IDENT,
+      keepaliveInterval: config.SSH_KEEPALIVE_INTERVAL_SECONDS * 1000,
+      keepaliveCountMax: 3,
+    },
+    (client, info) => handleConnection(deps, controlPlane, client, unmap(info.ip)),
+  );
+}
+
+function handleConnection(deps: SshdDeps, controlPlane: () => Promise<string[]>, client: ssh2.Connection, ip: string): void {
+  const { config, db } = deps;
+  const sessionId = randomUUID();
+  const log = deps.logger.child({ session_id: sessionId, ip });
+  const targets = new Map<string, Promise<Target | null>>();
+  const target = (login: string) => {
+    let t = targets.get(login);
+    if (!t) {
+      t = resolveTarget(db, login);
+      targets.set(login, t);
+    }
+    return t;
+  };
+  let failures = 0;
+  let authenticated = false;
+  let finished = false;
+  const grace = setTimeout(() => {
+    if (!authenticated) disconnectWithMessage(client, "login grace time exceeded");
+  }, config.SSH_LOGIN_GRACE_SECONDS * 1000);
+  client.on("error", (err) => log.debug({ err: err.message }, "client connection error"));
+  client.on("close", () => clearTimeout(grace));
+
+  const refuse = async (t: Target, reason: string, message: string) => {
+    await recordEvent(db, {
+      type: "ssh.refused",
+      level: "warn",
+      message: `SSH login refused: ${reason}`,
+      userId: t.owner.id,
+      hostId: t.host.id,
+      metadata: { reason, ip },
+    }).catch(() => {});
+    finished = true;
+    disconnectWithMessage(client, message);
+  };
+
+  client.on("authentication", (ctx) => {
+    void authenticate(ctx).catch((err: unknown) => {
+      log.error({ err }, "authentication handler failed");
+      if (!finished) disconnectWithMessage(client, "temporary failure; try again shortly");
+    });
+  });
+
+  async function authenticate(ctx: ssh2.AuthContext): Promise<void> {
+    if (authenticated || finished) return ctx.reject();
+    const login = ctx.username.slice(0, 128);
+    if (ctx.method !== "password" && ctx.method !== "publickey") return ctx.reject(METHODS);
+    // A public key offered without a signature is a query: answer it, count nothing.
+    if (ctx.method === "publickey" && !ctx.signature) {
+      const t = await target(login);
+      const ok = t ? await ownerHasKey(db, t, ctx.key.algo, ctx.key.data) : null;
+      return ok ? ctx.accept() : ctx.reject(METHODS);
+    }
+    const keys: LimitKey[] = [
+      { type: "user", value: login.toLowerCase() },
+      { type: "ip", value: ip },
+    ];
+    // Count this attempt up front, atomically, and give it back if it turns out not to be a
+    // failure. Bug fixed (found by test/docker/ssh-proxy.test.ts, "a burst of concurrent wrong
+    // passwords"): with `check` before and `recordFailure` after the credential check, 16
+    // concurrent connections all passed `check` before any failure was counted, so a burst got
+    // more guesses than SSH_LOCKOUT_MAX_PER_LOGIN (11 failures recorded for a limit of 10). Same
+    // fix as the API's login (FailureLimiter.acquire).
+    const blocked = await deps.limiter.acquire(keys);
+    if (blocked) {
+      if (blocked.firstRejection) {
+        await recordEvent(db, {
+          type: "ssh.auth.locked",
+          level: "warn",
+          message: `SSH logins locked (${blocked.key.type})`,
+          metadata: { key_type: blocked.key.type, login, ip },
+        });
+      }
+      finished = true;
+      return disconnectWithMessage(client, "too many failed attempts; try again later");
+    }
+    let t: Target | null;
+    let method: AuthMethod = "password";
+    let ok = false;
+    try {
+      t = await target(login);
+      if (t && ctx.method === "password") {
+        if (ctx.password.startsWith("ccpt_")) {
+          method = "ticket";
+          ok = await consumeTicket(db, t, ctx.password, deps.clock());
+        } else {
+          ok = passwordMatches(deps.secrets, t, ctx.password);
+        }
+      } else if (t && ctx.method === "publickey") {
+        method = "publickey";
+        const line = await ownerHasKey(db, t, ctx.key.algo, ctx.key.data);
+        ok = Boolean(line && ctx.blob && ctx.signature && signatureVerifies(line, ctx.blob, ctx.signature, ctx.hashAlgo));
+      }
+    } catch (err) {
+      // Not a failure of the client's: give the attempt back.
+      await deps.limiter.release(keys).catch(() => {});
+      throw err;
+    }
+    if (!ok) {
+      failures++; // already counted by acquire()
+      await recordEvent(db, {
+        type: "ssh.auth.failed",
+        level: "warn",
+        message: "SSH authentication failed",
+        userId: t?.owner.id ?? null,
+        hostId: t?.host.id ?? null,
+        metadata: { login, ip, method: ctx.method === "publickey" ? "publickey" : method },
+      });
+      if (failures >= config.SSH_MAX_AUTH_TRIES) {
+        finished = true;
+        return disconnectWithMessage(client, "too many authentication failures", DISCONNECT_NO_MORE_AUTH_METHODS);
+      }
+      return ctx.reject(METHODS);
+    }
+    // A proven credential is not a failure: un-count it for the IP, and reset the login name's counter.
+    await deps.limiter.release([{ type: "ip", value: ip }]);
+    await deps.limiter.reset({ type: "user", value: login.toLowerCase() });
+    const target_ = t!;
+    // Re-read: the credential is proven; now the account and host state decide (not counted).
+    const [owner] = await db.select().from(users).where(eq(users.id, target_.owner.id));
+    const [host] = await db.select().from(hosts).where(eq(hosts.id, target_.host.id));
+    if (!owner || owner.deletedAt || !host) return refuse(target_, "not_found", "host not found");
+    if (owner.status === "disabled") return refuse(target_, "account_disabled", "account disabled");
+    if (isExpired(owner, deps.clock())) return refuse(target_, "account_expired", "account expired");
+    if (host.status !== "running") {
+      return refuse(
+        target_,
+        "host_not_running",
+        `host ${host.shortId} is not running (status: ${host.status}); run the bootstrap or entry command to start it`,
+      );
+    }
+    const fresh: Target = { host, owner };
+    if (!(await deps.sessions.claim(host.id, sessionId, config.SSH_MAX_SESSIONS_PER_HOST))) {
+      return refuse(fresh, "too_many_sessions", `too many sessions for host ${host.shortId}`);
+    }
+    let upstream: ssh2.Client;
+    log.debug({ host_id: host.id, addr: host.managementAddress }, "credential proven; dialing host");
+    try {
+      upstream = await dialHost(deps, fresh);
+    } catch (err) {
+      log.warn({ err: (err as Error).message, host_id: host.id }, "host sshd unreachable");
+      await deps.sessions.remove({ id: sessionId, hostId: host.id });
+      return refuse(fresh, "host_unreachable", `host ${host.shortId} is unreachable; try again shortly`);
+    }
+    if (finished) {
+      upstream.end();
+      await deps.sessions.remove({ id: sessionId, hostId: host.id });
+      return;
+    }
+    authenticated = true;
+    clearTimeout(grace);
+    log.debug("host dialed; accepting");
+    ctx.accept();
+    startSession(fresh, upstream, method, login);
+  }
+
+  function startSession(t: Target, upstream: ssh2.Client, method: AuthMethod, login: string) {
+    const started = Date.now();
+    const stats: RelayStats = { bytesIn: 0, bytesOut: 0, lastActivity: Date.now() };
+    let closeReason = "client_closed";
+    let closed = false;
+    let idleTimer: NodeJS.Timeout | undefined;
+    const shutdown = (reason: string) => {
+      if (closed) return;
+      closed = true;
+      closeReason = reason;
+      if (idleTimer) clearInterval(idleTimer);
+      upstream.end();
+      if (reason !== "client_closed") disconnectWithMessage(client, `session closed: ${reason.replace(/_/g, " ")}`);
+      void deps.sessions.remove({ id: sessionId, hostId: t.host.id });
+      void recordEvent(db, {
+        type: "ssh.session.closed",
+        message: `SSH session to ${t.host.shortId} closed`,
+        userId: t.owner.id,
+        hostId: t.host.id,
+        metadata: {
+          session_id: sessionId,
+          bytes_in: stats.bytesIn,
+          bytes_out: stats.bytesOut,
+          duration_ms: Date.now() - started,
+          reason: closeReason,
+        },
+      }).catch(() => {});
+    };
+    deps.sessions.add({ id: sessionId, hostId: t.host.id, userId: t.owner.id, close: shutdown });
+    client.on("close", () => shutdown("client_closed"));
+    upstream.on("close", () => shutdown("host_closed"));
+    if (config.SSH_IDLE_TIMEOUT_SECONDS > 0) {
+      idleTimer = setInterval(() => {
+        if (Date.now() - stats.lastActivity > config.SSH_IDLE_TIMEOUT_SECONDS * 1000) shutdown("idle_timeout");
+      }, 1000);
+    }
+    void recordEvent(db, {
+      type: "ssh.session.opened",
+      message: `SSH session to ${t.host.shortId} opened`,
+      userId: t.owner.id,
+      hostId: t.host.id,
+      metadata: { session_id: sessionId, login, method, remote_ip: ip },
+    }).catch(() => {});
+    relayConnection(client, upstream, {
+      log,
+      stats,
+      controlPlane,
+      allowForward: (dest, cp) => deps.forwardPolicy.allowed(dest, cp),
+      onForwardDenied: (dest) =>
+        void recordEvent(db, {
+          type: "ssh.forward.denied",
+          level: "warn",
+          message: `port forward to ${dest.host}:${dest.port} denied`,
+          userId: t.owner.id,
+          hostId: t.host.id,
+          metadata: { session_id: sessionId, dest_host: dest.host, dest_port: dest.port },
+        }).catch(() => {}),
+    });
+  }
 }

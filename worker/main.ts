@@ -9,6 +9,7 @@ import { handleShutdown } from "../shared/process/lifecycle.js";
 import { createEnqueuer } from "../shared/queue/enqueuer.js";
 import { createQueues } from "../shared/queue/queues.js";
 import { createRedis, waitForRedis } from "../shared/redis.js";
+import { publishRevocation } from "../shared/services/revocations.js";
 import { startConsumers } from "./consumers.js";
 import type { WorkerDeps } from "./deps.js";
 import { startHeartbeat } from "./heartbeat.js";
@@ -41,6 +42,7 @@ export async function startWorker(
     logger,
     clock: () => new Date(),
     enqueue: createEnqueuer(queues, logger),
+    revoke: (r) => publishRevocation(redis, config.REDIS_PREFIX, r, logger),
     config,
     runtime,
     queues,

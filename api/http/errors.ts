@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { type ErrorKind, ServiceError } from "../../shared/errors.js";
+import { AccessError } from "../../shared/services/access/errors.js";
 import { json } from "./reply.js";
 
 /** The one place where domain error kinds become HTTP statuses (STYLE.md §3). */
@@ -28,6 +29,9 @@ export function errorResponse(c: Context, err: ServiceError): Response {
     const s = err.extra.retryAfterSeconds ?? 1;
     body.retry_after = s;
     headers["retry-after"] = String(s);
+  } else if (err.extra.retryAfterSeconds !== undefined) {
+    // e.g. 503 `ssh_not_ready` on a bootstrap handoff requested too early (behaviour.md §7.1).
+    headers["retry-after"] = String(err.extra.retryAfterSeconds);
   }
   if (err.kind === "unauthorized") {
     headers["www-authenticate"] = err.extra.tokenPresented ? 'Bearer error="invalid_token"' : "Bearer";
@@ -37,6 +41,8 @@ export function errorResponse(c: Context, err: ServiceError): Response {
     body.error_code = err.code;
     body.message = err.message.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, "?");
   }
+  // Extra fields the scripts read (e.g. `task_error_code`), after the standard keys.
+  if (err instanceof AccessError) for (const [k, v] of Object.entries(err.fields)) if (!(k in body)) body[k] = v;
   return json(c, status, body, headers);
 }
 

@@ -114,7 +114,10 @@ function registerDoc(app: OpenAPIHono, r: AnyRoute): void {
   if (r.query) request.query = r.query as never;
   const pathParams = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
   if (pathParams.length) {
-    request.params = z.object(Object.fromEntries(pathParams.map((p) => [p, z.string().uuid()]))) as never;
+    // `{userID}`-style parameters are UUIDs; others (e.g. `{shortId}`) are plain strings.
+    request.params = z.object(
+      Object.fromEntries(pathParams.map((p) => [p, p.endsWith("ID") ? z.string().uuid() : z.string()])),
+    ) as never;
   }
   try {
     app.openAPIRegistry.registerPath({

@@ -1,5 +1,11 @@
 import type { AnyRoute } from "../http/route.js";
 import { legacyLoginRoute, loginRoute } from "./auth/login.js";
+import { createBootstrapSessionRoute } from "./bootstrap/create-session.js";
+import { getBootstrapTaskRoute } from "./bootstrap/get-task.js";
+import { bootstrapHandoffRoute } from "./bootstrap/handoff.js";
+import { bootstrapScriptRoute } from "./bootstrap/script.js";
+import { entryAuthRoute } from "./entry/auth.js";
+import { entryScriptRoute } from "./entry/script.js";
 import { healthzRoute, readyzRoute } from "./health/healthz.js";
 import { adminHostRoutes } from "./hosts/admin.js";
 import { portalHostRoutes } from "./portal/hosts.js";
@@ -41,4 +47,13 @@ export const allRoutes: AnyRoute[] = [
   cancelTaskRoute,
   listEventsRoute,
   dashboardStatsRoute,
+  bootstrapScriptRoute,
+  createBootstrapSessionRoute,
+  getBootstrapTaskRoute,
+  bootstrapHandoffRoute,
+  entryScriptRoute,
+  entryAuthRoute,
 ];
+
+/** The ENTRY_LISTEN_ADDR listener serves this route and nothing else (behaviour.md §1.1). */
+export const entryListenerRoutes: AnyRoute[] = [entryScriptRoute];

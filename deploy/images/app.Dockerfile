@@ -18,6 +18,7 @@ WORKDIR /app
 COPY deploy/images/app/package.json ./package.json
 COPY deploy/images/app/node_modules ./node_modules
 COPY deploy/images/app/drizzle/migrations ./drizzle/migrations
+COPY deploy/images/app/api/scripts ./api/scripts
 COPY deploy/images/app/dist ./dist
 
 ENV NODE_ENV=production

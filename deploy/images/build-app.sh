@@ -38,6 +38,9 @@ say "compiling into $STAGE/dist"
 say "staging production dependencies and migrations"
 cp package.json package-lock.json "$STAGE/"
 cp -a drizzle/migrations "$STAGE/drizzle/migrations"
+# The served bootstrap/entry scripts are read at run time from the package root.
+mkdir -p "$STAGE/api"
+cp -a api/scripts "$STAGE/api/scripts"
 (cd "$STAGE" && npm ci --omit=dev --no-audit --no-fund)
 install -m 0755 "$node_bin" deploy/images/node
 

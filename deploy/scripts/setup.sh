@@ -6,6 +6,10 @@
 #
 # Every step checks before it acts, so a second run only verifies and takes a few seconds.
 # Values are read from the environment first, then from .env (the environment wins).
+#
+# It also installs and starts the Docker engine and builds the local images (base, host, gateway;
+# deploy/images/build.sh, cached by content hash). CCP_SKIP_DOCKER=1 skips that step entirely,
+# e.g. on a machine that only runs the api and sshd, or where Docker is managed by someone else.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -363,11 +367,60 @@ step_redis() {
 # ==============================================================================================
 # Docker engine and images
 # ==============================================================================================
-# Reserved for later issues: install and start the Docker engine, then build the local images
-# (deploy/images/build.sh: Debian base, host image, gateway image). Nothing needs Docker yet,
-# so this deliberately does nothing.
+# The engine is Debian's docker.io (no registry needed). Under systemd it is the docker unit;
+# otherwise (containers, CI VMs) dockerd is started detached in its own session, logging to
+# /var/log/ccp-dockerd.log, and keeps running after setup exits. Then deploy/images/build.sh
+# builds the base, host and gateway images (one line per image; cached by content hash).
+# CCP_SKIP_DOCKER=1 skips all of it.
+DOCKERD_LOG=/var/log/ccp-dockerd.log
+
+docker_ready() { timeout 10 docker info >/dev/null 2>&1; }
+
+start_dockerd() {
+  if systemd_running; then
+    as_root systemctl enable --now docker.service >/dev/null 2>&1 || as_root systemctl start docker.service
+    return 0
+  fi
+  have dockerd || die "dockerd not found (package docker.io)"
+  local args=()
+  # overlay2 when the kernel has overlayfs (built in or as a module); else dockerd's own choice.
+  if grep -qw overlay /proc/filesystems || as_root modprobe overlay >/dev/null 2>&1; then
+    args+=(--storage-driver=overlay2)
+  fi
+  # The default bridge (docker0) with iptables NAT: builds and user-defined bridges need it.
+  # setsid -f: its own session, so it outlives this script and the CI job's process group.
+  (cd / && as_root setsid -f sh -c 'exec "$@" </dev/null >>'"$DOCKERD_LOG"' 2>&1' dockerd \
+    dockerd --host=unix:///var/run/docker.sock "${args[@]}")
+}
+
 step_docker() {
-  :
+  if [ "$(cfg CCP_SKIP_DOCKER)" = 1 ]; then
+    say "docker: CCP_SKIP_DOCKER=1, skipped"
+    return 0
+  fi
+  if ! docker_ready; then
+    # iptables: dockerd's bridge NAT; debootstrap: build.sh bootstraps the base without a registry.
+    local pkgs=()
+    { have dockerd && have docker; } || pkgs+=(docker.io)
+    have iptables || pkgs+=(iptables)
+    have debootstrap || pkgs+=(debootstrap)
+    if [ ${#pkgs[@]} -gt 0 ]; then
+      say "installing ${pkgs[*]} (apt)"
+      apt_install "${pkgs[@]}"
+    fi
+    # The package's post-install may already have started it.
+    if ! docker_ready; then
+      say "starting the docker engine"
+      start_dockerd
+    fi
+    wait_for 60 "docker (see $DOCKERD_LOG)" docker_ready
+  fi
+  say "docker $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?') answering"
+  # Only needed when the base image has to be bootstrapped (no registry).
+  if ! have debootstrap && ! docker image inspect cloud-cli-proxy/base:bookworm >/dev/null 2>&1; then
+    apt_install debootstrap
+  fi
+  bash deploy/images/build.sh || die "image build failed (deploy/images/build.sh)"
 }
 
 # ==============================================================================================

@@ -30,7 +30,7 @@ export const listenAddrVar = (def: string) =>
     .transform((v, ctx): ListenAddr => {
       const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(v);
       const port = m ? Number(m[3]) : NaN;
-      if (!m || port < 1 || port > 65535) {
+      if (!m || port < 0 || port > 65535) {
         ctx.addIssue({ code: "custom", message: "must look like :PORT or HOST:PORT" });
         return z.NEVER;
       }

@@ -4,6 +4,7 @@ import type { TokenService } from "../auth/tokens.js";
 import type { SecretBox } from "../crypto/secrets.js";
 import type { Db } from "../db/client.js";
 import type { Logger } from "../logger.js";
+import type { Revocation } from "./revocations.js";
 
 /** Dependencies the domain verbs need; built once per process in its composition root. */
 export interface ServiceDeps {
@@ -13,6 +14,8 @@ export interface ServiceDeps {
    * request already succeeded and the sweeper enqueues pending tasks that have no job (§1.8).
    */
   enqueue: (task: { id: string; kind: string }) => Promise<void>;
+  /** Broadcast an access revocation to the SSH proxies (after commit; best effort). */
+  revoke: (r: Revocation) => Promise<void>;
   redis: Redis;
   secrets: SecretBox;
   logger: Logger;

@@ -103,3 +103,18 @@ describe('fingerprintOf', () => {
     expect(() => fingerprintOf('ssh-dss AAAA')).toThrow(PublicKeyError);
   });
 });
+
+describe("generateEd25519KeyPair over many keys", () => {
+  it("always yields keys OpenSSH and ssh2 accept (incl. public keys with leading zero bytes)", async () => {
+    const ssh2 = (await import("ssh2")).default;
+    for (let i = 0; i < 600; i++) {
+      const pair = generateEd25519KeyPair(`k${i}@test`);
+      const parsed = ssh2.utils.parseKey(pair.privateKey);
+      if (parsed instanceof Error) throw parsed;
+      const key = Array.isArray(parsed) ? parsed[0]! : parsed;
+      expect(key.getPublicSSH().toString("base64")).toBe(pair.publicKey.split(" ")[1]);
+      const sig = key.sign(Buffer.from("data"));
+      expect(key.verify(Buffer.from("data"), sig)).toBe(true);
+    }
+  });
+});

@@ -1,6 +1,7 @@
 import { and, asc, eq, ne } from "drizzle-orm";
 import { egressIps, hostEgressBindings, hosts, sshKeys, users, type HostRow } from "../../shared/db/schema/index.js";
 import { generateEd25519KeyPair } from "../../shared/ssh/keygen.js";
+import { redisKey } from "../../shared/redis.js";
 import type { WorkerDeps } from "../deps.js";
 import type { ContainerState } from "../runtime/runtime.js";
 import { TaskError } from "../tasks/task-error.js";
@@ -68,6 +69,14 @@ export async function prepareVolume(deps: WorkerDeps, host: HostRow): Promise<vo
 export async function ensureNetworks(deps: WorkerDeps) {
   const mgmt = await deps.runtime.ensureNetwork(deps.config.MGMT_NETWORK, { subnet: deps.config.MGMT_SUBNET });
   const underlay = await deps.runtime.ensureNetwork(deps.config.EGRESS_UNDERLAY_NETWORK, {});
+  // The SSH proxy refuses `ssh -L` to these addresses (the Docker host, i.e. the control plane);
+  // it cannot ask Docker itself, so the worker publishes them.
+  await deps.redis
+    .set(
+      redisKey(deps.config.REDIS_PREFIX, "networks"),
+      JSON.stringify({ gateways: [mgmt.gateway, underlay.gateway], subnets: [mgmt.subnet, underlay.subnet] }),
+    )
+    .catch(() => {});
   return { mgmt, underlay };
 }
 
@@ -178,6 +187,17 @@ export async function waitSsh(deps: WorkerDeps, host: HostRow, mgmtAddress: stri
   }
 }
 
+// Runs as the host user, never root: the home belongs to the user, who could plant a symlink at
+// ~/.ssh to make a root writer clobber another file. The script is fixed; keys arrive on stdin.
+const WRITE_AUTHORIZED_KEYS = [
+  "set -eu",
+  'umask 077',
+  'mkdir -p "$1/.ssh"',
+  'chmod 700 "$1/.ssh"',
+  'cat > "$1/.ssh/.authorized_keys.ccp-tmp"',
+  'mv -f "$1/.ssh/.authorized_keys.ccp-tmp" "$1/.ssh/authorized_keys"',
+].join("\n");
+
 /** Write the managed block of the host user's authorized_keys from the user's keys (§4.5). */
 export async function syncKeys(deps: WorkerDeps, host: HostRow): Promise<number> {
   const keys = await deps.db
@@ -186,15 +206,15 @@ export async function syncKeys(deps: WorkerDeps, host: HostRow): Promise<number>
     .where(eq(sshKeys.userId, host.userId))
     .orderBy(asc(sshKeys.createdAt), asc(sshKeys.id));
   const name = hostContainerName(host.id);
-  const existing = (await deps.runtime.readFile(name, `${HOME_DIR}/.ssh/authorized_keys`))?.toString("utf8") ?? "";
+  const user = `${HOST_UID}:${HOST_UID}`;
+  const read = await deps.runtime.exec(name, ["cat", `${HOME_DIR}/.ssh/authorized_keys`], { user });
+  const existing = read.exitCode === 0 ? read.stdout : "";
   const next = renderAuthorizedKeys(existing, keys);
   if (next !== existing) {
-    await deps.runtime.putFiles(
-      name,
-      HOME_DIR,
-      [{ name: ".ssh/authorized_keys", mode: 0o600, uid: HOST_UID, gid: HOST_UID, content: next }],
-      [{ name: ".ssh", mode: 0o700, uid: HOST_UID, gid: HOST_UID }],
-    );
+    const w = await deps.runtime.exec(name, ["sh", "-c", WRITE_AUTHORIZED_KEYS, "sh", HOME_DIR], { user, stdin: next });
+    if (w.exitCode !== 0) {
+      throw new TaskError("internal_error", `could not write authorized_keys (exit ${w.exitCode})`);
+    }
   }
   return keys.length;
 }

@@ -144,6 +144,7 @@ const rebuild: TaskProcessor = {
     let host = await loadHost(deps, task.hostId);
     if (host.status === "deleting") throw new TaskError("host_not_found", "the host is being deleted");
     await setHostStatus(deps, host.id, { status: "rebuilding" });
+    await deps.revoke({ scope: "host", id: host.id, reason: "host_rebuilt" });
     await ctx.step("check_images", () => checkImages(deps));
     await ctx.step("remove_containers", async () => {
       await deps.runtime.removeContainer(hostContainerName(host.id));
@@ -175,15 +176,23 @@ const stop: TaskProcessor = {
   async run(ctx) {
     const { deps, task } = ctx;
     const host = await loadHost(deps, task.hostId);
-    if (host.status === "stopped" && !(await deps.runtime.inspectContainer(hostContainerName(host.id)))?.running) {
+    // A no-op only when *neither* container runs. Checking the host container alone let a stopped
+    // host keep a running gateway (started by hand, or left over): the reconciler saw "desired
+    // stopped but something running", enqueued host.stop, and this skipped it — forever.
+    const up = async (name: string) => (await deps.runtime.inspectContainer(name))?.running === true;
+    if (host.status === "stopped" && !(await up(hostContainerName(host.id))) && !(await up(gatewayName(host.id)))) {
       await ctx.skip("stop_host", "stop_gateway");
       return;
     }
     await setHostStatus(deps, host.id, { status: "stopping" });
+    await deps.revoke({ scope: "host", id: host.id, reason: "host_stopped" });
     const grace = deps.config.CONTAINER_STOP_GRACE_SECONDS;
     await ctx.step("stop_host", () => deps.runtime.stopContainer(hostContainerName(host.id), grace));
     await ctx.step("stop_gateway", () => deps.runtime.stopContainer(gatewayName(host.id), grace));
-    if (await setHostStatus(deps, host.id, { status: "stopped" })) {
+    // A success resets the reconciler's repair backoff (§8.5), a stop as much as a start: else
+    // each reconcile-driven stop adds to repair_attempts for good, and after MAX_REPAIR_ATTEMPTS
+    // of them over the host's life the reconciler never repairs it again.
+    if (await setHostStatus(deps, host.id, { status: "stopped", repairAttempts: 0, repairNotBefore: null })) {
       await recordEvent(deps.db, {
         type: "host.stopped",
         message: `host ${host.shortId} stopped`,

@@ -45,6 +45,7 @@ export async function runExpiryScan(deps: WorkerDeps): Promise<{ expired: number
       expired++;
       return stops;
     });
+    await deps.revoke({ scope: "user", id, reason: "user_expired" });
     for (const t of created) await deps.enqueue(t);
   }
   return { expired };

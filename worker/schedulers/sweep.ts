@@ -36,7 +36,7 @@ export async function runSweep(deps: WorkerDeps): Promise<{ requeued: number; st
     .where(
       or(
         and(eq(tasks.status, "pending"), lt(tasks.createdAt, staleBefore)),
-        and(eq(tasks.status, "running"), lt(sql`coalesce(${tasks.heartbeatAt}, ${tasks.startedAt}, ${tasks.createdAt})`, staleBefore)),
+        and(eq(tasks.status, "running"), sql`coalesce(${tasks.heartbeatAt}, ${tasks.startedAt}, ${tasks.createdAt}) < ${staleBefore.toISOString()}::timestamptz`),
       ),
     )
     .returning();
@@ -50,11 +50,15 @@ export async function runSweep(deps: WorkerDeps): Promise<{ requeued: number; st
       metadata: { kind: t.kind, error_code: "stale_timeout" },
     });
     if (t.hostId) {
-      // A host left in a transitional status by the dead task becomes `failed`.
+      // A host left in a transitional status by the dead task becomes `failed`. So does a host
+      // still `pending` whose create went stale (never picked up, e.g. no worker ran): a failed
+      // lifecycle task means `failed` (§4.4), and the reconciler skips `pending` hosts, so left
+      // `pending` it would never be created nor repaired.
+      const from = t.kind === "host.create" ? (["pending", ...TRANSITIONAL] as const) : TRANSITIONAL;
       await deps.db
         .update(hosts)
         .set({ status: "failed", updatedAt: now })
-        .where(and(eq(hosts.id, t.hostId), inArray(hosts.status, [...TRANSITIONAL])));
+        .where(and(eq(hosts.id, t.hostId), inArray(hosts.status, [...from])));
     }
   }
 

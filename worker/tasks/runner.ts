@@ -1,6 +1,6 @@
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import { and, eq, inArray, lt, ne, or, sql } from "drizzle-orm";
-import { tasks, type TaskRow, type TaskStep } from "../../shared/db/schema/index.js";
+import { hosts, tasks, type TaskRow, type TaskStep } from "../../shared/db/schema/index.js";
 import { isInfrastructureError } from "../../shared/infra-errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { recordEvent } from "../../shared/services/events.js";
@@ -109,10 +109,16 @@ export async function runTaskJob(
       .returning();
     if (!claimed) return; // someone else finished or canceled it meanwhile
     const log = deps.logger.child({ task_id: claimed.id, kind: claimed.kind, host_id: claimed.hostId, attempt: claimed.attempt });
+    // Task events concern the host's owner (behaviour.md §1.7).
+    const [owner] = claimed.hostId
+      ? await db.select({ userId: hosts.userId }).from(hosts).where(eq(hosts.id, claimed.hostId))
+      : [];
+    const ownerId = owner?.userId ?? null;
     if (claimed.attempt === 1) {
       await recordEvent(db, {
         type: "task.started",
         message: `task ${claimed.kind} started`,
+        userId: ownerId,
         hostId: claimed.hostId,
         taskId: claimed.id,
         metadata: { kind: claimed.kind },
@@ -188,7 +194,7 @@ export async function runTaskJob(
       await processor.run(ctx);
     } catch (err) {
       if (err instanceof TaskCanceled) {
-        await finish(deps, claimed, "canceled", { code: "canceled", message: "canceled on request", steps, result: null });
+        await finish(deps, claimed, ownerId, "canceled", { code: "canceled", message: "canceled on request", steps, result: null });
         await processor.onCanceled?.(ctx).catch((e: unknown) => log.error({ err: e }, "cleanup after cancel failed"));
         return;
       }
@@ -203,11 +209,11 @@ export async function runTaskJob(
           .where(eq(tasks.id, claimed.id));
         throw te; // BullMQ retries with exponential backoff; the task stays `running`
       }
-      await finish(deps, claimed, "failed", { code: te.code, message: te.message, steps, result });
+      await finish(deps, claimed, ownerId, "failed", { code: te.code, message: te.message, steps, result });
       await processor.onFailure?.(ctx, te).catch((e: unknown) => log.error({ err: e }, "cleanup after failure failed"));
       throw new UnrecoverableError(te.code);
     }
-    await finish(deps, claimed, "succeeded", { code: null, message: null, steps, result });
+    await finish(deps, claimed, ownerId, "succeeded", { code: null, message: null, steps, result });
   } finally {
     if (heartbeat) clearInterval(heartbeat);
     await lock?.release().catch(() => {});
@@ -217,6 +223,7 @@ export async function runTaskJob(
 async function finish(
   deps: WorkerDeps,
   task: TaskRow,
+  ownerId: string | null,
   status: "succeeded" | "failed" | "canceled",
   o: { code: string | null; message: string | null; steps: TaskStep[]; result: unknown },
 ): Promise<boolean> {
@@ -240,6 +247,7 @@ async function finish(
       type: `task.${status}`,
       level: status === "failed" ? "error" : status === "canceled" ? "warn" : "info",
       message: `task ${task.kind} ${status}`,
+      userId: ownerId,
       hostId: task.hostId,
       taskId: task.id,
       metadata: status === "failed" ? { kind: task.kind, error_code: o.code } : { kind: task.kind },

@@ -147,6 +147,7 @@ export async function deleteHost({ ctx, hostId, keepHome }: { ctx: ServiceContex
     const host = await getHost(tx, hostId, { forUpdate: true });
     return requestHostDeletion(tx, host, { keepHome, requestedBy: ctx.actor!.id, actorId: ctx.actor?.id ?? null, now: ctx.clock() });
   });
+  await ctx.revoke({ scope: "host", id: task.hostId!, reason: "host_deleted" });
   if (created) await ctx.enqueue(task);
   return { task_id: task.id };
 }

@@ -44,7 +44,8 @@ export async function deleteUser({ ctx, userId }: { ctx: ServiceContext; userId:
       userId: user.id,
       metadata: { username: user.username, host_ids: owned.map((h) => h.id) },
     });
-    return toEnqueue;
+    return { toEnqueue, id: user.id };
   });
-  for (const t of created) await ctx.enqueue(t);
+  await ctx.revoke({ scope: "user", id: created.id, reason: "user_deleted" });
+  for (const t of created.toEnqueue) await ctx.enqueue(t);
 }

@@ -45,6 +45,7 @@ export async function setUserStatus({
       status === "disabled" ? await stopHostsOfUser(tx, user.id, { requestedBy: "system:user-disabled", now }) : [];
     return { row: updated!, stopTasks };
   });
+  if (status === "disabled" && row.status === "disabled") await ctx.revoke({ scope: "user", id: row.id, reason: "user_disabled" });
   for (const t of stopTasks) await ctx.enqueue(t);
   return { user: renderUser(row, now) };
 }

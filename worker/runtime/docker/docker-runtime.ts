@@ -164,7 +164,7 @@ export function createDockerRuntime(opts: { socketPath: string; instance: string
     createGateway: (spec: GatewaySpec) =>
       guard(`create gateway ${spec.name}`, async () => {
         if (!(await inspectContainer(spec.name))) {
-          const [first, ...rest] = spec.networks;
+          const [first] = spec.networks;
           await createIfAbsent(spec.name, () =>
             docker.createContainer({
               name: spec.name,
@@ -189,18 +189,30 @@ export function createDockerRuntime(opts: { socketPath: string; instance: string
               NetworkingConfig: first ? { EndpointsConfig: { [first]: {} } } : undefined,
             }),
           );
-          // Every network is attached before start (behaviour.md §4.6).
-          for (const net of rest) {
+        }
+        let raw: Docker.ContainerInspectInfo | null = null;
+        try {
+          raw = await docker.getContainer(spec.name).inspect();
+        } catch (err) {
+          if (statusOf(err) !== 404) throw err;
+        }
+        if (raw && !raw.State?.Running) {
+          // Every network is attached before start (behaviour.md §4.6). Checked on every attempt,
+          // not only right after the create: a worker killed between the create and the connects
+          // leaves a container that exists (so the create is skipped) but lacks the management
+          // network, and the redelivered job would then fail with "no management address".
+          const attached = new Set(Object.keys(raw.NetworkSettings?.Networks ?? {}));
+          for (const net of spec.networks) {
+            if (attached.has(net)) continue;
             try {
               await docker.getNetwork(net).connect({ Container: spec.name });
             } catch (err) {
-              // Already connected (a redelivered job): fine.
+              // Already connected (a concurrent attempt): fine.
               if (statusOf(err) !== 403 && statusOf(err) !== 409) throw err;
             }
           }
+          await uploadAll(spec.name, spec.files);
         }
-        const state = await inspectContainer(spec.name);
-        if (state && !state.running) await uploadAll(spec.name, spec.files);
       }),
 
     createHost: (spec: HostSpec) =>

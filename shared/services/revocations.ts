@@ -1,0 +1,27 @@
+import type { Redis } from "ioredis";
+import { z } from "zod";
+import type { Logger } from "../logger.js";
+import { redisKey } from "../redis.js";
+
+/**
+ * Access revocations broadcast to every SSH proxy replica (behaviour.md §7.4 "Session closing"):
+ * live sessions of a user or a host are closed when the owner is disabled, expires or is deleted,
+ * and when the host is stopped, rebuilt or deleted.
+ */
+export const revocationSchema = z.object({
+  scope: z.enum(["user", "host"]),
+  id: z.string().uuid(),
+  reason: z.enum(["user_disabled", "user_expired", "user_deleted", "host_stopped", "host_rebuilt", "host_deleted"]),
+});
+export type Revocation = z.infer<typeof revocationSchema>;
+
+export const revocationChannel = (prefix: string) => redisKey(prefix, "revocations");
+
+/** Best effort after commit: a lost message is caught by the proxy's periodic re-check. */
+export async function publishRevocation(redis: Redis, prefix: string, r: Revocation, logger?: Logger): Promise<void> {
+  try {
+    await redis.publish(revocationChannel(prefix), JSON.stringify(r));
+  } catch (err) {
+    logger?.warn({ err: (err as Error).message, ...r }, "could not publish a revocation");
+  }
+}

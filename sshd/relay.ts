@@ -1,0 +1,240 @@
+import type { Duplex, Readable, Writable } from "node:stream";
+import type ssh2 from "ssh2";
+import type { Logger } from "../shared/logger.js";
+
+export interface RelayStats {
+  bytesIn: number;
+  bytesOut: number;
+  lastActivity: number;
+}
+
+export interface RelayOptions {
+  log: Logger;
+  stats: RelayStats;
+  /** Control-plane addresses refused as `ssh -L` destinations (resolved per request). */
+  controlPlane: () => Promise<string[]>;
+  allowForward: (dest: { host: string; port: number }, controlPlane: string[]) => boolean;
+  onForwardDenied: (dest: { host: string; port: number }) => void;
+}
+
+type Accept<T> = (() => T) | undefined;
+
+/**
+ * Copy `from` into `to` with backpressure, counting bytes; never ends `to` (the caller decides
+ * when, so exit-status can go before EOF/close on session channels).
+ */
+function pump(from: Duplex, to: { write: (b: Buffer) => boolean; once: (e: "drain", f: () => void) => unknown }, count: (n: number) => void) {
+  from.on("data", (chunk: Buffer) => {
+    count(chunk.length);
+    if (!to.write(chunk)) {
+      from.pause();
+      to.once("drain", () => from.resume());
+    }
+  });
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Wait until a writable has handed everything it queued to the transport (window-limited SSH
+ * channels queue until the peer grants window).
+ *
+ * Bug fixed (found by test/docker/ssh-proxy.test.ts, `ssh host 'head -c 10000000 /dev/zero'`
+ * hanging about one run in three with every byte delivered): this used to wait for 'drain', but a
+ * Writable emits 'drain' only after a write() returned false, i.e. with at least highWaterMark
+ * (2 MiB for ssh2 channels) queued. When the host closed with less than that still waiting for the
+ * client's window, 'drain' never came, so exit-status, EOF and close were never sent and the
+ * client hung. An empty write's callback runs once every write queued before it has been handed
+ * to the protocol (writes are processed in order), whatever the queue length.
+ */
+function flushed(w: Writable): Promise<void> {
+  if (w.destroyed || w.writableFinished || w.writableLength === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      w.off("close", done);
+      resolve();
+    };
+    w.once("close", done); // closed meanwhile: nothing more will be flushed
+    if (w.writableEnded) w.once("finish", done);
+    else w.write(EMPTY, done);
+  });
+}
+
+/** Resolves once a readable has emitted everything it buffered (or went away). */
+function drained(r: Readable): Promise<void> {
+  if (r.readableEnded || r.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    r.once("end", () => resolve());
+    r.once("close", () => resolve());
+  });
+}
+
+/** Bidirectional byte relay for TCP-like channels (direct-tcpip, forwarded-tcpip). */
+function bridge(down: ssh2.ServerChannel, up: ssh2.ClientChannel, stats: RelayStats) {
+  const touch = () => (stats.lastActivity = Date.now());
+  pump(down, up, (n) => {
+    stats.bytesIn += n;
+    touch();
+  });
+  pump(up, down, (n) => {
+    stats.bytesOut += n;
+    touch();
+  });
+  // Half-close must survive the relay. Bug fixed (found by the `ssh -R` case of
+  // test/docker/ssh-proxy.test.ts: `echo c1 | nc -N 127.0.0.1 <port>` inside the host got no
+  // answer when the client-side service replied a moment after the host's EOF): EOF from the host
+  // side used to be passed on with `down.end()`, but a server-side ssh2 channel closes itself when
+  // its writable side finishes, so the client's channel was closed before it could answer. Now the host's EOF becomes a plain EOF (after what
+  // is queued), and the channel closes only when the client closes it. The other way round,
+  // `up.end()` on a client-side channel (allowHalfOpen) is already a plain EOF.
+  down.on("end", () => up.end());
+  up.on("end", () => void flushed(down).then(() => down.eof()));
+  // close() is immediate and drops what is still queued (ssh2's _write stops once the channel is
+  // no longer open), so a close from one side is passed on only after the other side's queue is
+  // flushed; otherwise a forwarded connection that closes right after a large write loses its tail.
+  down.on("close", () => void flushed(up).then(() => up.close()));
+  up.on("close", () => void flushed(down).then(() => down.close()));
+  down.on("error", () => up.close());
+  up.on("error", () => down.close());
+}
+
+/**
+ * Relay one authenticated client connection to the host's sshd (behaviour.md §7.4): session
+ * channels with their requests, `ssh -L` through the host, `ssh -R` back to the client.
+ */
+export function relayConnection(client: ssh2.Connection, upstream: ssh2.Client, opts: RelayOptions): void {
+  const { log, stats } = opts;
+  const touch = () => (stats.lastActivity = Date.now());
+
+  client.on("session", (acceptSession) => {
+    const session = acceptSession();
+    let pty: ssh2.PseudoTtyOptions | undefined;
+    const env: Record<string, string> = {};
+    let up: ssh2.ClientChannel | undefined;
+    const ok = (accept: Accept<void>) => accept?.();
+    const no = (reject: Accept<void>) => reject?.();
+
+    session.on("pty", (accept: Accept<void>, reject: Accept<void>, info: ssh2.PseudoTtyInfo) => {
+      if (up) return no(reject);
+      pty = { rows: info.rows, cols: info.cols, height: info.height, width: info.width, term: info.term, modes: info.modes };
+      ok(accept);
+    });
+    session.on("env", (accept: Accept<void>, reject: Accept<void>, info: { key: string; val: string }) => {
+      if (up) return no(reject);
+      env[info.key] = info.val;
+      ok(accept);
+    });
+    session.on("window-change", (accept: Accept<void>, _reject: Accept<void>, info: ssh2.WindowChangeInfo) => {
+      up?.setWindow(info.rows, info.cols, info.height, info.width);
+      ok(accept);
+    });
+    session.on("signal", (accept: Accept<void>, _reject: Accept<void>, info: { name: string }) => {
+      up?.signal(info.name);
+      ok(accept);
+    });
+    // Agent and X11 forwarding are off (behaviour.md §7.4).
+    session.on("auth-agent", (_accept: Accept<void>, reject: Accept<void>) => no(reject));
+    session.on("x11", (_accept: Accept<void>, reject: Accept<void>) => no(reject));
+
+    const attach = (
+      accept: Accept<ssh2.ServerChannel>,
+      reject: Accept<void>,
+      open: (cb: (err: Error | undefined, ch: ssh2.ClientChannel) => void) => void,
+    ) => {
+      if (up) return no(reject);
+      // Accept at once: OpenSSH sends EOF right behind `exec` when stdin is empty, and ssh2
+      // ignores an accept that comes after the session's EOF. Input waits (paused) until the
+      // host's channel is open.
+      const down = accept?.();
+      if (!down) return;
+      down.pause();
+      open((err, channel) => {
+        if (err) {
+          log.debug({ err: err.message }, "host refused a session request");
+          down.stderr.write("cloud-cli-proxy: the host refused this session request\n");
+          down.exit(255);
+          down.end();
+          return;
+        }
+        up = channel;
+        let exit: { code?: number; signal?: string; dump?: boolean; desc?: string } | undefined;
+        pump(down, channel, (n) => {
+          stats.bytesIn += n;
+          touch();
+        });
+        pump(channel, down, (n) => {
+          stats.bytesOut += n;
+          touch();
+        });
+        pump(channel.stderr as unknown as Duplex, down.stderr as never, (n) => {
+          stats.bytesOut += n;
+          touch();
+        });
+        channel.on("exit", (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
+          exit = code !== null && code !== undefined ? { code } : { signal, dump, desc };
+        });
+        down.on("end", () => channel.end()); // client EOF → host EOF (half-close kept)
+        // Host closed: flush output, then exit-status/signal, then EOF + close — in that order,
+        // so `ssh host cmd | …`, scp and rsync see every byte and the right status.
+        channel.on("close", () => {
+          // ssh2 emits a client channel's 'close' after its stdout ended, but stderr may still
+          // hold data paused by backpressure: let it through before the exit status.
+          void drained(channel.stderr as unknown as Readable)
+            .then(() => flushed(down))
+            .then(() => flushed(down.stderr as unknown as Writable))
+            .then(() => {
+              if (exit?.code !== undefined) down.exit(exit.code);
+              else if (exit?.signal) down.exit(exit.signal.replace(/^SIG/, ""), exit.dump ?? false, exit.desc ?? "");
+              down.end();
+            });
+        });
+        down.on("close", () => void flushed(channel).then(() => channel.close()));
+        channel.on("error", () => down.close());
+        down.resume();
+      });
+    };
+
+    session.on("shell", (accept: Accept<ssh2.ServerChannel>, reject: Accept<void>) =>
+      attach(accept, reject, (cb) => upstream.shell(pty ?? false, { env }, cb)),
+    );
+    session.on("exec", (accept: Accept<ssh2.ServerChannel>, reject: Accept<void>, info: { command: string }) =>
+      attach(accept, reject, (cb) => upstream.exec(info.command, { pty: pty ?? false, env }, cb)),
+    );
+    session.on("subsystem", (accept: Accept<ssh2.ServerChannel>, reject: Accept<void>, info: { name: string }) => {
+      if (info.name !== "sftp") return no(reject);
+      attach(accept, reject, (cb) => upstream.subsys("sftp", cb));
+    });
+  });
+
+  // ssh -L: opened by the host's sshd, so the connection starts inside the host's namespace.
+  client.on("tcpip", (accept: () => ssh2.ServerChannel, reject: () => void, info: ssh2.TcpipRequestInfo) => {
+    const dest = { host: info.destIP, port: info.destPort };
+    void opts.controlPlane().then((cp) => {
+      if (!opts.allowForward(dest, cp)) {
+        opts.onForwardDenied(dest);
+        return reject();
+      }
+      upstream.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
+        if (err) return reject();
+        bridge(accept(), up, stats);
+      });
+    });
+  });
+
+  // ssh -R: the host listens; each connection comes back to the client as forwarded-tcpip.
+  client.on("request", (accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, name: string, info: ssh2.TcpipBindInfo) => {
+    if (name === "tcpip-forward") {
+      upstream.forwardIn(info.bindAddr, info.bindPort, (err, port) => (err ? reject?.() : accept?.(port)));
+    } else if (name === "cancel-tcpip-forward") {
+      upstream.unforwardIn(info.bindAddr, info.bindPort, (err) => (err ? reject?.() : accept?.()));
+    } else {
+      reject?.(); // unknown global requests (incl. keepalives) get a failure reply, as OpenSSH does
+    }
+  });
+  upstream.on("tcp connection", (info, acceptUp, rejectUp) => {
+    client.forwardOut(info.destIP, info.destPort, info.srcIP, info.srcPort, (err, down) => {
+      if (err) return rejectUp();
+      bridge(down, acceptUp(), stats);
+    });
+  });
+}
