@@ -8,6 +8,13 @@ import { entryAuthRoute } from "./entry/auth.js";
 import { entryScriptRoute } from "./entry/script.js";
 import { healthzRoute, readyzRoute } from "./health/healthz.js";
 import { adminHostRoutes } from "./hosts/admin.js";
+import { createBindingRoute } from "./bindings/create.js";
+import { deleteBindingRoute } from "./bindings/delete.js";
+import { createEgressRoute } from "./egress/create.js";
+import { deleteEgressRoute } from "./egress/delete.js";
+import { getEgressRoute } from "./egress/get.js";
+import { listEgressRoute } from "./egress/list.js";
+import { updateEgressRoute } from "./egress/update.js";
 import { portalHostRoutes } from "./portal/hosts.js";
 import { changePasswordRoute } from "./portal/change-password.js";
 import { adminKeyRoutes, selfKeyRoutes } from "./ssh-keys/routes.js";
@@ -39,6 +46,13 @@ export const allRoutes: AnyRoute[] = [
   setUserExpiryRoute,
   ...adminKeyRoutes,
   ...adminHostRoutes,
+  createEgressRoute,
+  listEgressRoute,
+  getEgressRoute,
+  updateEgressRoute,
+  deleteEgressRoute,
+  createBindingRoute,
+  deleteBindingRoute,
   changePasswordRoute,
   ...portalHostRoutes,
   ...selfKeyRoutes,
