@@ -182,7 +182,7 @@ describe("POST /v1/admin/egress-ips", () => {
       wg_public_key: peer,
       wg_preshared_key: presharedKey,
       wg_allowed_ips: "0.0.0.0/0",
-      wg_dns_server: "1.1.1.1",
+      wg_dns_server: "203.0.113.53",
       wg_peer_address: "10.0.0.2/32",
     });
     expect(res.status, res.text).toBe(201);
@@ -201,7 +201,7 @@ describe("POST /v1/admin/egress-ips", () => {
       wg_public_key: peer,
       wg_preshared_key: "***",
       wg_allowed_ips: "0.0.0.0/0",
-      wg_dns_server: "1.1.1.1",
+      wg_dns_server: "203.0.113.53",
       wg_peer_address: "10.0.0.2/32",
       wg_private_key: "***",
       bound_host_id: null,
