@@ -2,16 +2,19 @@
  * `node dist/main.js [roles]` — roles is a comma-separated subset of api, worker, sshd (default:
  * all three, under one supervisor with combined logs; if one dies, all stop).
  * `node dist/main.js migrate` applies the committed migrations and exits.
+ * `node dist/main.js secrets:rotate` re-encrypts every stored secret with the current SECRETS_KEY.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { runMigrations } from "./drizzle/migrate.js";
 import { commonConfigShape } from "./shared/config/common.js";
+import { createSecretBox } from "./shared/crypto/secrets.js";
 import { loadEnvironment } from "./shared/config/env-file.js";
 import { parseConfig } from "./shared/config/parse.js";
 import { createDatabase } from "./shared/db/client.js";
 import { parseOrExit } from "./shared/process/boot.js";
+import { rotateSecrets, SecretsRotationError } from "./shared/services/secrets/rotate.js";
 
 const ROLES = ["api", "worker", "sshd"] as const;
 type Role = (typeof ROLES)[number];
@@ -35,6 +38,40 @@ async function migrateCommand(): Promise<void> {
   try {
     await runMigrations(database);
     process.stdout.write("migrations applied\n");
+  } finally {
+    await database.close();
+  }
+}
+
+/** behaviour.md §10.5: run after every process was restarted with the new SECRETS_KEY. */
+async function rotateSecretsCommand(): Promise<void> {
+  const cfg = parseOrExit(
+    () =>
+      parseConfig(
+        z.object({
+          DATABASE_URL: commonConfigShape.DATABASE_URL,
+          SECRETS_KEY: commonConfigShape.SECRETS_KEY,
+          SECRETS_KEY_PREVIOUS: commonConfigShape.SECRETS_KEY_PREVIOUS,
+        }),
+        loadEnvironment(),
+      ),
+    "secrets:rotate",
+  );
+  const secrets = createSecretBox(cfg.SECRETS_KEY, cfg.SECRETS_KEY_PREVIOUS);
+  const database = createDatabase(cfg.DATABASE_URL, { max: 1, applicationName: "ccp-secrets-rotate" });
+  const summary = (r: { rows: number; values: number; tables: Record<string, { rows: number; values: number }> }) =>
+    `${r.rows} rows (${r.values} values) re-encrypted with key v${secrets.currentVersion}: ` +
+    Object.entries(r.tables)
+      .map(([table, t]) => `${table} ${t.rows}`)
+      .join(", ");
+  try {
+    const result = await rotateSecrets({ db: database.db, secrets });
+    process.stdout.write(`secrets:rotate: ${summary(result)}; every stored secret is now under v${result.toVersion}\n`);
+  } catch (err) {
+    if (!(err instanceof SecretsRotationError)) throw err;
+    process.stdout.write(`secrets:rotate: ${summary(err.result)}\n`);
+    process.stderr.write(`secrets:rotate: error: ${err.message}\n`);
+    process.exitCode = 1;
   } finally {
     await database.close();
   }
@@ -77,10 +114,11 @@ function supervise(roles: Role[]): void {
 async function run(argv: string[]): Promise<void> {
   const arg = argv[0] ?? ROLES.join(",");
   if (arg === "migrate") return migrateCommand();
+  if (arg === "secrets:rotate") return rotateSecretsCommand();
   const roles = [...new Set(arg.split(",").map((r) => r.trim()).filter(Boolean))];
   const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
   if (unknown.length || roles.length === 0) {
-    process.stderr.write(`usage: main.js [api,worker,sshd | migrate] (unknown: ${unknown.join(", ")})\n`);
+    process.stderr.write(`usage: main.js [api,worker,sshd | migrate | secrets:rotate] (unknown: ${unknown.join(", ")})\n`);
     process.exit(2);
   }
   if (roles.length === 1) return runRole(roles[0] as Role);
