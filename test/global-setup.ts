@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import type { TestProject } from "vitest/node";
 import postgres from "postgres";
 import { runMigrations } from "../drizzle/migrate.js";
@@ -25,8 +26,20 @@ const alive = (pid: number) => {
  * Names carry the run's pid, so databases left by an interrupted run are recognised and dropped
  * while those of a concurrent run are left alone.
  */
+/** Whether the egress lab (test/lab) is running; false when there is no Docker engine. */
+function labRunning(): boolean {
+  try {
+    return execFileSync("docker", ["ps", "-q", "--filter", "label=cloud-cli-proxy.lab=true"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim() !== "";
+  } catch {
+    return false;
+  }
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const env = loadEnvironment();
+  // The egress suites start the lab when they need it (test/lab/up.sh); a lab this run started is
+  // removed at the end (behaviour.md §6.10), one a developer had running is left alone.
+  const labWasRunning = labRunning();
   const admin = postgres(adminDatabaseUrl(env), { max: 1, onnotice: () => {} });
   const existing = await admin<{ datname: string }[]>`
     select datname from pg_database where datname like ${`${TEST_DB_PREFIX}%`}`;
@@ -43,6 +56,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await admin.end();
   project.provide("templateDatabase", template);
   return async () => {
+    if (!labWasRunning && labRunning()) {
+      try {
+        execFileSync("bash", ["test/lab/down.sh"], { stdio: "ignore", timeout: 120_000 });
+      } catch {
+        // best effort: a leftover lab is harmless and the next up.sh reuses it
+      }
+    }
     const again = postgres(adminDatabaseUrl(env), { max: 1, onnotice: () => {} });
     const mine = await again<{ datname: string }[]>`
       select datname from pg_database where datname like ${`${TEST_DB_PREFIX}${process.pid}_%`}`;

@@ -14,6 +14,7 @@ import { createEgressRoute } from "./egress/create.js";
 import { deleteEgressRoute } from "./egress/delete.js";
 import { getEgressRoute } from "./egress/get.js";
 import { listEgressRoute } from "./egress/list.js";
+import { testEgressRoute } from "./egress/test.js";
 import { updateEgressRoute } from "./egress/update.js";
 import { portalHostRoutes } from "./portal/hosts.js";
 import { changePasswordRoute } from "./portal/change-password.js";
@@ -51,6 +52,7 @@ export const allRoutes: AnyRoute[] = [
   getEgressRoute,
   updateEgressRoute,
   deleteEgressRoute,
+  testEgressRoute,
   createBindingRoute,
   deleteBindingRoute,
   changePasswordRoute,

@@ -8,6 +8,10 @@ import { TaskError } from "../tasks/task-error.js";
 import { renderAuthorizedKeys } from "./authorized-keys.js";
 import { gatewayName, HOME_DIR, homeVolumeName, HOST_UID, hostContainerName, labelsFor } from "./names.js";
 import { probeSsh } from "./ssh-ready.js";
+import { activeUpload, applyGatewayFiles, gatewayHasFiles, nextGeneration, readGatewayStatus, reloadGateway, waitGatewayReady } from "../network/gateway.js";
+import { renderGatewayFiles } from "../network/gateway-files.js";
+import { type Networks, planHostGateway } from "../network/host-egress.js";
+import type { GatewayPlan } from "../network/plan.js";
 
 /** The building blocks of every host flow (behaviour.md §4.5). Each one is idempotent. */
 
@@ -93,41 +97,51 @@ export async function assertEgressBindingIfRequired(deps: WorkerDeps, host: Host
   }
 }
 
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
-
-/** Create (if missing) and start the gateway; wait until its kill switch is in (ready file). */
-export async function startGateway(deps: WorkerDeps, host: HostRow): Promise<{ state: ContainerState; mgmtAddress: string }> {
-  const { mgmt } = await ensureNetworks(deps);
-  if (!IPV4.test(mgmt.gateway)) throw new TaskError("tunnel_setup_failed", "the management network has no IPv4 gateway");
+/**
+ * Create (if missing) and start the gateway with the configuration of the host's mode (§6.2,
+ * §6.5): the worker renders every file and uploads it to /etc/ccp/active/ before the first start;
+ * a gateway that already runs with other files gets them by a live apply. Then `ccp-gateway status`
+ * is polled every 200 ms until `ready` (else `tunnel_setup_failed`).
+ */
+export async function startGateway(
+  deps: WorkerDeps,
+  host: HostRow,
+): Promise<{ state: ContainerState; mgmtAddress: string; plan: GatewayPlan; net: Networks }> {
+  const net = await ensureNetworks(deps);
+  const plan = await planHostGateway(deps, host, "start", net);
   const name = gatewayName(host.id);
+  const existing = await deps.runtime.inspectContainer(name);
+  let generation: number | undefined = nextGeneration();
+  let files = renderGatewayFiles(plan.config, generation);
+  if (existing?.running) {
+    // Ready and configured as planned already (a host restarted after its gateway): keep it as it
+    // is. Otherwise the plan goes in by a live apply, under the kill switch.
+    const status = await readGatewayStatus(deps, name);
+    if (status?.status === "ready" && (await gatewayHasFiles(deps, name, files))) {
+      generation = undefined;
+    } else {
+      generation = nextGeneration(status?.generation ?? 0);
+      files = renderGatewayFiles(plan.config, generation);
+      await applyGatewayFiles(deps, name, files);
+      await reloadGateway(deps, name, generation);
+    }
+  }
   await deps.runtime.createGateway({
     name,
     image: deps.config.GATEWAY_IMAGE,
     hostname: host.shortId,
     labels: labelsFor("gateway", host.id),
     networks: [deps.config.EGRESS_UNDERLAY_NETWORK, deps.config.MGMT_NETWORK],
-    files: [
-      {
-        dir: "/",
-        dirs: [{ name: "etc/ccp", mode: 0o700 }],
-        files: [{ name: "etc/ccp/gateway.env", mode: 0o600, content: `MGMT_PEER=${mgmt.gateway}\n` }],
-      },
-    ],
+    files: [activeUpload(files)],
   });
   let state = await deps.runtime.inspectContainer(name);
   if (!state) throw new TaskError("container_start_failed", "the gateway container vanished after creation");
   if (!state.running) await deps.runtime.startContainer(name);
-  const deadline = Date.now() + deps.config.GATEWAY_READY_TIMEOUT_SECONDS * 1000;
-  for (;;) {
-    const r = await deps.runtime.exec(name, ["test", "-f", "/run/ccp/ready"], { timeoutMs: 5000 }).catch(() => null);
-    if (r?.exitCode === 0) break;
-    if (Date.now() > deadline) throw new TaskError("tunnel_setup_failed", "the gateway did not become ready in time");
-    await new Promise((res) => setTimeout(res, 250));
-  }
+  await waitGatewayReady(deps, name, { generation });
   state = (await deps.runtime.inspectContainer(name))!;
   const mgmtAddress = state.networks[deps.config.MGMT_NETWORK];
   if (!mgmtAddress) throw new TaskError("container_start_failed", "the gateway has no management address");
-  return { state, mgmtAddress };
+  return { state, mgmtAddress, plan, net };
 }
 
 /** Create (if missing) and start the host container in the gateway's network namespace. */

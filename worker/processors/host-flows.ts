@@ -2,9 +2,12 @@ import { and, eq } from "drizzle-orm";
 import { hostEgressBindings, hosts, retainedVolumes, type HostRow, type TaskRow } from "../../shared/db/schema/index.js";
 import { recordEvent } from "../../shared/services/events.js";
 
+import { applyHostEgress, verifyHostEgress } from "../network/host-egress.js";
+import { egressTestProcessor } from "../network/egress-test.js";
 import {
   assertEgressBindingIfRequired,
   checkImages,
+  ensureNetworks,
   isUpAndHealthy,
   loadHost,
   prepareKeys,
@@ -36,9 +39,8 @@ async function bringUp(ctx: TaskContext, host: HostRow): Promise<{ mgmtAddress: 
     gateway = await startGateway(deps, host);
   });
   await ctx.step("start_host", () => startHostContainer(deps, host, gateway.state));
-  // The egress data plane (and its verification) arrives with the egress issue; until then the
-  // gateway's deny-all ruleset is the whole network policy and there is nothing to verify.
-  await ctx.skip("verify_egress");
+  // §6.7: after the host container is up; a failure fails the task closed (onFailure).
+  await ctx.step("verify_egress", () => verifyHostEgress(deps, { host, taskId: ctx.task.id, plan: gateway.plan, net: gateway.net }));
   await ctx.step("wait_ssh", () => waitSsh(deps, host, gateway.mgmtAddress));
   await ctx.step("sync_keys", async () => {
     await syncKeys(deps, host);
@@ -285,25 +287,34 @@ const syncKeysTask: TaskProcessor = {
   },
 };
 
-/** Until the egress data plane lands, there is no binding to apply: a host not running is a no-op. */
+/**
+ * host.apply-egress (§4.5, §6.2): the host's current binding goes live in its gateway without a
+ * restart — kill switch of the new mode first, then routing, then the engine — and is verified.
+ * A host that is not running is a no-op: its next start applies the binding. A failure fails
+ * closed (host and gateway stopped, host `failed`).
+ */
 const applyEgress: TaskProcessor = {
   plan: () => ["write_config", "reload_gateway", "verify_egress"],
   async run(ctx) {
-    const host = await loadHost(ctx.deps, ctx.task.hostId);
+    const { deps, task } = ctx;
+    const host = await loadHost(deps, task.hostId);
     if (host.status !== "running") {
       await ctx.skip("write_config", "reload_gateway", "verify_egress");
       return;
     }
-    throw new TaskError("tunnel_setup_failed", "this worker version cannot apply egress bindings yet");
+    const net = await ensureNetworks(deps);
+    const plan = await applyHostEgress(deps, host, net, (name, fn) => ctx.step(name, fn));
+    await ctx.step("verify_egress", () => verifyHostEgress(deps, { host, taskId: task.id, plan, net }));
+    await recordEvent(deps.db, {
+      type: "host.egress.applied",
+      message: `egress of host ${host.shortId} applied (${plan.config.mode})`,
+      userId: host.userId,
+      hostId: host.id,
+      taskId: task.id,
+      metadata: { mode: plan.config.mode, egress_ip_id: plan.boundEgressId },
+    });
   },
   onFailure: failHost,
-};
-
-const egressTest: TaskProcessor = {
-  plan: () => ["connectivity", "exit_ip", "dns_leak"],
-  async run() {
-    throw new TaskError("tunnel_setup_failed", "this worker version cannot run egress tests yet");
-  },
 };
 
 export const taskProcessors: Record<TaskRow["kind"], TaskProcessor> = {
@@ -315,6 +326,6 @@ export const taskProcessors: Record<TaskRow["kind"], TaskProcessor> = {
   "host.delete": del,
   "host.sync-keys": syncKeysTask,
   "host.apply-egress": applyEgress,
-  "egress.test": egressTest,
+  "egress.test": egressTestProcessor,
 };
 

@@ -72,6 +72,22 @@ export interface HostSpec {
   files: UploadGroup[];
 }
 
+/**
+ * A short-lived check container (behaviour.md §6.7): joins another container's network namespace,
+ * runs as an unprivileged user with every capability dropped and no-new-privileges, fixed argv.
+ */
+export interface ProbeSpec {
+  name: string;
+  image: string;
+  /** The container whose network namespace (and resolver file) the probe shares. */
+  joinContainer: string;
+  labels: Record<string, string>;
+  entrypoint: string[];
+  cmd: string[];
+  /** "uid:gid" */
+  user: string;
+}
+
 export interface ExecResult {
   exitCode: number;
   stdout: string;
@@ -85,6 +101,8 @@ export interface Runtime {
   inspectContainer(name: string): Promise<ContainerState | null>;
   createGateway(spec: GatewaySpec): Promise<void>;
   createHost(spec: HostSpec): Promise<void>;
+  /** Create and start a probe container; an existing one of that name is replaced. */
+  createProbe(spec: ProbeSpec): Promise<void>;
   startContainer(name: string): Promise<void>;
   stopContainer(name: string, graceSeconds: number): Promise<void>;
   restartContainer(name: string, graceSeconds: number): Promise<void>;

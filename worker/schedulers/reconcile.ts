@@ -5,6 +5,7 @@ import { insertTask } from "../../shared/services/tasks/create.js";
 import type { WorkerDeps } from "../deps.js";
 import { LABEL_HOST_ID, LABEL_ROLE, LABEL_TASK_ID } from "../hosts/names.js";
 import type { ContainerState } from "../runtime/runtime.js";
+import { reportRulesetRestores } from "../network/ruleset-watch.js";
 
 /** Repairs of one host back off 30 s, 1 min, 2 min … up to 30 min, and stop after this many. */
 export const MAX_REPAIR_ATTEMPTS = 10;
@@ -80,6 +81,9 @@ export async function runReconcile(deps: WorkerDeps): Promise<{ repairs: number;
       repairs++;
     }
   }
+
+  // §6.2: kill-switch rulesets the gateways had to restore since the last cycle (an error event).
+  await reportRulesetRestores(deps, containers).catch((err: unknown) => deps.logger.warn({ err }, "ruleset restore check failed"));
 
   let orphans = 0;
   const retained = new Set((await db.select({ name: retainedVolumes.volumeName }).from(retainedVolumes)).map((r) => r.name));

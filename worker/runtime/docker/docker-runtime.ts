@@ -11,6 +11,7 @@ import {
   type GatewaySpec,
   type HostSpec,
   type NetworkInfo,
+  type ProbeSpec,
   type Runtime,
   type UploadGroup,
   type VolumeState,
@@ -240,6 +241,34 @@ export function createDockerRuntime(opts: { socketPath: string; instance: string
         }
         const state = await inspectContainer(spec.name);
         if (state && !state.running) await uploadAll(spec.name, spec.files);
+      }),
+
+    createProbe: (spec: ProbeSpec) =>
+      guard(`create probe ${spec.name}`, async () => {
+        // A leftover of an earlier attempt of the same task: replace it.
+        try {
+          await docker.getContainer(spec.name).remove({ force: true });
+        } catch (err) {
+          if (statusOf(err) !== 404 && statusOf(err) !== 409) throw err;
+        }
+        const c = await docker.createContainer({
+          name: spec.name,
+          Image: spec.image,
+          Labels: stamp(spec.labels),
+          User: spec.user,
+          Entrypoint: spec.entrypoint,
+          Cmd: spec.cmd,
+          HostConfig: {
+            NetworkMode: `container:${spec.joinContainer}`,
+            CapDrop: ["ALL"],
+            SecurityOpt: ["no-new-privileges"],
+            Memory: 64 * 1024 * 1024,
+            PidsLimit: 64,
+            RestartPolicy: { Name: "no" },
+            AutoRemove: false,
+          },
+        });
+        await c.start();
       }),
 
     startContainer: (name) =>

@@ -1,0 +1,48 @@
+/**
+ * The DNS canary's query-source API (behaviour.md §6.7): `GET <EGRESS_DNS_CANARY_API>/queries?name=<fqdn>`
+ * → `{"name":"…","sources":["203.0.113.20"]}`. Polled until the name shows up, for at most
+ * `maxWaitMs` (2 s); once seen, read once more shortly after, so a second source (a leak racing the
+ * tunnel) is not missed.
+ */
+export type CanaryFetch = (url: string, signal: AbortSignal) => Promise<{ status: number; json(): Promise<unknown> }>;
+
+const defaultFetch: CanaryFetch = (url, signal) => fetch(url, { signal, redirect: "error" });
+
+export const CANARY_POLL_MS = 100;
+const SETTLE_MS = 150;
+
+async function readSources(api: string, name: string, fetcher: CanaryFetch): Promise<string[] | null> {
+  const url = new URL("queries", api.endsWith("/") ? api : `${api}/`);
+  url.searchParams.set("name", name);
+  try {
+    const res = await fetcher(url.toString(), AbortSignal.timeout(1000));
+    if (res.status !== 200) return null;
+    const body = (await res.json()) as { sources?: unknown };
+    if (!Array.isArray(body?.sources)) return null;
+    return body.sources.filter((s): s is string => typeof s === "string");
+  } catch {
+    return null;
+  }
+}
+
+/** The sources the canary saw for `name`; `null` when the canary itself could not be read. */
+export async function canarySources(
+  api: string,
+  name: string,
+  opts: { maxWaitMs?: number; fetcher?: CanaryFetch } = {},
+): Promise<string[] | null> {
+  const fetcher = opts.fetcher ?? defaultFetch;
+  const deadline = Date.now() + (opts.maxWaitMs ?? 2000);
+  let answered = false;
+  for (;;) {
+    const s = await readSources(api, name, fetcher);
+    if (s) answered = true;
+    if (s && s.length > 0) {
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      const again = await readSources(api, name, fetcher);
+      return [...new Set([...s, ...(again ?? [])])];
+    }
+    if (Date.now() >= deadline) return answered ? [] : null;
+    await new Promise((r) => setTimeout(r, CANARY_POLL_MS));
+  }
+}

@@ -1,0 +1,113 @@
+import { createHash } from "node:crypto";
+import type { WorkerDeps } from "../deps.js";
+import type { DirSpec, UploadGroup } from "../runtime/runtime.js";
+import { TaskError } from "../tasks/task-error.js";
+import { GATEWAY_FILE_NAMES, type GatewayFiles, gatewayFileSpecs } from "./gateway-files.js";
+
+/** `ccp-gateway status` (behaviour.md §6.2). */
+export interface GatewayStatus {
+  generation: number;
+  mode: string;
+  status: "starting" | "ready" | "failed";
+  engine: string;
+  engine_restarts: number;
+  ruleset_restores: number;
+  error: string | null;
+}
+
+export const STATUS_POLL_MS = 200;
+
+/** A new generation: increases with every apply (milliseconds, and never below the last one + 1). */
+export const nextGeneration = (current = 0): number => Math.max(Date.now(), current + 1);
+
+/** The upload group of a first start: /etc/ccp/active/* (0600) in directories of mode 0700. */
+export function activeUpload(files: GatewayFiles): UploadGroup {
+  const dirs: DirSpec[] = [
+    { name: "etc/ccp", mode: 0o700 },
+    { name: "etc/ccp/active", mode: 0o700 },
+  ];
+  return { dir: "/", dirs, files: gatewayFileSpecs(files, "active") };
+}
+
+export function parseGatewayStatus(stdout: string): GatewayStatus | null {
+  try {
+    const s = JSON.parse(stdout.trim()) as GatewayStatus;
+    if (typeof s?.status !== "string" || typeof s.generation !== "number") return null;
+    return s;
+  } catch {
+    return null;
+  }
+}
+
+export async function readGatewayStatus(deps: Pick<WorkerDeps, "runtime">, name: string): Promise<GatewayStatus | null> {
+  const r = await deps.runtime.exec(name, ["ccp-gateway", "status"], { timeoutMs: 5000 }).catch(() => null);
+  if (!r || r.exitCode !== 0) return null;
+  return parseGatewayStatus(r.stdout);
+}
+
+/**
+ * Polls `ccp-gateway status` every 200 ms for at most GATEWAY_READY_TIMEOUT_SECONDS (§6.2). Not
+ * ready in time, or `failed` → `tunnel_setup_failed`. With `generation`, an older configuration
+ * reporting ready does not count.
+ */
+export async function waitGatewayReady(
+  deps: Pick<WorkerDeps, "runtime" | "config">,
+  name: string,
+  opts: { generation?: number } = {},
+): Promise<GatewayStatus> {
+  const deadline = Date.now() + deps.config.GATEWAY_READY_TIMEOUT_SECONDS * 1000;
+  let last: GatewayStatus | null = null;
+  for (;;) {
+    last = (await readGatewayStatus(deps, name)) ?? last;
+    const current = last && (opts.generation === undefined || last.generation === opts.generation);
+    if (current && last!.status === "ready") return last!;
+    if (current && last!.status === "failed") {
+      throw new TaskError("tunnel_setup_failed", `the gateway failed to set up its egress (${last!.error ?? "unknown error"})`);
+    }
+    if (Date.now() > deadline) {
+      throw new TaskError("tunnel_setup_failed", `the gateway was not ready within ${deps.config.GATEWAY_READY_TIMEOUT_SECONDS} s`);
+    }
+    await new Promise((r) => setTimeout(r, STATUS_POLL_MS));
+  }
+}
+
+/**
+ * sha256 of each configuration file but `generation`, in a fixed order: what a running gateway
+ * must have for it to count as configured as planned.
+ */
+const DIGESTED = GATEWAY_FILE_NAMES.filter((n) => n !== "generation");
+
+export function filesDigest(files: GatewayFiles): string[] {
+  return DIGESTED.map((n) => createHash("sha256").update(files[n]).digest("hex"));
+}
+
+/** Whether a running gateway's /etc/ccp/active/ holds exactly these files (generation aside). */
+export async function gatewayHasFiles(deps: Pick<WorkerDeps, "runtime">, name: string, files: GatewayFiles): Promise<boolean> {
+  const r = await deps.runtime
+    .exec(name, ["sha256sum", ...DIGESTED.map((n) => `/etc/ccp/active/${n}`)], { timeoutMs: 5000 })
+    .catch(() => null);
+  if (!r || r.exitCode !== 0) return false;
+  const got = r.stdout.trim().split("\n").map((l) => l.split(/\s+/)[0]);
+  const want = filesDigest(files);
+  return got.length === want.length && got.every((h, i) => h === want[i]);
+}
+
+/**
+ * Live apply (§6.2): the files go to /etc/ccp/next/ (emptied first, so no file of an older apply
+ * survives), then `ccp-gateway apply` swaps the configuration under the kill switch. A failed
+ * apply leaves the gateway fail-closed → `tunnel_setup_failed`.
+ */
+export async function applyGatewayFiles(deps: Pick<WorkerDeps, "runtime" | "config">, name: string, files: GatewayFiles): Promise<void> {
+  const clear = await deps.runtime.exec(name, ["rm", "-rf", "/etc/ccp/next"], { timeoutMs: 5000 });
+  if (clear.exitCode !== 0) throw new TaskError("tunnel_setup_failed", "could not prepare the gateway for a new configuration");
+  await deps.runtime.putFiles(name, "/", gatewayFileSpecs(files, "next"), [{ name: "etc/ccp/next", mode: 0o700 }]);
+}
+
+export async function reloadGateway(deps: Pick<WorkerDeps, "runtime" | "config">, name: string, generation: number): Promise<GatewayStatus> {
+  const r = await deps.runtime.exec(name, ["ccp-gateway", "apply"], { timeoutMs: (deps.config.GATEWAY_READY_TIMEOUT_SECONDS + 20) * 1000 });
+  const status = parseGatewayStatus(r.stdout);
+  if (r.exitCode !== 0 || status?.status !== "ready" || status.generation !== generation) {
+    throw new TaskError("tunnel_setup_failed", `the gateway could not apply the new configuration (${status?.error ?? `exit ${r.exitCode}`})`);
+  }
+  return status;
+}
