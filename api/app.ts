@@ -5,6 +5,7 @@ import type { ApiDeps } from "./deps.js";
 import { errorResponse, internalErrorResponse } from "./http/errors.js";
 import { json } from "./http/reply.js";
 import { registerRoutes, type RouteTable } from "./http/route.js";
+import { registerUi } from "./http/ui.js";
 import { requestContext } from "./middleware/request-context.js";
 import { allRoutes, entryListenerRoutes } from "./routes/index.js";
 
@@ -25,6 +26,8 @@ export function createApp(deps: ApiDeps) {
     info: { title: "cloud-cli-proxy", version: "1.0.0", description: "Control plane API of cloud-cli-proxy." },
   });
   app.get("/openapi.json", (c) => json(c, 200, openapi));
+  // After every API route: the UI only ever sees paths the API does not own (behaviour.md §1.2).
+  registerUi(app, deps.ui);
 
   handleUnmatchedAndErrors(app, deps, table);
   return app;

@@ -2,6 +2,8 @@ import type { Context } from "hono";
 import type { ApiConfig } from "../shared/config/api.js";
 import type { Database } from "../shared/db/client.js";
 import type { Actor, AuthDeps, ServiceDeps } from "../shared/services/context.js";
+import type { UiBundle } from "./http/ui.js";
+import type { LiveHub } from "./live/hub.js";
 
 /** Everything the API needs, built once in api/main.ts (or by a test) and passed to createApp. */
 export interface ApiDeps extends ServiceDeps, AuthDeps {
@@ -9,4 +11,8 @@ export interface ApiDeps extends ServiceDeps, AuthDeps {
   database: Database;
   clientIp: (c: Context) => string;
   authenticate: (token: string) => Promise<Actor | null>;
+  /** The poller behind the live-update streams (one per process; polls only while streams are open). */
+  live: LiveHub;
+  /** The built web UI served at `/`, or null (UI paths then answer the JSON 404). */
+  ui: UiBundle | null;
 }

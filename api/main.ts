@@ -19,12 +19,14 @@ import { publishRevocation } from "../shared/services/revocations.js";
 import { createApp, createEntryApp } from "./app.js";
 import type { ApiDeps } from "./deps.js";
 import { createClientIpResolver } from "./http/client-ip.js";
+import { createLiveHub } from "./live/hub.js";
+import { DEFAULT_UI_DIR, loadUiBundle, type UiBundle } from "./http/ui.js";
 
 /** Build the API's dependencies from its configuration (also used by tests with their own). */
 export function buildApiDeps(
   config: ApiConfig,
   logger: Logger,
-  parts: Pick<ApiDeps, "database" | "redis"> & { queues: Queues },
+  parts: Pick<ApiDeps, "database" | "redis"> & { queues: Queues; ui?: UiBundle | null },
 ): ApiDeps {
   const clock = () => new Date();
   const tokens = createTokenService({ secret: config.ADMIN_JWT_SECRET, ttlSeconds: config.JWT_TTL_SECONDS });
@@ -46,6 +48,8 @@ export function buildApiDeps(
     }),
     clientIp: createClientIpResolver(config.TRUST_PROXY_CIDRS),
     authenticate: (token) => authenticateToken({ db: parts.database.db, tokens, clock }, token),
+    live: createLiveHub({ db: parts.database.db, logger, pollMs: config.SSE_POLL_INTERVAL_MS }),
+    ui: parts.ui === undefined ? loadUiBundle() : parts.ui,
   };
 }
 
@@ -79,6 +83,8 @@ export async function main(): Promise<void> {
   const deps = buildApiDeps(config, logger, { database, redis, queues });
   await warmDummyHash();
   const app = createApp(deps);
+  if (deps.ui) logger.info({ files: deps.ui.files.size }, "web UI loaded");
+  else logger.warn({ dir: DEFAULT_UI_DIR }, "web UI not built (npm run build:ui): only the API is served");
   const servers: ServerType[] = [];
   const listen = (addr: ApiConfig["API_LISTEN_ADDR"], fetch: typeof app.fetch, what: string) =>
     new Promise<void>((resolve) => {
@@ -93,6 +99,8 @@ export async function main(): Promise<void> {
   if (config.ENTRY_LISTEN_ADDR) await listen(config.ENTRY_LISTEN_ADDR, createEntryApp(deps).fetch, "entry listener");
 
   handleShutdown(logger, 10_000, async () => {
+    // Open event streams would otherwise hold server.close() until the grace period ends.
+    deps.live.close();
     await Promise.all(
       servers.map(
         (s) =>

@@ -31,6 +31,7 @@ import { listEventsRoute } from "./events/list.js";
 import { cancelTaskRoute } from "./tasks/cancel.js";
 import { getTaskRoute } from "./tasks/get.js";
 import { listTasksRoute } from "./tasks/list.js";
+import { liveRoutes } from "./live/sse.js";
 
 /** Every HTTP route, registered in one place. */
 export const allRoutes: AnyRoute[] = [
@@ -63,6 +64,7 @@ export const allRoutes: AnyRoute[] = [
   cancelTaskRoute,
   listEventsRoute,
   dashboardStatsRoute,
+  ...liveRoutes,
   bootstrapScriptRoute,
   createBootstrapSessionRoute,
   getBootstrapTaskRoute,

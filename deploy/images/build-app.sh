@@ -34,6 +34,8 @@ mkdir -p "$STAGE/drizzle"
 # source file (which may linger in ./dist) reaches the image.
 say "compiling into $STAGE/dist"
 ./node_modules/.bin/tsc -p tsconfig.json --outDir "$STAGE/dist" --incremental false
+say "building the web UI into $STAGE/dist/ui"
+./node_modules/.bin/vite build --config api/ui/vite.config.ts --outDir "$PWD/$STAGE/dist/ui" --logLevel warn
 
 say "staging production dependencies and migrations"
 cp package.json package-lock.json "$STAGE/"

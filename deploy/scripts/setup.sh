@@ -436,7 +436,8 @@ build_hash() {
   done < <(
     {
       printf '%s\n' main.ts tsconfig.json package-lock.json
-      find api worker sshd shared drizzle -type f -name '*.ts' ! -name '*.test.ts' 2>/dev/null || true
+      # api/ui is the browser app: built by step_build_ui, not by tsc.
+      find api worker sshd shared drizzle -type f -name '*.ts' ! -name '*.test.ts' ! -path 'api/ui/*' 2>/dev/null || true
     } | LC_ALL=C sort -u
   )
   sha256sum -- "${files[@]}" | sha256sum | cut -d' ' -f1
@@ -453,6 +454,56 @@ step_build() {
   say "building (tsc)"
   ./node_modules/.bin/tsc -p tsconfig.json || die "TypeScript build failed"
   printf '%s\n' "$want" >dist/.ccp-build-sha256
+}
+
+# ==============================================================================================
+# Web UI (api/ui, Vite) into dist/ui
+# ==============================================================================================
+# Same scheme as the TypeScript build: a hash over the UI sources, its Vite config and the
+# lockfile (which pins React and Vite); unchanged → skipped. The API serves dist/ui at start.
+ui_hash() {
+  local files=() f
+  while IFS= read -r f; do
+    [ -f "$f" ] && files+=("$f")
+  done < <(
+    {
+      printf '%s\n' package-lock.json
+      find api/ui -type f ! -path '*/node_modules/*' 2>/dev/null || true
+    } | LC_ALL=C sort -u
+  )
+  sha256sum -- "${files[@]}" | sha256sum | cut -d' ' -f1
+}
+
+step_build_ui() {
+  local want have_sum=""
+  want=$(ui_hash)
+  [ -f dist/ui/.ccp-ui-sha256 ] && have_sum=$(<dist/ui/.ccp-ui-sha256)
+  if [ "$want" = "$have_sum" ] && [ -f dist/ui/index.html ]; then
+    say "web UI up to date"
+    return 0
+  fi
+  say "building the web UI (vite)"
+  ./node_modules/.bin/vite build --config api/ui/vite.config.ts --logLevel warn || die "web UI build failed"
+  printf '%s\n' "$want" >dist/ui/.ccp-ui-sha256
+}
+
+# ==============================================================================================
+# Chromium (browser tests of the web UI)
+# ==============================================================================================
+# Debian's chromium, driven by playwright-core in test/e2e/ui.test.ts (no browser download).
+# CCP_SKIP_CHROMIUM=1 skips it, e.g. on a production machine that never runs the tests.
+step_chromium() {
+  if [ "$(cfg CCP_SKIP_CHROMIUM)" = 1 ]; then
+    say "chromium: CCP_SKIP_CHROMIUM=1, skipped"
+    return 0
+  fi
+  if [ -x /usr/bin/chromium ]; then
+    say "chromium present"
+    return 0
+  fi
+  say "installing chromium (apt)"
+  # A font, so that screenshots show text where a minimal system has none.
+  apt_install chromium fonts-dejavu-core
 }
 
 # ==============================================================================================
@@ -477,5 +528,7 @@ step_postgres
 step_redis
 step_docker
 step_build
+step_build_ui
+step_chromium
 step_migrate
 say "done"

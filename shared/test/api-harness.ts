@@ -127,7 +127,12 @@ export async function createApiHarness(overrides: Record<string, string> = {}): 
         { method, headers, body },
         { incoming: { socket: { remoteAddress: opts.ip ?? "127.0.0.1" } } },
       );
-      const text = await res.text();
+      // An event stream never ends by itself: request() does not read it (use app.request).
+      let text: string;
+      if (res.headers.get("content-type")?.startsWith("text/event-stream")) {
+        await res.body?.cancel();
+        text = "";
+      } else text = await res.text();
       responses.push(text);
       let parsed: unknown = undefined;
       try {

@@ -1,4 +1,9 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../../api/app.js";
+import { DEFAULT_UI_DIR, loadUiBundle } from "../../api/http/ui.js";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
 
 /** behaviour.md §1.2–§1.5 and checklist §11.1. */
@@ -22,10 +27,46 @@ describe("routing", () => {
     expect(res.body).toEqual({ error: expect.any(String), code: "not_found" });
   });
 
-  it("answers paths outside /v1 with the same JSON 404 while no UI serves them", async () => {
+  it("answers paths outside /v1 with the web UI when it is built, else with the same JSON 404", async () => {
+    const built = existsSync(join(DEFAULT_UI_DIR, "index.html"));
     const res = await h.request("GET", "/some/page");
-    expect(res.status).toBe(404);
-    expect(res.body.code).toBe("not_found");
+    if (built) {
+      expect(res.status, res.text).toBe(200);
+      expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
+      expect(res.text).toContain('<div id="root">');
+      expect(res.headers.get("content-security-policy")).toContain("default-src 'self'");
+    } else {
+      expect(res.status).toBe(404);
+      expect(res.body.code).toBe("not_found");
+    }
+    // The same app without a UI bundle, and with one, whatever this checkout has built.
+    const bare = createApp({ ...h.deps, ui: null });
+    const none = await bare.request("/some/page", {}, { incoming: { socket: { remoteAddress: "127.0.0.1" } } });
+    expect(none.status).toBe(404);
+    expect(await none.json()).toEqual({ error: expect.any(String), code: "not_found" });
+    const dir = mkdtempSync(join(tmpdir(), "ccp-ui-"));
+    try {
+      writeFileSync(join(dir, "index.html"), '<!doctype html><div id="root"></div>');
+      const withUi = createApp({ ...h.deps, ui: loadUiBundle(dir) });
+      const env = { incoming: { socket: { remoteAddress: "127.0.0.1" } } };
+      const page = await withUi.request("/admin/users", {}, env);
+      expect(page.status).toBe(200);
+      expect(page.headers.get("x-frame-options")).toBe("DENY");
+      expect(await page.text()).toContain('<div id="root">');
+      // API paths keep their JSON answers: unknown /v1 path, wrong method, health, docs.
+      const unknown = await withUi.request("/v1/nope", {}, env);
+      expect(unknown.status).toBe(404);
+      expect(unknown.headers.get("content-type")).toBe("application/json; charset=utf-8");
+      expect(((await unknown.json()) as { code: string }).code).toBe("not_found");
+      const wrong = await withUi.request("/v1/admin/users/00000000-0000-4000-8000-000000000000/rotate-password", {}, env);
+      expect(wrong.status).toBe(405);
+      expect(wrong.headers.get("allow")).toBe("POST");
+      expect((await withUi.request("/openapi.json", {}, env)).headers.get("content-type")).toContain("application/json");
+      expect((await withUi.request("/entry/zzzzzz", {}, env)).headers.get("content-type")).toBe("application/json; charset=utf-8");
+      expect((await withUi.request("/some/page", { method: "POST" }, env)).status).toBe(404);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("answers a wrong method with 405 and an Allow header", async () => {

@@ -1,0 +1,213 @@
+import type { Db } from "../../shared/db/client.js";
+import type { TaskRow } from "../../shared/db/schema/index.js";
+import type { Logger } from "../../shared/logger.js";
+import { type HostState, loadHostStates, loadTaskChanges } from "../../shared/services/live/changes.js";
+import { renderTask } from "../../shared/services/tasks/render.js";
+
+/**
+ * One poller per API process behind every live-update stream: it reads Postgres once per
+ * interval, whatever the number of open streams, diffs the result against the previous poll and
+ * hands each change to the subscribers allowed to see it. It runs only while someone listens.
+ *
+ * Tenant filter: a user subscriber receives a host change only for a host it owns and a task
+ * change only for a task of such a host, and the user-side payloads carry no id of anyone else
+ * (no `requested_by`, no egress or binding ids).
+ */
+
+export type LiveAudience = { kind: "admin" } | { kind: "user"; userId: string };
+export type LiveEventName = "task" | "host" | "host_removed";
+export type LiveSend = (event: LiveEventName, data: unknown) => void;
+
+export interface LiveSubscriber {
+  send: LiveSend;
+  /**
+   * Runs once the poller has a baseline: every change after it is delivered, so a client that
+   * (re)loads its data after `ready` misses nothing.
+   */
+  ready: () => void;
+  /** The hub is shutting down: end the stream. */
+  close: () => void;
+}
+
+export interface LiveHub {
+  /** Start receiving changes; returns the unsubscribe function. */
+  subscribe(audience: LiveAudience, subscriber: LiveSubscriber): () => void;
+  /** Number of open subscriptions. */
+  size(): number;
+  /** Stop polling and end every stream (process shutdown). */
+  close(): void;
+}
+
+/** Ownership of removed hosts is kept this long, so that their final task updates still reach the owner. */
+const REMOVED_HOST_MEMORY_MS = 10 * 60_000;
+
+interface Subscriber {
+  audience: LiveAudience;
+  send: LiveSend;
+  onReady: (() => void) | null;
+  close: () => void;
+}
+
+export function adminHostView(h: HostState) {
+  return {
+    id: h.id,
+    user_id: h.userId,
+    short_id: h.shortId,
+    status: h.status,
+    desired_state: h.desiredState,
+    updated_at: h.updatedAt.toISOString(),
+  };
+}
+
+/** The portal host object has no desired_state (behaviour.md §4.1). */
+export function userHostView(h: HostState) {
+  return { id: h.id, short_id: h.shortId, status: h.status, updated_at: h.updatedAt.toISOString() };
+}
+
+/** A user's own task without who requested it (that may be the admin) or egress/result data. */
+export function userTaskView(t: TaskRow) {
+  const { requested_by: _r, egress_ip_id: _e, result: _res, cancel_requested: _c, ...rest } = renderTask(t);
+  return rest;
+}
+
+const hostFingerprint = (h: HostState) => `${h.status}|${h.desiredState}|${h.updatedAt.getTime()}`;
+const taskFingerprint = (t: TaskRow) =>
+  JSON.stringify([t.status, t.attempt, t.progressPercent, t.progressMessage, t.errorCode, t.cancelRequested, t.steps]);
+
+export function createLiveHub(opts: { db: Db; logger: Logger; pollMs: number }): LiveHub {
+  const subs = new Set<Subscriber>();
+  let timer: NodeJS.Timeout | null = null;
+  let running = false;
+  let closed = false;
+
+  // State of the previous poll; reset whenever the last subscriber leaves.
+  let baseline = false;
+  let hostsById = new Map<string, { state: HostState; fp: string }>();
+  let removedOwners = new Map<string, { userId: string; at: number }>();
+  let taskFps = new Map<string, string>();
+  let activeTaskIds: string[] = [];
+
+  const reset = () => {
+    baseline = false;
+    hostsById = new Map();
+    removedOwners = new Map();
+    taskFps = new Map();
+    activeTaskIds = [];
+  };
+
+  const ownerOf = (hostId: string | null): string | null => {
+    if (!hostId) return null;
+    return hostsById.get(hostId)?.state.userId ?? removedOwners.get(hostId)?.userId ?? null;
+  };
+
+  const deliver = (event: LiveEventName, forAdmin: () => unknown, owner: string | null, forUser: () => unknown) => {
+    let adminData: unknown;
+    let userData: unknown;
+    for (const s of subs) {
+      if (s.onReady) continue; // not yet at the baseline: the client will reload after `ready`
+      try {
+        if (s.audience.kind === "admin") s.send(event, (adminData ??= forAdmin()));
+        else if (owner !== null && s.audience.userId === owner) s.send(event, (userData ??= forUser()));
+      } catch (err) {
+        opts.logger.warn({ err: (err as Error).message }, "live update could not be delivered");
+      }
+    }
+  };
+
+  async function poll(): Promise<void> {
+    const emit = baseline;
+    // Hosts first, so that the owner of a host created in this interval is known for its tasks.
+    const hostRows = await loadHostStates(opts.db);
+    const seen = new Set<string>();
+    for (const h of hostRows) {
+      seen.add(h.id);
+      const fp = hostFingerprint(h);
+      const prev = hostsById.get(h.id);
+      hostsById.set(h.id, { state: h, fp });
+      if (emit && prev?.fp !== fp) deliver("host", () => adminHostView(h), h.userId, () => userHostView(h));
+    }
+    const now = Date.now();
+    for (const [id, prev] of hostsById) {
+      if (seen.has(id)) continue;
+      hostsById.delete(id);
+      removedOwners.set(id, { userId: prev.state.userId, at: now });
+      if (emit) deliver("host_removed", () => ({ id }), prev.state.userId, () => ({ id }));
+    }
+    for (const [id, r] of removedOwners) if (now - r.at > REMOVED_HOST_MEMORY_MS) removedOwners.delete(id);
+
+    const taskRows = await loadTaskChanges(opts.db, activeTaskIds);
+    const nextFps = new Map<string, string>();
+    const nextActive: string[] = [];
+    for (const t of taskRows) {
+      const fp = taskFingerprint(t);
+      nextFps.set(t.id, fp);
+      if (t.status === "pending" || t.status === "running") nextActive.push(t.id);
+      if (emit && taskFps.get(t.id) !== fp) deliver("task", () => renderTask(t), ownerOf(t.hostId), () => userTaskView(t));
+    }
+    // Rows no longer returned are terminal and old: they cannot change again, so forgetting them is safe.
+    taskFps = nextFps;
+    activeTaskIds = nextActive;
+
+    baseline = true;
+    for (const s of subs) {
+      if (!s.onReady) continue;
+      const ready = s.onReady;
+      s.onReady = null;
+      ready();
+    }
+  }
+
+  const schedule = () => {
+    if (closed || subs.size === 0 || timer || running) return;
+    timer = setTimeout(tick, baseline ? opts.pollMs : 0);
+  };
+
+  async function tick(): Promise<void> {
+    timer = null;
+    if (subs.size === 0) return;
+    running = true;
+    try {
+      await poll();
+    } catch (err) {
+      // Postgres away: keep the streams open and try again; clients keep their last state.
+      opts.logger.warn({ err: (err as Error).message }, "live update poll failed");
+    } finally {
+      running = false;
+    }
+    if (subs.size === 0) reset();
+    schedule();
+  }
+
+  return {
+    subscribe(audience, subscriber) {
+      if (closed) {
+        subscriber.close();
+        return () => {};
+      }
+      const sub: Subscriber = { audience, send: subscriber.send, onReady: subscriber.ready, close: subscriber.close };
+      subs.add(sub);
+      if (baseline && !running) {
+        sub.onReady = null;
+        subscriber.ready();
+      }
+      schedule();
+      return () => {
+        subs.delete(sub);
+        if (subs.size === 0) {
+          if (timer) clearTimeout(timer);
+          timer = null;
+          if (!running) reset();
+        }
+      };
+    },
+    size: () => subs.size,
+    close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      const all = [...subs];
+      subs.clear();
+      for (const s of all) s.close();
+    },
+  };
+}

@@ -1,0 +1,119 @@
+import type { Context } from "hono";
+import type { Actor } from "../../shared/services/context.js";
+import type { ApiDeps } from "../deps.js";
+import type { LiveAudience, LiveEventName } from "./hub.js";
+
+/**
+ * A Server-Sent Events response fed by the live hub.
+ *
+ * - `event: ready` once the hub has a baseline (the client reloads its lists then: no gap);
+ * - `event: task` / `host` / `host_removed` with a JSON payload per change;
+ * - a `: ping` comment every SSE_HEARTBEAT_SECONDS so that idle proxies keep the connection;
+ * - the token is re-checked every SSE_AUTH_RECHECK_SECONDS with the per-request checks of
+ *   behaviour.md §2.3; when it no longer passes, `event: revoked` and the stream ends.
+ *
+ * A client that does not read fast enough is dropped rather than buffered without bound: it
+ * reconnects (or polls) and reloads, which costs it nothing it could not recover.
+ */
+
+/** Bytes queued for one slow client before it is dropped. */
+const MAX_QUEUED_BYTES = 1024 * 1024;
+
+const encoder = new TextEncoder();
+
+export function frame(event: string, data: unknown): string {
+  // JSON never contains a raw newline, so one `data:` line carries the whole payload.
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+export function openLiveStream(args: {
+  c: Context;
+  deps: ApiDeps;
+  actor: Actor;
+  token: string;
+  audience: LiveAudience;
+}): Response {
+  const { deps, actor, token, audience } = args;
+  const cfg = deps.config;
+  const log = deps.logger.child({ stream: audience.kind, actor_id: actor.id });
+  let cleanup: () => void = () => {};
+
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        let done = false;
+        const write = (text: string) => {
+          if (done) return;
+          const size = controller.desiredSize;
+          if (size !== null && size < -MAX_QUEUED_BYTES) {
+            log.warn("live stream dropped: client does not read");
+            end();
+            return;
+          }
+          controller.enqueue(encoder.encode(text));
+        };
+        const end = () => {
+          if (done) return;
+          done = true;
+          cleanup();
+          try {
+            controller.close();
+          } catch {
+            // already closed or canceled by the client
+          }
+        };
+
+        const unsubscribe = deps.live.subscribe(audience, {
+          send: (event: LiveEventName, data: unknown) => write(frame(event, data)),
+          ready: () => write(frame("ready", { role: actor.role, poll_interval_ms: cfg.SSE_POLL_INTERVAL_MS })),
+          close: () => {
+            write(frame("closing", { reason: "shutdown" }));
+            end();
+          },
+        });
+        const heartbeat = setInterval(() => write(": ping\n\n"), cfg.SSE_HEARTBEAT_SECONDS * 1000);
+        let checking = false;
+        const recheck = setInterval(async () => {
+          if (checking || done) return;
+          checking = true;
+          try {
+            const again = await deps.authenticate(token);
+            if (!again || again.id !== actor.id || again.role !== actor.role) {
+              write(frame("revoked", { reason: "unauthorized" }));
+              end();
+            }
+          } catch (err) {
+            // Postgres briefly away: keep the stream; the next check decides.
+            log.warn({ err: (err as Error).message }, "live stream token re-check failed");
+          } finally {
+            checking = false;
+          }
+        }, cfg.SSE_AUTH_RECHECK_SECONDS * 1000);
+        cleanup = () => {
+          done = true;
+          unsubscribe();
+          clearInterval(heartbeat);
+          clearInterval(recheck);
+        };
+        // An initial comment flushes the headers through buffering proxies at once.
+        write(": connected\n\n");
+      },
+      cancel() {
+        // The client went away (node-server cancels the body when the socket closes).
+        cleanup();
+      },
+    },
+    new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }),
+  );
+
+  const requestId = args.c.get("requestId" as never) as string | undefined;
+  return new Response(stream, {
+    status: 200,
+    headers: {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-store",
+      "x-accel-buffering": "no",
+      ...(requestId ? { "x-request-id": requestId } : {}),
+    },
+  });
+}

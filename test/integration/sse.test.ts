@@ -1,0 +1,299 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ApiHarness, createApiHarness, type TestUser } from "../../shared/test/api-harness.js";
+import { insertTaskRow } from "../../shared/test/rows.js";
+
+/**
+ * Live updates (GET /v1/admin/sse, GET /v1/user/sse). No worker runs here: task and host rows are
+ * moved the way the worker moves them (plain UPDATEs), and the streams must report exactly that,
+ * to exactly the right audience.
+ */
+let h: ApiHarness;
+let admin: string;
+let adminId: string;
+
+beforeAll(async () => {
+  // Short intervals so that the suite waits on events, not on the production defaults.
+  h = await createApiHarness({ SSE_POLL_INTERVAL_MS: "100", SSE_AUTH_RECHECK_SECONDS: "1", SSE_HEARTBEAT_SECONDS: "1" });
+  admin = await h.adminToken();
+  const [row] = await h.database.sql<{ id: string }[]>`select id from users where role = 'admin'`;
+  adminId = row!.id;
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+interface SseEvent {
+  event: string;
+  data: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** A stream read the way the web UI reads it: fetch + a body reader, never EventSource. */
+async function openStream(path: string, token: string) {
+  const res = await h.app.request(path, { headers: { authorization: `Bearer ${token}` } }, { incoming: { socket: { remoteAddress: "127.0.0.1" } } });
+  if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+  expect(res.headers.get("cache-control")).toBe("no-store");
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  const events: SseEvent[] = [];
+  let raw = "";
+  let buffer = "";
+  let ended = false;
+  const waiters = new Set<() => void>();
+  const pump = (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        const text = decoder.decode(value, { stream: true });
+        raw += text;
+        buffer += text;
+        let cut: number;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          let event = "message";
+          let data = "";
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event: ")) event = line.slice(7);
+            else if (line.startsWith("data: ")) data += line.slice(6);
+          }
+          if (data) events.push({ event, data: JSON.parse(data) });
+        }
+        for (const w of waiters) w();
+      }
+    } catch {
+      // canceled by the test
+    } finally {
+      ended = true;
+      for (const w of waiters) w();
+    }
+  })();
+
+  const waitFor = async (what: string, pred: (e: SseEvent) => boolean, timeoutMs = 10_000): Promise<SseEvent> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = events.find(pred);
+      if (found) return found;
+      if (ended) throw new Error(`stream ended before ${what}; got ${JSON.stringify(events)}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no ${what} within ${timeoutMs} ms; got ${JSON.stringify(events)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        const w = () => {
+          clearTimeout(t);
+          waiters.delete(w);
+          resolve();
+        };
+        waiters.add(w);
+      });
+    }
+  };
+  return {
+    events,
+    raw: () => raw,
+    ended: () => ended,
+    waitFor,
+    ready: () => waitFor("ready", (e) => e.event === "ready"),
+    /** Resolves when the server ends the stream. */
+    closedByServer: (timeoutMs: number) =>
+      Promise.race([pump.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs))]),
+    close: async () => {
+      await reader.cancel().catch(() => {});
+      await pump;
+    },
+  };
+}
+
+async function userWithHost(): Promise<TestUser & { hostId: string; taskId: string }> {
+  const u = await h.createUser();
+  const res = await h.request("POST", "/v1/admin/hosts", { token: admin, body: { user_id: u.id } });
+  expect(res.status, res.text).toBe(202);
+  return { ...u, hostId: res.body.host.id, taskId: res.body.task_id };
+}
+
+/** What the worker does while a task runs: claim, progress with steps, finish; the host follows. */
+async function runTask(taskId: string, hostId: string, final: "succeeded" | "failed" = "succeeded") {
+  const sql = h.database.sql;
+  await sql`update tasks set status = 'running', attempt = 1, started_at = now(), progress_percent = 10,
+            progress_message = 'checking images',
+            steps = ${JSON.stringify([{ name: "check_images", status: "running", started_at: new Date().toISOString(), duration_ms: null }])}::jsonb
+            where id = ${taskId}`;
+  await sql`update hosts set status = 'creating', updated_at = now() where id = ${hostId}`;
+  await new Promise((r) => setTimeout(r, 250));
+  await sql`update tasks set progress_percent = 60, progress_message = 'starting host' where id = ${taskId}`;
+  await new Promise((r) => setTimeout(r, 250));
+  await sql`update tasks set status = ${final}, progress_percent = 100, progress_message = 'done', finished_at = now() where id = ${taskId}`;
+  await sql`update hosts set status = ${final === "succeeded" ? "running" : "failed"}, updated_at = now() where id = ${hostId}`;
+}
+
+describe("authentication and roles", () => {
+  it("answers 401 without a token or with a bad one, on both streams", async () => {
+    for (const path of ["/v1/admin/sse", "/v1/user/sse"]) {
+      const none = await h.request("GET", path);
+      expect(none.status, none.text).toBe(401);
+      expect(none.body.code).toBe("unauthorized");
+      const bad = await h.request("GET", path, { token: "not.a.jwt" });
+      expect(bad.status, bad.text).toBe(401);
+    }
+  });
+
+  it("answers 403 to a user on the admin stream", async () => {
+    const u = await h.createUser();
+    const res = await h.request("GET", "/v1/admin/sse", { token: u.token });
+    expect(res.status, res.text).toBe(403);
+    expect(res.body.code).toBe("forbidden");
+  });
+
+  it("ignores a token in the query string (header only)", async () => {
+    const res = await h.request("GET", `/v1/admin/sse?token=${admin}`);
+    expect(res.status).toBe(401);
+  });
+});
+
+describe("admin stream", () => {
+  it("delivers a task's status and progress changes and its host's status, then heartbeats", async () => {
+    const s = await openStream("/v1/admin/sse", admin);
+    try {
+      await s.ready();
+      const u = await userWithHost();
+      const created = await s.waitFor("the new task", (e) => e.event === "task" && e.data.id === u.taskId);
+      expect(created.data).toMatchObject({ kind: "host.create", status: "pending", host_id: u.hostId, requested_by: adminId });
+      await s.waitFor("the new host", (e) => e.event === "host" && e.data.id === u.hostId && e.data.status === "pending");
+
+      await runTask(u.taskId, u.hostId);
+      const running = await s.waitFor("running", (e) => e.event === "task" && e.data.id === u.taskId && e.data.status === "running");
+      expect(running.data.steps[0]).toMatchObject({ name: "check_images", status: "running" });
+      await s.waitFor("60 %", (e) => e.event === "task" && e.data.id === u.taskId && e.data.progress_percent === 60);
+      await s.waitFor("succeeded", (e) => e.event === "task" && e.data.id === u.taskId && e.data.status === "succeeded");
+      await s.waitFor("host running", (e) => e.event === "host" && e.data.id === u.hostId && e.data.status === "running");
+      // Every task event is the §8.1 object of GET /v1/admin/tasks/{id}.
+      const api = await h.request("GET", `/v1/admin/tasks/${u.taskId}`, { token: admin });
+      const last = s.events.filter((e) => e.event === "task" && e.data.id === u.taskId).at(-1)!;
+      expect(last.data).toEqual(api.body.task);
+
+      // A task that starts and finishes between two polls is still reported once, finished.
+      const quick = await insertTaskRow(h.database.sql, { kind: "host.sync-keys", status: "succeeded", hostId: u.hostId, finishedAt: new Date() });
+      await s.waitFor("the quick task", (e) => e.event === "task" && e.data.id === quick && e.data.status === "succeeded");
+
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(s.raw()).toContain(": ping\n\n");
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("reports a host that disappears", async () => {
+    const u = await userWithHost();
+    const s = await openStream("/v1/admin/sse", admin);
+    try {
+      await s.ready();
+      await h.database.sql`delete from hosts where id = ${u.hostId}`;
+      await s.waitFor("host_removed", (e) => e.event === "host_removed" && e.data.id === u.hostId);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("stops polling when the last stream closes", async () => {
+    const a = await openStream("/v1/admin/sse", admin);
+    const b = await openStream("/v1/admin/sse", admin);
+    await a.ready();
+    await b.ready();
+    expect(h.deps.live.size()).toBe(2);
+    await a.close();
+    await b.close();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(h.deps.live.size()).toBe(0);
+  });
+});
+
+describe("user stream", () => {
+  it("carries the caller's own host and task updates and never another user's ids", async () => {
+    const alice = await userWithHost();
+    const bob = await userWithHost();
+    const s = await openStream("/v1/user/sse", alice.token);
+    try {
+      const ready = await s.ready();
+      expect(ready.data.role).toBe("user");
+
+      // Bob's host works first and fully; Alice's last, so that once her final update arrived
+      // every earlier change of Bob's has been polled (and must have been filtered out).
+      await runTask(bob.taskId, bob.hostId);
+      const bobRebuild = await h.request("POST", `/v1/user/hosts/${bob.hostId}/rebuild`, { token: bob.token });
+      expect(bobRebuild.status, bobRebuild.text).toBe(202);
+      await runTask(bobRebuild.body.task_id, bob.hostId, "failed");
+      const aliceRebuild = await h.request("POST", `/v1/admin/hosts/${alice.hostId}/rebuild`, { token: admin, body: { mode: "preserve-home" } });
+      expect(aliceRebuild.status, aliceRebuild.text).toBe(202);
+      await runTask(alice.taskId, alice.hostId);
+      await runTask(aliceRebuild.body.task_id, alice.hostId);
+
+      await s.waitFor("own rebuild succeeded", (e) => e.event === "task" && e.data.id === aliceRebuild.body.task_id && e.data.status === "succeeded");
+      await s.waitFor("own host running", (e) => e.event === "host" && e.data.id === alice.hostId && e.data.status === "running");
+      const own = s.events.find((e) => e.event === "task" && e.data.id === alice.taskId && e.data.status === "running");
+      expect(own?.data).toMatchObject({ kind: "host.create", host_id: alice.hostId, progress_percent: 10 });
+      // Give the poller a few more rounds to (wrongly) deliver anything of Bob's.
+      await new Promise((r) => setTimeout(r, 500));
+
+      const raw = s.raw();
+      for (const foreign of [bob.id, bob.hostId, bob.taskId, bobRebuild.body.task_id, adminId]) {
+        expect(raw, `foreign id ${foreign} in the user's stream`).not.toContain(foreign);
+      }
+      for (const e of s.events) {
+        if (e.event === "host") {
+          expect(e.data.id).toBe(alice.hostId);
+          expect(Object.keys(e.data).sort()).toEqual(["id", "short_id", "status", "updated_at"]);
+        }
+        if (e.event === "task") {
+          expect(e.data.host_id).toBe(alice.hostId);
+          expect(e.data).not.toHaveProperty("requested_by");
+          expect(e.data).not.toHaveProperty("egress_ip_id");
+        }
+      }
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("receives nothing for a user without hosts, and the admin's own portal stream works", async () => {
+    const carol = await h.createUser();
+    const other = await userWithHost();
+    const s = await openStream("/v1/user/sse", carol.token);
+    const a = await openStream("/v1/user/sse", admin);
+    try {
+      await s.ready();
+      await a.ready();
+      await runTask(other.taskId, other.hostId);
+      await new Promise((r) => setTimeout(r, 600));
+      expect(s.events.filter((e) => e.event !== "ready")).toEqual([]);
+      expect(a.events.filter((e) => e.event !== "ready")).toEqual([]);
+    } finally {
+      await s.close();
+      await a.close();
+    }
+  });
+
+  it("closes the stream once the user is disabled (token re-check)", async () => {
+    const dave = await userWithHost();
+    const s = await openStream("/v1/user/sse", dave.token);
+    await s.ready();
+    const res = await h.request("PATCH", `/v1/admin/users/${dave.id}`, { token: admin, body: { status: "disabled" } });
+    expect(res.status, res.text).toBe(200);
+    // SSE_AUTH_RECHECK_SECONDS=1 here (30 by default).
+    expect(await s.closedByServer(5000)).toBe(true);
+    expect(s.events.at(-1)).toEqual({ event: "revoked", data: { reason: "unauthorized" } });
+    expect(s.ended()).toBe(true);
+  });
+
+  it("closes the stream after a password change revokes the token", async () => {
+    const erin = await h.createUser();
+    const s = await openStream("/v1/user/sse", erin.token);
+    await s.ready();
+    const res = await h.request("POST", "/v1/user/change-password", {
+      token: erin.token,
+      body: { old_password: erin.password, new_password: "another-password-1" },
+    });
+    expect(res.status, res.text).toBe(200);
+    expect(await s.closedByServer(5000)).toBe(true);
+  });
+});
