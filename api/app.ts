@@ -8,6 +8,7 @@ import { registerRoutes, type RouteTable } from "./http/route.js";
 import { registerUi } from "./http/ui.js";
 import { requestContext } from "./middleware/request-context.js";
 import { allRoutes, entryListenerRoutes } from "./routes/index.js";
+import { registerVncRoutes } from "./vnc/routes.js";
 
 /** Build the HTTP application from explicit dependencies (no globals; tests build their own). */
 export function createApp(deps: ApiDeps) {
@@ -15,6 +16,7 @@ export function createApp(deps: ApiDeps) {
   app.use("*", requestContext(deps.logger, deps.clientIp));
 
   const table = registerRoutes(app, deps, allRoutes);
+  registerVncRoutes(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",

@@ -21,15 +21,18 @@ import type { ApiDeps } from "./deps.js";
 import { createClientIpResolver } from "./http/client-ip.js";
 import { createLiveHub } from "./live/hub.js";
 import { DEFAULT_UI_DIR, loadUiBundle, type UiBundle } from "./http/ui.js";
+import { createVncSessions } from "./vnc/sessions.js";
+import { attachVncUpgrade } from "./vnc/websocket.js";
 
 /** Build the API's dependencies from its configuration (also used by tests with their own). */
 export function buildApiDeps(
   config: ApiConfig,
   logger: Logger,
-  parts: Pick<ApiDeps, "database" | "redis"> & { queues: Queues; ui?: UiBundle | null },
+  parts: Pick<ApiDeps, "database" | "redis"> & { queues: Queues; ui?: UiBundle | null; vncRecheckMs?: number },
 ): ApiDeps {
   const clock = () => new Date();
   const tokens = createTokenService({ secret: config.ADMIN_JWT_SECRET, ttlSeconds: config.JWT_TTL_SECONDS });
+  const authenticate = (token: string) => authenticateToken({ db: parts.database.db, tokens, clock }, token);
   return {
     config,
     logger,
@@ -47,9 +50,10 @@ export function buildApiDeps(
       windowSeconds: config.AUTH_FAIL_WINDOW_SECONDS,
     }),
     clientIp: createClientIpResolver(config.TRUST_PROXY_CIDRS),
-    authenticate: (token) => authenticateToken({ db: parts.database.db, tokens, clock }, token),
+    authenticate,
     live: createLiveHub({ db: parts.database.db, logger, pollMs: config.SSE_POLL_INTERVAL_MS }),
     ui: parts.ui === undefined ? loadUiBundle() : parts.ui,
+    vnc: createVncSessions({ db: parts.database.db, logger, prefix: config.REDIS_PREFIX, authenticate, recheckMs: parts.vncRecheckMs }),
   };
 }
 
@@ -95,12 +99,21 @@ export async function main(): Promise<void> {
       servers.push(server);
     });
   await listen(config.API_LISTEN_ADDR, app.fetch, "api");
+  // VNC WebSockets (behaviour.md §4.7) on the main listener only; revocations close them at once.
+  attachVncUpgrade(servers[0] as import("node:http").Server, deps);
+  const vncSubscriber = redis.duplicate();
+  vncSubscriber.on("error", (err) => logger.warn({ err: err.message }, "redis (vnc revocations) connection error"));
+  await waitForRedis(vncSubscriber, 30000);
+  const stopVncWatch = await deps.vnc.watch(vncSubscriber);
   // Optional second listener (e.g. :80) serving only GET /entry/{shortId} (behaviour.md §1.1).
   if (config.ENTRY_LISTEN_ADDR) await listen(config.ENTRY_LISTEN_ADDR, createEntryApp(deps).fetch, "entry listener");
 
   handleShutdown(logger, 10_000, async () => {
     // Open event streams would otherwise hold server.close() until the grace period ends.
     deps.live.close();
+    await stopVncWatch();
+    deps.vnc.closeWhere(() => true, "shutdown");
+    vncSubscriber.disconnect();
     await Promise.all(
       servers.map(
         (s) =>

@@ -13,7 +13,8 @@ export type ErrorKind =
   | "gone"
   | "payload_too_large"
   | "rate_limited"
-  | "unavailable";
+  | "unavailable"
+  | "bad_gateway";
 
 export interface FieldIssue {
   field: string;
@@ -53,6 +54,10 @@ export const RateLimited = (retryAfterSeconds: number) =>
   });
 export const Unavailable = (code = "service_unavailable", message = "service temporarily unavailable") =>
   new ServiceError("unavailable", code, message);
+
+/** An upstream the API proxies to (a host's VNC server) could not be reached (behaviour.md §4.7). */
+export const BadGateway = (code = "upstream_unreachable", message = "the host's desktop could not be reached") =>
+  new ServiceError("bad_gateway", code, message);
 
 export function isServiceError(err: unknown): err is ServiceError {
   return err instanceof ServiceError;

@@ -15,12 +15,25 @@ const STATUS: Record<ErrorKind, number> = {
   payload_too_large: 413,
   rate_limited: 429,
   unavailable: 503,
+  bad_gateway: 502,
 };
 
 /** Routes whose error bodies also carry `error_code` and `message` for the shell scripts. */
 const SCRIPT_FACING = /^\/(v1\/bootstrap\/|v1\/entry\/|entry\/)/;
 
 export function errorResponse(c: Context, err: ServiceError): Response {
+  const { status, body, headers } = errorEnvelope(err, new URL(c.req.url).pathname);
+  return json(c, status, body, headers);
+}
+
+/**
+ * Status, JSON body and headers of an error: also written by hand on raw sockets (the VNC
+ * proxy's WebSocket upgrades never reach Hono).
+ */
+export function errorEnvelope(
+  err: ServiceError,
+  pathname: string,
+): { status: number; body: Record<string, unknown>; headers: Record<string, string> } {
   const status = err.extra.status ?? STATUS[err.kind];
   const body: Record<string, unknown> = { error: err.message, code: err.code };
   if (err.kind === "invalid" && err.extra.details) body.details = err.extra.details;
@@ -37,13 +50,13 @@ export function errorResponse(c: Context, err: ServiceError): Response {
     headers["www-authenticate"] = err.extra.tokenPresented ? 'Bearer error="invalid_token"' : "Bearer";
   }
   if (err.kind === "payload_too_large") headers.connection = "close";
-  if (SCRIPT_FACING.test(new URL(c.req.url).pathname.slice(0))) {
+  if (SCRIPT_FACING.test(pathname)) {
     body.error_code = err.code;
     body.message = err.message.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, "?");
   }
   // Extra fields the scripts read (e.g. `task_error_code`), after the standard keys.
   if (err instanceof AccessError) for (const [k, v] of Object.entries(err.fields)) if (!(k in body)) body[k] = v;
-  return json(c, status, body, headers);
+  return { status, body, headers };
 }
 
 export function internalErrorResponse(c: Context, requestId: string): Response {

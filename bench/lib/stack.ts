@@ -64,6 +64,9 @@ export interface Proxy {
 
 export interface BenchStack {
   dir: string;
+  /** The environment the stack's processes run with (database, Redis prefix, admin account). */
+  env: Record<string, string | undefined>;
+  adminToken: string;
   database: Database;
   prefix: string;
   proxy: Proxy;
@@ -275,7 +278,7 @@ export async function startBenchStack(opts: { sshdEnv?: Record<string, string> }
       };
     };
 
-    return { dir, database, prefix, proxy, askpass, createHost, close: runCleanups };
+    return { dir, env, adminToken, database, prefix, proxy, askpass, createHost, close: runCleanups };
   } catch (err) {
     await runCleanups();
     throw err;

@@ -1,6 +1,10 @@
 import { randomBytes } from "node:crypto";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
 import { Writable } from "node:stream";
 import { buildApiDeps } from "../../api/main.js";
+import { attachVncUpgrade } from "../../api/vnc/websocket.js";
 import { createApp } from "../../api/app.js";
 import type { ApiDeps } from "../../api/deps.js";
 import { type ApiConfig, parseApiConfig } from "../config/api.js";
@@ -55,8 +59,20 @@ export interface ApiHarness {
   login(username: string, password: string, ip?: string): Promise<TestResponse>;
   /** Create a user through the API; returns its id, credentials and a fresh token. */
   createUser(opts?: { username?: string; password?: string; expires_at?: string | null }): Promise<TestUser>;
+  /**
+   * Serve this app on 127.0.0.1 like api/main.ts does (VNC WebSocket upgrades, revocations
+   * closing VNC sessions), for tests that need a real socket. Closed by close().
+   */
+  listen(port?: number): Promise<ListeningApi>;
   /** Build another app on the same database and Redis with different settings (e.g. a new JWT secret). */
   withConfig(overrides: Record<string, string>): Promise<ApiHarness>;
+  close(): Promise<void>;
+}
+
+export interface ListeningApi {
+  url: string;
+  port: number;
+  server: Server;
   close(): Promise<void>;
 }
 
@@ -70,7 +86,10 @@ export interface TestUser {
 let userSeq = 0;
 export const uniqueName = (stem = "user") => `${stem}${Date.now().toString(36)}${(userSeq++).toString(36)}${randomBytes(2).toString("hex")}`;
 
-export async function createApiHarness(overrides: Record<string, string> = {}): Promise<ApiHarness> {
+export async function createApiHarness(
+  overrides: Record<string, string> = {},
+  opts: { vncRecheckMs?: number } = {},
+): Promise<ApiHarness> {
   const baseEnv = loadEnvironment();
   const db = await cloneTemplateDatabase(baseEnv);
   const prefix = `t${randomBytes(5).toString("hex")}`;
@@ -107,7 +126,7 @@ export async function createApiHarness(overrides: Record<string, string> = {}): 
     });
     const logger = createLogger({ level: "debug" }, sink);
     await seedAdmin(database.db, logger, { username: config.ADMIN_USERNAME, password: config.ADMIN_PASSWORD, now: new Date() });
-    const deps = buildApiDeps(config, logger, { database, redis, queues });
+    const deps = buildApiDeps(config, logger, { database, redis, queues, vncRecheckMs: opts.vncRecheckMs });
     const app = createApp(deps);
     let cachedAdminToken: string | undefined;
 
@@ -176,6 +195,30 @@ export async function createApiHarness(overrides: Record<string, string> = {}): 
         const lr = await login(username, password, "127.0.0.251");
         if (lr.status !== 200) throw new Error(`user login failed: ${lr.status} ${lr.text}`);
         return { id: res.body.user.id as string, username, password, token: lr.body.token as string };
+      },
+      async listen(port = 0) {
+        const server = await new Promise<Server>((resolve) => {
+          const s = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" }, () => resolve(s as Server)) as Server;
+        });
+        attachVncUpgrade(server, deps);
+        const subscriber = redis.duplicate();
+        await waitForRedis(subscriber);
+        const stopWatch = await deps.vnc.watch(subscriber);
+        const bound = (server.address() as AddressInfo).port;
+        let closed = false;
+        const close = async () => {
+          if (closed) return;
+          closed = true;
+          await stopWatch();
+          deps.vnc.closeWhere(() => true, "shutdown");
+          subscriber.disconnect();
+          await new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          });
+        };
+        closers.unshift(close);
+        return { url: `http://127.0.0.1:${bound}`, port: bound, server, close };
       },
       withConfig: (o) => build({ ...envFor, ...o }),
       close: async () => {

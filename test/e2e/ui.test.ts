@@ -2,14 +2,15 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serve, type ServerType } from "@hono/node-server";
 import { type BrowserContext, chromium, type ConsoleMessage, type Page } from "playwright-core";
+import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_UI_DIR } from "../../api/http/ui.js";
 import { projectRoot } from "../../shared/paths.js";
-import { type ApiHarness, createApiHarness, TEST_ADMIN_PASSWORD, uniqueName } from "../../shared/test/api-harness.js";
+import { type ApiHarness, createApiHarness, type ListeningApi, TEST_ADMIN_PASSWORD, uniqueName } from "../../shared/test/api-harness.js";
 import { freePort } from "../../shared/test/processes.js";
 import { removeInstanceObjects, startTestWorker, waitForTask, type WorkerHarness } from "../../shared/test/worker-harness.js";
+import { execIn, hostOf, type Lab, labUp, labWorkerEnv } from "../docker/egress-lab.js";
 
 /**
  * The web UI in a real browser (Debian's Chromium driven by playwright-core; no browser download)
@@ -22,10 +23,11 @@ const SHOTS = join(projectRoot, "test-artifacts", "ui");
 
 let h: ApiHarness;
 let w: WorkerHarness;
-let server: ServerType;
+let server: ListeningApi;
 let baseUrl: string;
 let context: BrowserContext;
 let profile: string;
+let lab: Lab;
 
 // Filled by the admin flow, used by the portal flow.
 const created = { username: "", password: "", hostId: "", shortId: "" };
@@ -46,8 +48,11 @@ beforeAll(async () => {
     EGRESS_TEST_WAIT_SECONDS: "2",
   });
   expect(h.deps.ui, "the API did not load dist/ui").not.toBeNull();
-  w = await startTestWorker(h);
-  server = serve({ fetch: h.app.fetch, port, hostname: "127.0.0.1" });
+  // The egress lab (test/lab): the UI binds the host to a real Shadowsocks server and tests it.
+  lab = labUp();
+  w = await startTestWorker(h, labWorkerEnv(lab));
+  // Listening like api/main.ts: VNC WebSockets included.
+  server = await h.listen(port);
   profile = mkdtempSync(join(tmpdir(), "ccp-chromium-"));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -68,7 +73,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await context?.close();
-  server?.close();
+  await server?.close();
   await w?.stop();
   if (h) removeInstanceObjects(h.prefix);
   await h?.close();
@@ -97,6 +102,70 @@ const JS = {
   })()`,
 };
 
+/**
+ * The desktop tab: opened with the token in the URL, which the host's page then drops (it
+ * replaces itself with noVNC's vnc.html); the cookie is HttpOnly; the VNC canvas shows the
+ * desktop — asserted on the pixels of a screenshot of the canvas, not on the DOM.
+ */
+async function expectDesktop(popup: Page, vncPath: string, shotName: string) {
+  const log: string[] = [];
+  popup.on("console", (m: ConsoleMessage) => log.push(`${m.type()}: ${m.text()}`));
+  popup.on("pageerror", (e: Error) => log.push(`pageerror: ${e.message}`));
+  try {
+    await desktopRenders(popup, vncPath, shotName);
+  } catch (err) {
+    await popup.screenshot({ path: join(SHOTS, `${shotName}-FAILED.png`) }).catch(() => {});
+    throw new Error(`${(err as Error).message}\nurl: ${popup.url()}\nconsole:\n${log.join("\n")}`);
+  }
+}
+
+async function desktopRenders(popup: Page, vncPath: string, shotName: string) {
+  await popup.waitForURL((u) => u.pathname === `${vncPath}vnc.html`, { timeout: 30_000 });
+  expect(popup.url()).not.toContain("token=");
+  expect(await popup.evaluate(JS.opener)).toBe(true);
+  expect(await popup.evaluate("document.cookie")).toBe("");
+  const canvas = popup.locator("#noVNC_container canvas");
+  // noVNC marks the document `noVNC_connected`. Chromium drops a page's connections with
+  // ERR_NETWORK_CHANGED while Docker adds or removes interfaces (other tests' containers), so a
+  // desktop that did not connect within 20 s gets a reload, twice at most.
+  for (let attempt = 1; ; attempt++) {
+    const connected = await popup
+      .waitForFunction("document.documentElement.classList.contains('noVNC_connected')", undefined, { timeout: 20_000 })
+      .then(() => true, () => false);
+    if (connected) break;
+    if (attempt === 3) throw new Error("noVNC did not connect after 3 attempts");
+    await popup.reload();
+  }
+  await canvas.waitFor({ timeout: 10_000 });
+  let stats = { colours: 0, dominant: 1, pixels: 0 };
+  await expect
+    .poll(
+      async () => {
+        stats = canvasStats(PNG.sync.read(await canvas.screenshot()));
+        // A canvas that never got a frame is one flat colour. The desktop shows the terminal on
+        // its root colour, or the (maximised) browser window once it opened: many colours, none
+        // covering nearly everything.
+        return stats.colours >= 16 && stats.dominant < 0.98;
+      },
+      { timeout: 60_000, interval: 500 },
+    )
+    .toBe(true);
+  expect(stats.pixels).toBeGreaterThan(100_000);
+  await popup.screenshot({ path: join(SHOTS, `${shotName}.png`) });
+}
+
+function canvasStats(png: PNG) {
+  const counts = new Map<number, number>();
+  const n = png.width * png.height;
+  for (let i = 0; i < n; i++) {
+    const [r, g, b] = [png.data[i * 4]!, png.data[i * 4 + 1]!, png.data[i * 4 + 2]!];
+    const key = (r << 16) | (g << 8) | b;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const dominant = Math.max(...counts.values()) / n;
+  return { colours: counts.size, dominant, pixels: n };
+}
+
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 
 /** Page errors and failed same-origin requests fail the test: a CSP violation shows up here too. */
@@ -120,7 +189,7 @@ async function logIn(page: Page, username: string, password: string) {
 }
 
 describe("admin dashboard", () => {
-  it("logs in, creates a user and a host, watches the task live until running, shows the access commands", async () => {
+  it("logs in, creates a user and a host, watches the task live until running, shows the access commands, opens the desktop, tests and binds an egress", { timeout: 240_000 }, async () => {
     const page = await context.newPage();
     const problems = watchPage(page);
 
@@ -203,11 +272,9 @@ describe("admin dashboard", () => {
     await page.getByRole("button", { name: "Copy Entry command" }).filter({ hasText: "Copied" }).waitFor();
     await shot(page, "06-host-running");
 
-    // Open desktop: a separate browsing context without an opener, token only in that URL.
+    // Open desktop: a separate browsing context without an opener; the desktop renders.
     const [popup] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Open desktop" }).click()]);
-    await popup.waitForLoadState("domcontentloaded").catch(() => {});
-    expect(popup.url()).toContain(`/v1/admin/hosts/${created.hostId}/vnc/?token=`);
-    expect(await popup.evaluate(JS.opener)).toBe(true);
+    await expectDesktop(popup, `/v1/admin/hosts/${created.hostId}/vnc/`, "06b-desktop");
     await popup.close();
 
     // The other main pages.
@@ -229,51 +296,72 @@ describe("admin dashboard", () => {
     await page.getByText("host.created").first().waitFor();
     await shot(page, "09-events");
 
-    // Egress: one form per kind; create a SOCKS egress, then run its test.
+    // Egress: one form per kind; create the lab's Shadowsocks egress, run its test (three checks
+    // pass against the lab), bind it to the host live and see the host's traffic leave through it.
+    const ss = lab.proxies.shadowsocks;
+    const ssConfig = ss.egress.proxy_config as { server: string; server_port: number; method: string; password: string };
     await navLink(page, "Egress IPs").click();
     await page.getByRole("heading", { name: "Egress IPs", level: 1 }).waitFor();
     await page.getByRole("button", { name: "Create egress IP" }).click();
     const eg = page.getByRole("dialog", { name: "Create egress IP" });
-    await eg.getByLabel("Kind").selectOption("socks");
-    await eg.getByLabel("Label").fill("ui-socks-01");
-    await eg.getByLabel("Declared exit IP").fill("192.0.2.50");
-    await eg.getByLabel("Server", { exact: true }).fill("192.0.2.50");
-    await eg.getByLabel("Port").fill("1080");
-    await eg.getByLabel("Username (optional)").fill("user");
-    await eg.getByLabel("Password (optional, with a username)").fill("pass-word");
+    await eg.getByLabel("Kind").selectOption("shadowsocks");
+    await eg.getByLabel("Label").fill("ui-ss-01");
+    await eg.getByLabel("Declared exit IP").fill(ss.exit_ip);
+    await eg.getByLabel("Server", { exact: true }).fill(ssConfig.server);
+    await eg.getByLabel("Port").fill(String(ssConfig.server_port));
+    await eg.getByLabel("Method").selectOption(ssConfig.method);
+    await eg.getByLabel("Password", { exact: true }).fill(ssConfig.password);
     await eg.getByRole("button", { name: "Create" }).click();
-    await page.getByRole("status").filter({ hasText: "ui-socks-01 created" }).waitFor();
-    await page.getByRole("rowheader", { name: "ui-socks-01" }).waitFor();
+    await page.getByRole("status").filter({ hasText: "ui-ss-01 created" }).waitFor();
+    await page.getByRole("rowheader", { name: "ui-ss-01" }).waitFor();
     await shot(page, "10-egress");
-    await page.getByRole("button", { name: "Test ui-socks-01" }).click();
-    const testDialog = page.getByRole("dialog", { name: "Test ui-socks-01" });
+    await page.getByRole("button", { name: "Test ui-ss-01" }).click();
+    const testDialog = page.getByRole("dialog", { name: "Test ui-ss-01" });
     await testDialog.getByRole("button", { name: "Run test" }).click();
-    // The API answers 202 after EGRESS_TEST_WAIT_SECONDS and the UI follows the task until its
-    // three checks arrive (they fail here: no test lab behind this documentation address). A
-    // server without the endpoint says so instead.
-    await testDialog
-      .locator("ul.checks, [role=status]")
-      .filter({ hasText: /Connectivity|not available/ })
-      .first()
-      .waitFor({ timeout: 90_000 });
-    if (await testDialog.locator("ul.checks").count()) {
-      for (const check of ["Connectivity", "Exit IP match", "DNS leak"]) expect(await testDialog.locator("ul.checks li").filter({ hasText: check }).count(), check).toBe(1);
+    // The API answers 202 after EGRESS_TEST_WAIT_SECONDS and the UI follows the task.
+    await testDialog.locator('section.test-result[data-result="passed"]').waitFor({ timeout: 90_000 });
+    for (const check of ["Connectivity", "Exit IP match", "DNS leak"]) {
+      const row = testDialog.locator("ul.checks li").filter({ hasText: check });
+      expect(await row.count(), check).toBe(1);
+      expect(await row.textContent(), check).toMatch(/pass/i);
     }
+    expect(await testDialog.textContent()).toContain(ss.exit_ip);
     await shot(page, "11-egress-test");
     await testDialog.getByRole("button", { name: "Close" }).first().click();
+
+    await page.getByRole("button", { name: "Bind ui-ss-01 to a host" }).click();
+    const bindDialog = page.getByRole("dialog", { name: "Bind ui-ss-01" });
+    await bindDialog.getByLabel("Host").selectOption(created.hostId);
+    await bindDialog.getByRole("button", { name: "Bind", exact: true }).click();
+    await page.getByRole("status").filter({ hasText: "ui-ss-01 bound" }).waitFor();
+    await expect
+      .poll(
+        async () =>
+          (await h.database.sql<{ status: string }[]>`
+            select status from tasks where host_id = ${created.hostId} and kind = 'host.apply-egress' order by created_at desc limit 1`)[0]?.status,
+        { timeout: 60_000 },
+      )
+      .toBe("succeeded");
+    // The host's own traffic now leaves through the lab's Shadowsocks server.
+    expect(execIn(hostOf(created.hostId), ["curl", "-fsS", "-m", "10", lab.env.EGRESS_ECHO_URL!], { user: "workspace" }).stdout).toBe(ss.exit_ip);
+    await page.getByRole("row", { name: /ui-ss-01/ }).getByRole("button", { name: "Unbind" }).waitFor();
+    await shot(page, "11b-egress-bound");
+
     // Edit: the stored password is kept when the field is left empty.
-    await page.getByRole("button", { name: "Edit ui-socks-01" }).click();
-    const edit = page.getByRole("dialog", { name: "Edit ui-socks-01" });
-    expect(await edit.getByLabel("Password (optional, with a username)").inputValue()).toBe("");
+    await page.getByRole("button", { name: "Edit ui-ss-01" }).click();
+    const edit = page.getByRole("dialog", { name: "Edit ui-ss-01" });
+    expect(await edit.getByLabel("Password", { exact: true }).inputValue()).toBe("");
     await edit.getByLabel("Provider").fill("lab");
     await edit.getByRole("button", { name: "Save" }).click();
-    await page.getByRole("status").filter({ hasText: "ui-socks-01 saved" }).waitFor();
+    await page.getByRole("status").filter({ hasText: "ui-ss-01 saved" }).waitFor();
     const [egressRow] = await h.database.sql<{ provider: string }[]>`
-      select provider from egress_ips where label = 'ui-socks-01'`;
+      select provider from egress_ips where label = 'ui-ss-01'`;
     expect(egressRow?.provider).toBe("lab");
     const listed = await h.request("GET", "/v1/admin/egress-ips?limit=200", { token: await h.adminToken() });
-    const socks = listed.body.egress_ips.find((e: { label: string }) => e.label === "ui-socks-01");
-    expect(socks.proxy_config).toMatchObject({ type: "socks", username: "user", password: "***" });
+    const stored = listed.body.egress_ips.find((e: { label: string }) => e.label === "ui-ss-01");
+    expect(stored.proxy_config).toMatchObject({ type: "shadowsocks", method: ssConfig.method, password: "***" });
+    // The kept password still works: the host still leaves through the egress.
+    expect(execIn(hostOf(created.hostId), ["curl", "-fsS", "-m", "10", lab.env.EGRESS_ECHO_URL!], { user: "workspace" }).stdout).toBe(ss.exit_ip);
 
     // Phone-sized dashboard: the menu collapses behind a button.
     await page.setViewportSize({ width: 390, height: 844 });
@@ -289,7 +377,7 @@ describe("admin dashboard", () => {
 });
 
 describe("user portal", () => {
-  it("shows the user only their own host, its access commands, and live rebuild progress", async () => {
+  it("shows the user only their own host, its access commands, its desktop, and live rebuild progress", { timeout: 240_000 }, async () => {
     expect(created.hostId, "the admin flow must run first").not.toBe("");
     // Someone else's host exists too.
     const other = await h.createUser();
@@ -316,6 +404,13 @@ describe("user portal", () => {
     expect(await page.getByLabel("Entry command", { exact: true }).inputValue()).toBe(`curl -sSf ${baseUrl}/entry/${created.shortId} | bash`);
     expect(await page.getByRole("button", { name: "Start", exact: true }).count()).toBe(0);
     await shot(page, "14-portal-host");
+
+    // The user reaches their own desktop from the portal, through the user route. Chromium
+    // aborts loads with ERR_NETWORK_CHANGED while Docker adds interfaces: let the other host settle.
+    await waitForTask(h, otherHost.body.task_id);
+    const [popup] = await Promise.all([context.waitForEvent("page"), page.getByRole("button", { name: "Open desktop" }).click()]);
+    await expectDesktop(popup, `/v1/user/hosts/${created.hostId}/vnc/`, "14b-portal-desktop");
+    await popup.close();
 
     // Rebuild from the portal; the user stream carries the progress.
     await page.getByRole("button", { name: "Rebuild…" }).click();
@@ -408,18 +503,24 @@ describe("admin actions", () => {
     await page.getByRole("button", { name: "Stop", exact: true }).click();
     await taskDone("host.stop");
     await hostStatus("stopped");
-    // Bind the egress created earlier while the host is stopped (nothing to apply live; its next
-    // start would verify it), then unbind it again.
+    // The egress bound earlier shows on the host page; while the host is stopped, unbind it, bind
+    // it again from this page (nothing to apply live; the next start verifies it) and unbind it.
+    const egressRegion = page.getByRole("region", { name: "Egress" });
+    await egressRegion.getByText("ui-ss-01").waitFor();
+    const unbindHere = async () => {
+      await page.getByRole("button", { name: "Unbind egress" }).click();
+      await page.getByRole("dialog", { name: "Unbind egress" }).getByRole("button", { name: "Unbind egress" }).click();
+      await page.getByRole("status").filter({ hasText: "Egress unbound." }).waitFor();
+      await egressRegion.getByText("No egress IP bound.").waitFor();
+    };
+    await unbindHere();
     await page.getByRole("button", { name: "Bind egress IP…" }).click();
     const bind = page.getByRole("dialog", { name: "Bind egress IP" });
-    await bind.getByLabel("Egress IP").selectOption({ label: "ui-socks-01 (192.0.2.50)" });
+    await bind.getByLabel("Egress IP").selectOption({ label: `ui-ss-01 (${lab.proxies.shadowsocks.exit_ip})` });
     await bind.getByRole("button", { name: "Bind", exact: true }).click();
     await page.getByRole("status").filter({ hasText: "Egress bound." }).waitFor();
-    await page.getByRole("region", { name: "Egress" }).getByText("ui-socks-01").waitFor();
-    await page.getByRole("button", { name: "Unbind egress" }).click();
-    await page.getByRole("dialog", { name: "Unbind egress" }).getByRole("button", { name: "Unbind egress" }).click();
-    await page.getByRole("status").filter({ hasText: "Egress unbound." }).waitFor();
-    await page.getByRole("region", { name: "Egress" }).getByText("No egress IP bound.").waitFor();
+    await egressRegion.getByText("ui-ss-01").waitFor();
+    await unbindHere();
     await page.getByRole("button", { name: "Start", exact: true }).click();
     await taskDone("host.start");
     await hostStatus("running");

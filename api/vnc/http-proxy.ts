@@ -1,0 +1,76 @@
+import { request as httpRequest } from "node:http";
+import { Readable } from "node:stream";
+import type { Context } from "hono";
+import { BadGateway, NotFound } from "../../shared/errors.js";
+import type { ApiDeps } from "../deps.js";
+import { forwardRequestHeaders, forwardResponseHeaders, type HeaderList, pairs } from "./headers.js";
+import { parseVncPath, resolveVncTarget, vncCookie } from "./target.js";
+
+/** Connect / response-head timeout towards a host's VNC server (behaviour.md §4.7, §10.7). */
+export const VNC_DIAL_TIMEOUT_MS = 5_000;
+
+const NO_BODY_STATUS = new Set([101, 204, 205, 304]);
+
+/**
+ * Plain HTTP through the VNC proxy (noVNC's page, scripts and images). Bodies stream both ways;
+ * the response body is pulled by the client's socket, so a slow browser slows the host down
+ * instead of growing the API's memory.
+ */
+export function vncHttpHandler(deps: ApiDeps) {
+  return async (c: Context): Promise<Response> => {
+    const url = new URL(c.req.url);
+    const path = parseVncPath(url.pathname);
+    if (!path) throw NotFound("not_found", "no such route");
+    if (path.upstreamPath === null) {
+      return new Response(null, { status: 301, headers: { location: path.prefix + url.search } });
+    }
+    const headers: HeaderList = [...c.req.raw.headers.entries()];
+    const target = await resolveVncTarget(deps, { ...path, upstreamPath: path.upstreamPath }, {
+      authorization: c.req.header("authorization"),
+      cookieHeader: c.req.header("cookie"),
+      search: url.searchParams,
+    });
+    const method = c.req.method;
+    const hasBody = method !== "GET" && method !== "HEAD" && c.req.raw.body !== null;
+
+    const upstream = await new Promise<import("node:http").IncomingMessage>((resolve, reject) => {
+      const req = httpRequest({
+        host: target.address,
+        port: target.port,
+        method,
+        path: target.upstreamUrl,
+        headers: headersObject(forwardRequestHeaders(headers, `${target.address}:${target.port}`)),
+        agent: false,
+      });
+      req.setTimeout(VNC_DIAL_TIMEOUT_MS, () => req.destroy(new Error("timeout")));
+      req.once("error", () => reject(BadGateway()));
+      req.once("response", (res) => {
+        req.setTimeout(0);
+        resolve(res);
+      });
+      if (hasBody) Readable.fromWeb(c.req.raw.body as never).once("error", () => req.destroy()).pipe(req);
+      else req.end();
+    });
+
+    const out = new Headers();
+    for (const [k, v] of forwardResponseHeaders(pairs(upstream.rawHeaders))) out.append(k, v);
+    if (target.fromQuery) out.append("set-cookie", vncCookie(deps, path.prefix, target));
+    const requestId = c.get("requestId" as never) as string | undefined;
+    if (requestId) out.set("x-request-id", requestId);
+    const status = upstream.statusCode ?? 502;
+    if (method === "HEAD" || NO_BODY_STATUS.has(status)) {
+      upstream.resume();
+      return new Response(null, { status, headers: out });
+    }
+    return new Response(Readable.toWeb(upstream) as ReadableStream, { status, headers: out });
+  };
+}
+
+function headersObject(list: HeaderList): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of list) {
+    const prev = out[k];
+    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  return out;
+}
