@@ -490,8 +490,9 @@ step_build_ui() {
 # ==============================================================================================
 # Chromium (browser tests of the web UI)
 # ==============================================================================================
-# Debian's chromium, driven by playwright-core in test/e2e/ui.test.ts (no browser download).
-# CCP_SKIP_CHROMIUM=1 skips it, e.g. on a production machine that never runs the tests.
+# Debian's chromium, driven by playwright-core in test/e2e/ui.test.ts (no browser download), and
+# wireguard-tools for shared/services/egress/wg-keys.test.ts. CCP_SKIP_CHROMIUM=1 skips both,
+# e.g. on a production machine that never runs the tests.
 step_chromium() {
   if [ "$(cfg CCP_SKIP_CHROMIUM)" = 1 ]; then
     say "chromium: CCP_SKIP_CHROMIUM=1, skipped"
@@ -499,11 +500,16 @@ step_chromium() {
   fi
   if [ -x /usr/bin/chromium ]; then
     say "chromium present"
-    return 0
+  else
+    say "installing chromium (apt)"
+    # A font, so that screenshots show text where a minimal system has none.
+    apt_install chromium fonts-dejavu-core
   fi
-  say "installing chromium (apt)"
-  # A font, so that screenshots show text where a minimal system has none.
-  apt_install chromium fonts-dejavu-core
+  # The reference `wg` tool the WireGuard key tests compare against (same skip switch: test tools).
+  if ! have wg; then
+    say "installing wireguard-tools (apt)"
+    apt_install wireguard-tools
+  fi
 }
 
 # ==============================================================================================

@@ -32,6 +32,14 @@ if [ ${#ids[@]} -gt 0 ]; then
   lab_say "removed ${#ids[@]} container(s)"
 fi
 
+# The /32 routes up.sh pinned past the lab's bridge (see pin_outside_routes there).
+if [ -f "$LAB_STATE/pinned-routes" ]; then
+  while read -r addr; do
+    [ -z "$addr" ] || ip route del "$addr/32" 2>/dev/null || true
+  done <"$LAB_STATE/pinned-routes"
+  rm -f "$LAB_STATE/pinned-routes"
+fi
+
 rc=0
 mapfile -t nets < <(docker network ls --filter "label=$LAB_LABEL=true" --format '{{.Name}}')
 for net in "${nets[@]}"; do

@@ -127,6 +127,44 @@ ensure_network() {
 ensure_network "$LAB_INET_NET" "$LAB_INET_SUBNET" "$LAB_INET_GATEWAY" true "$LAB_INET_DYNAMIC"
 ensure_network "$LAB_MGMT_NET" "$LAB_MGMT_SUBNET" "$LAB_MGMT_GATEWAY" false
 
+# pin_outside_routes — the machine's own package endpoints may resolve inside the lab's
+# documentation range (seen here: the npm registry and the Debian mirror at 203.0.113.80, behind
+# this sandbox's gateway). The lab bridge's connected route would swallow them, so each such
+# address gets a /32 route via the machine's default gateway, which beats the bridge's /24 (longest
+# prefix). The lab's own servers sit below .80 and its dynamic range starts at .128. Pins are
+# recorded in the state directory; down.sh removes them.
+pin_outside_routes() {
+  command -v ip >/dev/null 2>&1 && command -v getent >/dev/null 2>&1 || return 0
+  local default gw dev hosts=() h addr pinned="$LAB_STATE/pinned-routes"
+  default=$(ip -4 route show default | head -n1)
+  gw=$(awk '{ for (i = 1; i < NF; i++) if ($i == "via") print $(i + 1) }' <<<"$default")
+  dev=$(awk '{ for (i = 1; i < NF; i++) if ($i == "dev") print $(i + 1) }' <<<"$default")
+  [ -n "$gw" ] && [ -n "$dev" ] || return 0
+  if command -v npm >/dev/null 2>&1; then
+    h=$(npm config get registry 2>/dev/null | sed -E 's#^[a-z]+://([^/:]+).*#\1#')
+    [ -z "$h" ] || hosts+=("$h")
+  fi
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*; do
+    [ -f "$f" ] || continue
+    while read -r h; do hosts+=("$h"); done < <(grep -oE 'https?://[^/ ]+' "$f" | sed -E 's#^https?://##; s#:.*##' | sort -u)
+  done
+  for h in $(printf '%s\n' "${hosts[@]}" | sort -u); do
+    while read -r addr; do
+      case $addr in "${LAB_INET_SUBNET%.*/*}".*) ;; *) continue ;; esac
+      for v in $(compgen -v | grep -E '^LAB_[A-Z_]+_IP$'); do
+        [ "${!v}" != "$addr" ] || lab_die "$h resolves to $addr, a lab server's address ($v): change test/lab/lib.sh"
+      done
+      if ip route replace "$addr/32" via "$gw" dev "$dev" 2>/dev/null; then
+        grep -qxF "$addr" "$pinned" 2>/dev/null || printf '%s\n' "$addr" >>"$pinned"
+        lab_say "pinned $addr ($h) via $gw: it lies inside $LAB_INET_SUBNET"
+      else
+        lab_say "warning: $h resolves to $addr inside $LAB_INET_SUBNET; it is unreachable while the lab runs"
+      fi
+    done < <(getent ahostsv4 "$h" 2>/dev/null | awk '{ print $1 }' | sort -u)
+  done
+}
+pin_outside_routes
+
 # ------------------------------------------------------------------------------------------------
 # 4. Containers (in parallel)
 # ------------------------------------------------------------------------------------------------
