@@ -28,9 +28,9 @@ export interface TaskProcessor {
   /** The step names this task will go through, in order (shown as `pending` up front). */
   plan(task: TaskRow): string[];
   run(ctx: TaskContext): Promise<void>;
-  /** After a permanent failure was recorded (e.g. stop containers, host `failed`). */
+  /** On a permanent failure, before the task is recorded `failed` (e.g. stop containers, host `failed`). */
   onFailure?(ctx: TaskContext, err: TaskError): Promise<void>;
-  /** After a cooperative cancel was recorded (e.g. stop containers, host `stopped`). */
+  /** On a cooperative cancel, before the task is recorded `canceled` (e.g. stop containers, host `stopped`). */
   onCanceled?(ctx: TaskContext): Promise<void>;
 }
 
@@ -193,9 +193,11 @@ export async function runTaskJob(
     try {
       await processor.run(ctx);
     } catch (err) {
+      // The cleanup (host `stopped`/`failed`, containers stopped) runs before the task turns
+      // terminal: whoever waits for the task then reads the host's final state, never `starting`.
       if (err instanceof TaskCanceled) {
-        await finish(deps, claimed, ownerId, "canceled", { code: "canceled", message: "canceled on request", steps, result: null });
         await processor.onCanceled?.(ctx).catch((e: unknown) => log.error({ err: e }, "cleanup after cancel failed"));
+        await finish(deps, claimed, ownerId, "canceled", { code: "canceled", message: "canceled on request", steps, result: null });
         return;
       }
       if (!(err instanceof TaskError) && isInfrastructureError(err)) throw err; // Postgres/Redis down: retry the job
@@ -209,8 +211,8 @@ export async function runTaskJob(
           .where(eq(tasks.id, claimed.id));
         throw te; // BullMQ retries with exponential backoff; the task stays `running`
       }
-      await finish(deps, claimed, ownerId, "failed", { code: te.code, message: te.message, steps, result });
       await processor.onFailure?.(ctx, te).catch((e: unknown) => log.error({ err: e }, "cleanup after failure failed"));
+      await finish(deps, claimed, ownerId, "failed", { code: te.code, message: te.message, steps, result });
       throw new UnrecoverableError(te.code);
     }
     await finish(deps, claimed, ownerId, "succeeded", { code: null, message: null, steps, result });
