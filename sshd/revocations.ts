@@ -1,7 +1,7 @@
 import { inArray } from "drizzle-orm";
 import type { Redis } from "ioredis";
 import { hosts, users } from "../shared/db/schema/index.js";
-import { revocationChannel, revocationSchema } from "../shared/services/revocations.js";
+import { subscribeRevocations } from "../shared/services/revocations.js";
 import { isExpired } from "../shared/services/users/render.js";
 import type { SshdDeps } from "./server.js";
 
@@ -13,26 +13,17 @@ export const RECHECK_INTERVAL_MS = 10_000;
  * revocation, and at the latest at the next periodic re-check.
  */
 export async function watchRevocations(deps: SshdDeps, subscriber: Redis): Promise<() => Promise<void>> {
-  const channel = revocationChannel(deps.config.REDIS_PREFIX);
-  subscriber.on("message", (ch, raw) => {
-    if (ch !== channel) return;
-    let msg;
-    try {
-      msg = revocationSchema.parse(JSON.parse(raw));
-    } catch {
-      return;
-    }
+  const unsubscribe = await subscribeRevocations(subscriber, deps.config.REDIS_PREFIX, (msg) => {
     const n = deps.sessions.closeWhere((s) => (msg.scope === "user" ? s.userId === msg.id : s.hostId === msg.id), msg.reason);
     if (n) deps.logger.info({ ...msg, sessions: n }, "closed sessions after a revocation");
   });
-  await subscriber.subscribe(channel);
 
   const timer = setInterval(() => {
     void recheck(deps).catch((err: unknown) => deps.logger.warn({ err }, "session re-check failed"));
   }, RECHECK_INTERVAL_MS);
   return async () => {
     clearInterval(timer);
-    await subscriber.unsubscribe(channel).catch(() => {});
+    await unsubscribe();
   };
 }
 

@@ -4,7 +4,7 @@ import type { Db } from "../../shared/db/client.js";
 import { hosts } from "../../shared/db/schema/index.js";
 import type { Logger } from "../../shared/logger.js";
 import type { Actor } from "../../shared/services/context.js";
-import { revocationChannel, revocationSchema } from "../../shared/services/revocations.js";
+import { subscribeRevocations } from "../../shared/services/revocations.js";
 import type { VncPortal } from "./target.js";
 
 /** How often open VNC WebSockets are re-checked (behaviour.md §2.3 / §4.7). */
@@ -90,28 +90,17 @@ export function createVncSessions(deps: {
     count: () => live.size,
     closeWhere,
     async watch(subscriber) {
-      const channel = revocationChannel(deps.prefix);
-      const onMessage = (ch: string, raw: string) => {
-        if (ch !== channel) return;
-        let msg;
-        try {
-          msg = revocationSchema.parse(JSON.parse(raw));
-        } catch {
-          return;
-        }
+      const unsubscribe = await subscribeRevocations(subscriber, deps.prefix, (msg) => {
         const n = closeWhere((s) => (msg.scope === "user" ? s.userId === msg.id || s.actorId === msg.id : s.hostId === msg.id), msg.reason);
         if (n) deps.logger.info({ ...msg, sessions: n }, "closed VNC sessions after a revocation");
-      };
-      subscriber.on("message", onMessage);
-      await subscriber.subscribe(channel);
+      });
       const timer = setInterval(() => {
         void recheck().catch((err: unknown) => deps.logger.warn({ err }, "VNC session re-check failed"));
       }, deps.recheckMs ?? VNC_RECHECK_INTERVAL_MS);
       timer.unref();
       return async () => {
         clearInterval(timer);
-        subscriber.off("message", onMessage);
-        await subscriber.unsubscribe(channel).catch(() => {});
+        await unsubscribe();
       };
     },
   };

@@ -25,3 +25,32 @@ export async function publishRevocation(redis: Redis, prefix: string, r: Revocat
     logger?.warn({ err: (err as Error).message, ...r }, "could not publish a revocation");
   }
 }
+
+/**
+ * Call `onRevocation` for every well-formed revocation published under `prefix` (malformed
+ * messages are ignored). Returns the unsubscribe function. `subscriber` is a connection of its
+ * own: Redis puts a subscribed connection in subscriber mode.
+ */
+export async function subscribeRevocations(
+  subscriber: Redis,
+  prefix: string,
+  onRevocation: (r: Revocation) => void,
+): Promise<() => Promise<void>> {
+  const channel = revocationChannel(prefix);
+  const onMessage = (ch: string, raw: string) => {
+    if (ch !== channel) return;
+    let msg: Revocation;
+    try {
+      msg = revocationSchema.parse(JSON.parse(raw));
+    } catch {
+      return;
+    }
+    onRevocation(msg);
+  };
+  subscriber.on("message", onMessage);
+  await subscriber.subscribe(channel);
+  return async () => {
+    subscriber.off("message", onMessage);
+    await subscriber.unsubscribe(channel).catch(() => {});
+  };
+}
