@@ -22,7 +22,7 @@ import { createClientIpResolver } from "./http/client-ip.js";
 import { createLiveHub } from "./live/hub.js";
 import { DEFAULT_UI_DIR, loadUiBundle, type UiBundle } from "./http/ui.js";
 import { createVncSessions } from "./vnc/sessions.js";
-import { attachVncUpgrade } from "./vnc/websocket.js";
+import { serveVncWebSockets } from "./vnc/websocket.js";
 
 /** Build the API's dependencies from its configuration (also used by tests with their own). */
 export function buildApiDeps(
@@ -100,20 +100,14 @@ export async function main(): Promise<void> {
     });
   await listen(config.API_LISTEN_ADDR, app.fetch, "api");
   // VNC WebSockets (behaviour.md §4.7) on the main listener only; revocations close them at once.
-  attachVncUpgrade(servers[0] as import("node:http").Server, deps);
-  const vncSubscriber = redis.duplicate();
-  vncSubscriber.on("error", (err) => logger.warn({ err: err.message }, "redis (vnc revocations) connection error"));
-  await waitForRedis(vncSubscriber, 30000);
-  const stopVncWatch = await deps.vnc.watch(vncSubscriber);
+  const stopVnc = await serveVncWebSockets(servers[0] as import("node:http").Server, deps, redis);
   // Optional second listener (e.g. :80) serving only GET /entry/{shortId} (behaviour.md §1.1).
   if (config.ENTRY_LISTEN_ADDR) await listen(config.ENTRY_LISTEN_ADDR, createEntryApp(deps).fetch, "entry listener");
 
   handleShutdown(logger, 10_000, async () => {
     // Open event streams would otherwise hold server.close() until the grace period ends.
     deps.live.close();
-    await stopVncWatch();
-    deps.vnc.closeWhere(() => true, "shutdown");
-    vncSubscriber.disconnect();
+    await stopVnc();
     await Promise.all(
       servers.map(
         (s) =>

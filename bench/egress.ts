@@ -44,7 +44,7 @@ import { parseWorkerConfig } from "../shared/config/worker.js";
 import { createDatabase } from "../shared/db/client.js";
 import { createLogger } from "../shared/logger.js";
 import { createQueues } from "../shared/queue/queues.js";
-import { createRedis, waitForRedis } from "../shared/redis.js";
+import { createRedis, deletePrefixedKeys, waitForRedis } from "../shared/redis.js";
 import { seedAdmin } from "../shared/services/auth/seed-admin.js";
 import { adminDatabaseUrl, databaseUrlFor } from "../shared/test/db-names.js";
 import { removeInstanceObjects } from "../shared/test/worker-harness.js";
@@ -173,12 +173,7 @@ async function main() {
           console.error(`cleanup of ${i} failed: ${(err as Error).message}`);
         }
       }
-      let cursor = "0";
-      do {
-        const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
-        cursor = next;
-        if (keys.length) await redis.del(...keys);
-      } while (cursor !== "0");
+      await deletePrefixedKeys(redis, prefix);
       await queues.close().catch(() => {});
       bull.disconnect();
       redis.disconnect();

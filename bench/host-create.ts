@@ -31,7 +31,7 @@ import { parseWorkerConfig } from "../shared/config/worker.js";
 import { createDatabase } from "../shared/db/client.js";
 import { createLogger } from "../shared/logger.js";
 import { createQueues } from "../shared/queue/queues.js";
-import { createRedis, waitForRedis } from "../shared/redis.js";
+import { createRedis, deletePrefixedKeys, waitForRedis } from "../shared/redis.js";
 import { seedAdmin } from "../shared/services/auth/seed-admin.js";
 import { generateEd25519KeyPair } from "../shared/ssh/keygen.js";
 import { adminDatabaseUrl, databaseUrlFor } from "../shared/test/db-names.js";
@@ -254,12 +254,7 @@ async function main() {
     await worker?.stop().catch(() => {});
     removeInstanceObjects(prefix);
     removeInstanceObjects(floorInstance);
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== "0");
+    await deletePrefixedKeys(redis, prefix);
     await queues.close();
     bull.disconnect();
     redis.disconnect();

@@ -14,6 +14,16 @@ export function createRedis(url: string, opts: { forBullmq?: boolean; name?: str
 /** Redis key helper: every key, queue and channel lives under REDIS_PREFIX. */
 export const redisKey = (prefix: string, ...parts: string[]) => [prefix, ...parts].join(":");
 
+/** Delete every key under `prefix:` (a test file's or a benchmark's own namespace). */
+export async function deletePrefixedKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== "0");
+}
+
 /** Resolve once the connection is ready (commands are not queued while offline). */
 export async function waitForRedis(redis: Redis, timeoutMs = 15000): Promise<void> {
   if (redis.status === "ready") return;

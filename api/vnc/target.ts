@@ -46,7 +46,7 @@ export interface VncTarget {
   token: string;
   /** The token came as `?token=`: the response sets the path cookie. */
   fromQuery: boolean;
-  /** Seconds left on the token (the cookie's Max-Age). */
+  /** Seconds left on a `?token=` token (the cookie's Max-Age); 0 otherwise. */
   secondsLeft: number;
   host: HostRow;
   address: string;
@@ -90,7 +90,8 @@ export async function resolveVncTarget(deps: ApiDeps, path: VncPath & { upstream
   const host = await getHost(deps.db, path.hostId, path.portal === "user" ? { ownerId: actor.id } : {});
   if (host.status !== "running") throw Conflict("host_not_running", `the host is ${host.status}, not running`);
   if (!host.managementAddress) throw BadGateway();
-  const claims = await deps.tokens.verify(presented.token);
+  // The expiry is needed only for the cookie a `?token=` request sets.
+  const claims = presented.fromQuery ? await deps.tokens.verify(presented.token) : null;
   const secondsLeft = claims ? Math.max(0, claims.exp - Math.floor(deps.clock().getTime() / 1000)) : 0;
   const query = new URLSearchParams(cred.search);
   query.delete("token");

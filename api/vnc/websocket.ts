@@ -1,9 +1,11 @@
 import type { IncomingMessage, Server } from "node:http";
+import type { Redis } from "ioredis";
 import { ServerResponse, STATUS_CODES } from "node:http";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { BadGateway, Forbidden, isServiceError, type ServiceError } from "../../shared/errors.js";
 import { recordEvent } from "../../shared/services/events.js";
+import { waitForRedis } from "../../shared/redis.js";
 import type { ApiDeps } from "../deps.js";
 import { errorEnvelope } from "../http/errors.js";
 import { forwardRequestHeaders, forwardResponseHeaders, pairs, serialiseHeaders } from "./headers.js";
@@ -12,6 +14,24 @@ import { parseVncPath, resolveVncTarget, type VncTarget, vncCookie } from "./tar
 
 /** Largest response head accepted from a host before the proxy gives up on it. */
 const MAX_UPSTREAM_HEAD = 16 * 1024;
+
+/**
+ * The VNC proxy's WebSocket side on a listening server (api/main.ts and the test harness):
+ * upgrades attached, revocations watched on a Redis connection of its own. The returned function
+ * stops watching, closes every open VNC session and drops that connection.
+ */
+export async function serveVncWebSockets(server: Server, deps: ApiDeps, redis: Redis): Promise<() => Promise<void>> {
+  attachVncUpgrade(server, deps);
+  const subscriber = redis.duplicate();
+  subscriber.on("error", (err) => deps.logger.warn({ err: err.message }, "redis (vnc revocations) connection error"));
+  await waitForRedis(subscriber, 30_000);
+  const stopWatch = await deps.vnc.watch(subscriber);
+  return async () => {
+    await stopWatch();
+    deps.vnc.closeWhere(() => true, "shutdown");
+    subscriber.disconnect();
+  };
+}
 
 /**
  * Serve WebSocket upgrades on the API's HTTP server: VNC proxy paths are bridged to the host's

@@ -24,7 +24,7 @@ import { createDatabase, type Database } from "../../shared/db/client.js";
 import { hosts } from "../../shared/db/schema/index.js";
 import { createLogger } from "../../shared/logger.js";
 import { createQueues } from "../../shared/queue/queues.js";
-import { createRedis, waitForRedis } from "../../shared/redis.js";
+import { createRedis, deletePrefixedKeys, waitForRedis } from "../../shared/redis.js";
 import { seedAdmin } from "../../shared/services/auth/seed-admin.js";
 import { adminDatabaseUrl, databaseUrlFor } from "../../shared/test/db-names.js";
 import {
@@ -140,12 +140,7 @@ export async function startBenchStack(opts: { sshdEnv?: Record<string, string> }
     const queueConnection = createRedis(env.REDIS_URL ?? "redis://127.0.0.1:6379", { name: "ccp-bench-queues", forBullmq: true });
     const queues = createQueues(queueConnection, prefix);
     cleanups.push(async () => {
-      let cursor = "0";
-      do {
-        const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
-        cursor = next;
-        if (keys.length) await redis.del(...keys);
-      } while (cursor !== "0");
+      await deletePrefixedKeys(redis, prefix);
       await queues.close();
       queueConnection.disconnect();
       redis.disconnect();

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEnvironment } from "../config/env-file.js";
-import { createRedis, waitForRedis } from "../redis.js";
+import { createRedis, deletePrefixedKeys, waitForRedis } from "../redis.js";
 import { FailureLimiter, type LimitKey } from "./rate-limit.js";
 
 // Real Redis, a prefix of this file's own; no test sleeps: time passing is simulated with PEXPIRE.
@@ -33,12 +33,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== "0");
+  await deletePrefixedKeys(redis, prefix);
   redis.disconnect();
 });
 

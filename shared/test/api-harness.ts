@@ -4,14 +4,14 @@ import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { Writable } from "node:stream";
 import { buildApiDeps } from "../../api/main.js";
-import { attachVncUpgrade } from "../../api/vnc/websocket.js";
+import { serveVncWebSockets } from "../../api/vnc/websocket.js";
 import { createApp } from "../../api/app.js";
 import type { ApiDeps } from "../../api/deps.js";
 import { type ApiConfig, parseApiConfig } from "../config/api.js";
 import { loadEnvironment } from "../config/env-file.js";
 import { createDatabase, type Database } from "../db/client.js";
 import { createLogger } from "../logger.js";
-import { createRedis, waitForRedis } from "../redis.js";
+import { createRedis, deletePrefixedKeys, waitForRedis } from "../redis.js";
 import { createQueues, type Queues } from "../queue/queues.js";
 import { seedAdmin } from "../services/auth/seed-admin.js";
 import { cloneTemplateDatabase } from "./databases.js";
@@ -200,18 +200,13 @@ export async function createApiHarness(
         const server = await new Promise<Server>((resolve) => {
           const s = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" }, () => resolve(s as Server)) as Server;
         });
-        attachVncUpgrade(server, deps);
-        const subscriber = redis.duplicate();
-        await waitForRedis(subscriber);
-        const stopWatch = await deps.vnc.watch(subscriber);
+        const stopVnc = await serveVncWebSockets(server, deps, redis);
         const bound = (server.address() as AddressInfo).port;
         let closed = false;
         const close = async () => {
           if (closed) return;
           closed = true;
-          await stopWatch();
-          deps.vnc.closeWhere(() => true, "shutdown");
-          subscriber.disconnect();
+          await stopVnc();
           await new Promise<void>((resolve) => {
             server.close(() => resolve());
             server.closeAllConnections();
@@ -230,12 +225,7 @@ export async function createApiHarness(
 
   const root = await build(env);
   const rootClose = async () => {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== "0");
+    await deletePrefixedKeys(redis, prefix);
     await queues.close();
     queueConnection.disconnect();
     redis.disconnect();
