@@ -9,7 +9,7 @@ import { TaskCanceled, TaskError, type TaskErrorCode } from "../tasks/task-error
 import { loadEgress } from "./egress-source.js";
 import { activeUpload, nextGeneration, readGatewayStatus, waitGatewayReady } from "./gateway.js";
 import { renderGatewayFiles } from "./gateway-files.js";
-import { planContext, underlayAddresses } from "./host-egress.js";
+import { guardedPlanContext, underlayAddresses } from "./host-egress.js";
 import { EGRESS_CODES, setEgressHealth } from "./outcome.js";
 import { egressConfig, type NameResolver, systemResolver } from "./plan.js";
 import { ephemeralLabels, probeName } from "./probe.js";
@@ -86,7 +86,7 @@ export async function runEgressTest(ctx: TaskContext, opts: EgressTestOptions = 
         throw new TaskError("image_missing", `image ${deps.config.GATEWAY_IMAGE} is not present on the engine`);
       }
       const net = await ensureNetworks(deps);
-      const { config, expectation } = await egressConfig(deps, egress, planContext(net, false), opts.resolve ?? systemResolver);
+      const { config, expectation } = await egressConfig(deps, egress, await guardedPlanContext(deps, net, false), opts.resolve ?? systemResolver);
       let target = testGateway;
       await ctx.step("start_gateway", async () => {
         if (hostLock && binding) {

@@ -1,4 +1,5 @@
 import type { FileSpec } from "../runtime/runtime.js";
+import type { MachineGuard } from "./machine.js";
 import {
   type MgmtSide,
   renderBlockedRuleset,
@@ -16,11 +17,13 @@ import { cidr4, intIn, ipv4, networkOf, NetworkValueError, parseCidr4, port, wgK
  */
 export type GatewayConfig =
   | { mode: "blocked"; mgmt: MgmtSide | null }
-  | { mode: "direct"; mgmt: MgmtSide | null; underlayGateway: string; dns: string }
+  | { mode: "direct"; mgmt: MgmtSide | null; underlayGateway: string; dns: string; guard?: MachineGuard }
   | {
       mode: "wireguard";
       mgmt: MgmtSide | null;
       underlayGateway: string;
+      /** The machine guard (rulesets.ts); absent only where no host runs (unit tests, benches). */
+      guard?: MachineGuard;
       privateKey: string;
       peerPublicKey: string;
       presharedKey: string | null;
@@ -37,6 +40,7 @@ export type GatewayConfig =
       mode: "proxy";
       mgmt: MgmtSide | null;
       underlayGateway: string;
+      guard?: MachineGuard;
       /** sing-box outbound with its secrets. */
       outbound: SingBoxOutbound;
       /** The proxy server's IPv4 (resolved when `server` is a name). */
@@ -168,11 +172,11 @@ export function renderRuleset(c: GatewayConfig): string {
     case "blocked":
       return renderBlockedRuleset({ mgmt: c.mgmt });
     case "direct":
-      return renderDirectRuleset({ dns: c.dns, underlayGateway: c.underlayGateway, mgmt: c.mgmt });
+      return renderDirectRuleset({ dns: c.dns, underlayGateway: c.underlayGateway, mgmt: c.mgmt, guard: c.guard });
     case "wireguard":
-      return renderWireguardRuleset({ dns: c.dns, endpoint: c.endpoint, endpointPort: c.endpointPort, mgmt: c.mgmt });
+      return renderWireguardRuleset({ dns: c.dns, endpoint: c.endpoint, endpointPort: c.endpointPort, mgmt: c.mgmt, guard: c.guard });
     case "proxy":
-      return renderProxyRuleset({ dns: c.dns, proxy: c.server, tcpOnly: isTcpOnly(c.outbound), mgmt: c.mgmt });
+      return renderProxyRuleset({ dns: c.dns, proxy: c.server, tcpOnly: isTcpOnly(c.outbound), mgmt: c.mgmt, guard: c.guard });
   }
 }
 

@@ -6,7 +6,8 @@ import { TaskError } from "../tasks/task-error.js";
 import { applyGatewayFiles, nextGeneration, readGatewayStatus, reloadGateway } from "./gateway.js";
 import { renderGatewayFiles } from "./gateway-files.js";
 import { recordVerifyFailed, recordVerifyPassed } from "./outcome.js";
-import { type GatewayPlan, type NameResolver, planForHost, systemResolver } from "./plan.js";
+import { machineGuard, type MachineGuard } from "./machine.js";
+import { type GatewayPlan, type NameResolver, type PlanContext, planForHost, systemResolver } from "./plan.js";
 import { runEgressChecks, runIsolationCheck, type CheckOptions } from "./verify.js";
 import { isIpv4 } from "./values.js";
 
@@ -21,13 +22,22 @@ export interface Networks {
   underlay: NetworkInfo;
 }
 
-export function planContext(net: Networks, withMgmt = true) {
+export function planContext(net: Networks, withMgmt = true, guard?: MachineGuard): PlanContext {
   if (!isIpv4(net.underlay.gateway)) throw new TaskError("tunnel_setup_failed", "the underlay network has no IPv4 gateway");
   if (withMgmt && !isIpv4(net.mgmt.gateway)) throw new TaskError("tunnel_setup_failed", "the management network has no IPv4 gateway");
   return {
     mgmt: withMgmt ? { src: net.mgmt.gateway, net: net.mgmt.subnet } : null,
     underlayGateway: net.underlay.gateway,
+    ...(guard ? { guard } : {}),
   };
+}
+
+/**
+ * The plan context of a gateway that runs tenant code or checks an egress: with the machine guard,
+ * read now (so a Docker network created since the last start is in it).
+ */
+export async function guardedPlanContext(deps: Pick<WorkerDeps, "runtime">, net: Networks, withMgmt = true): Promise<PlanContext> {
+  return planContext(net, withMgmt, await machineGuard(deps, net.underlay));
 }
 
 export async function planHostGateway(
@@ -37,7 +47,7 @@ export async function planHostGateway(
   net: Networks,
   resolve: NameResolver = systemResolver,
 ): Promise<GatewayPlan> {
-  return planForHost(deps, host, at, planContext(net), resolve);
+  return planForHost(deps, host, at, await guardedPlanContext(deps, net), resolve);
 }
 
 /** `write_config` + `reload_gateway` of host.apply-egress: the new mode goes live under the kill switch. */

@@ -5,6 +5,7 @@ import type { WorkerDeps } from "../deps.js";
 import { TaskError } from "../tasks/task-error.js";
 import { loadEgress, type EgressSecrets } from "./egress-source.js";
 import { type GatewayConfig, renderGatewayFiles } from "./gateway-files.js";
+import type { MachineGuard } from "./machine.js";
 import type { MgmtSide } from "./rulesets.js";
 import type { SingBoxOutbound } from "./v2ray.js";
 import { isIpv4, NetworkValueError, parseHostPort } from "./values.js";
@@ -35,6 +36,8 @@ export interface PlanContext {
   /** null for a test gateway, which has no management network (§6.8). */
   mgmt: MgmtSide | null;
   underlayGateway: string;
+  /** The machine guard of every routed mode (./machine.ts); absent only in unit tests and benches. */
+  guard?: MachineGuard;
 }
 
 /** Resolver of endpoint names (system resolver, first IPv4); replaceable in unit tests. */
@@ -74,6 +77,7 @@ export async function egressConfig(
         mode: "wireguard",
         mgmt: ctx.mgmt,
         underlayGateway: ctx.underlayGateway,
+        ...guardOf(ctx),
         privateKey: wg.privateKey,
         peerPublicKey: wg.publicKey,
         presharedKey: wg.presharedKey,
@@ -99,6 +103,7 @@ export async function egressConfig(
       mode: "proxy",
       mgmt: ctx.mgmt,
       underlayGateway: ctx.underlayGateway,
+      ...guardOf(ctx),
       outbound,
       server,
       dns: proxy.dnsServer ?? deps.config.EGRESS_DEFAULT_DNS_SERVER,
@@ -112,6 +117,8 @@ export async function egressConfig(
 }
 
 const uniq = (xs: string[]) => [...new Set(xs)];
+/** Spread into a config: no `guard` key at all when the context has none (configs compare equal). */
+const guardOf = (ctx: PlanContext) => (ctx.guard ? { guard: ctx.guard } : {});
 
 /**
  * The mode of a host's gateway (§6.5). `at: "start"` applies EGRESS_REQUIRED and
@@ -139,7 +146,7 @@ export async function planForHost(
   if (required) throw new TaskError("egress_binding_missing", "EGRESS_REQUIRED is set and the host has no usable egress binding");
   if (!egress && at === "start" && deps.config.EGRESS_UNBOUND_POLICY === "direct") {
     return {
-      config: { mode: "direct", mgmt: ctx.mgmt, underlayGateway: ctx.underlayGateway, dns: deps.config.EGRESS_DEFAULT_DNS_SERVER },
+      config: { mode: "direct", mgmt: ctx.mgmt, underlayGateway: ctx.underlayGateway, ...guardOf(ctx), dns: deps.config.EGRESS_DEFAULT_DNS_SERVER },
       egress: null,
       boundEgressId: null,
     };

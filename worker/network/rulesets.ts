@@ -1,3 +1,4 @@
+import { type MachineGuard, PRIVATE_RANGES } from "./machine.js";
 import { cidr4, ipv4, networkOf, port } from "./values.js";
 
 /**
@@ -31,7 +32,42 @@ const mgmtOut = (m: { src: string } | null) =>
 const mgmtIn = (m: { src: string } | null) => (m ? [`    ip saddr ${m.src} tcp dport { 22, 6901 } accept`] : []);
 const lines = (...parts: (string | string[])[]) => `${parts.flat().join("\n")}\n`;
 
-export function renderWireguardRuleset(o: { dns: string; endpoint: string; endpointPort: number; mgmt: MgmtSide | null }): string {
+/**
+ * The machine guard (issue 10 §4, ./machine.ts): host packets to the machine that runs the
+ * engine — its own addresses, every bridge gateway, every Docker network but the underlay — are
+ * dropped before any routing decision (priority -180: after conntrack at -200, which the
+ * `ct state` of the control-plane replies needs, and before proxy mode's marking at mangle -150,
+ * so they never reach wg0 or the TPROXY engine either). Passed first: the engine's
+ * own marked packets (its server may live on the machine), loopback, replies to the control plane
+ * and DNS to the configured server. In direct mode the private ranges go too, except the underlay
+ * subnet: through Docker's NAT they are the machine's neighbourhood, never the internet. Left out
+ * (`guard` undefined) only where no host runs: unit tests and benches.
+ */
+function guardChain(g: MachineGuard | undefined, o: { mark?: number; dns: string; mgmt: { src: string } | null; direct: boolean }): string[] {
+  if (!g) return [];
+  const machine = g.machine.map((c) => cidr4(c, "machine address", { bareIsHost: true }));
+  if (machine.length === 0) return [];
+  const underlay = networkOf(g.underlayNet, "underlay network");
+  return [
+    "  chain machine_guard {",
+    "    type filter hook output priority -180; policy accept;",
+    o.mark !== undefined ? [`    meta mark ${o.mark} accept`] : [],
+    "    ip daddr 127.0.0.0/8 accept",
+    o.mgmt ? [`    ip daddr ${o.mgmt.src} tcp sport { 22, 6901 } ct state established accept`] : [],
+    `    ip daddr ${o.dns} meta l4proto { tcp, udp } th dport 53 accept`,
+    `    ip daddr { ${machine.join(", ")} } drop`,
+    o.direct ? [`    ip daddr != ${underlay} ip daddr { ${PRIVATE_RANGES.join(", ")} } drop`] : [],
+    "  }",
+  ].flat();
+}
+
+export function renderWireguardRuleset(o: {
+  dns: string;
+  endpoint: string;
+  endpointPort: number;
+  mgmt: MgmtSide | null;
+  guard?: MachineGuard;
+}): string {
   const dns = ipv4(o.dns, "tunnel DNS server");
   const ep = ipv4(o.endpoint, "WireGuard endpoint");
   const epPort = port(o.endpointPort, "WireGuard endpoint port");
@@ -47,6 +83,7 @@ export function renderWireguardRuleset(o: { dns: string; endpoint: string; endpo
     "    tcp dport 853 drop",
     "    ip daddr 169.254.0.0/16 drop",
     "  }",
+    guardChain(o.guard, { mark: WG_FWMARK, dns, mgmt: m, direct: false }),
     "  chain output {",
     "    type filter hook output priority 0; policy drop;",
     '    oif "lo" accept',
@@ -66,7 +103,7 @@ export function renderWireguardRuleset(o: { dns: string; endpoint: string; endpo
   );
 }
 
-export function renderProxyRuleset(o: { dns: string; proxy: string; tcpOnly: boolean; mgmt: MgmtSide | null }): string {
+export function renderProxyRuleset(o: { dns: string; proxy: string; tcpOnly: boolean; mgmt: MgmtSide | null; guard?: MachineGuard }): string {
   const dns = ipv4(o.dns, "tunnel DNS server");
   const proxy = ipv4(o.proxy, "proxy server");
   const dnsMark = o.tcpOnly ? 2 : 1;
@@ -82,6 +119,7 @@ export function renderProxyRuleset(o: { dns: string; proxy: string; tcpOnly: boo
     "    tcp dport 853 drop",
     "    ip daddr 169.254.0.0/16 drop",
     "  }",
+    guardChain(o.guard, { mark: PROXY_MARK, dns, mgmt: m, direct: false }),
     "  chain mark_local {",
     "    type route hook output priority mangle; policy accept;",
     `    meta mark ${PROXY_MARK} return`,
@@ -154,7 +192,7 @@ export function renderBlockedRuleset(o: { mgmt: MgmtSide | null }): string {
  * unreachable there (§11.14 item 168 expects connectivity). The worker-created underlay has
  * inter-container communication off, so other gateways on it are not reachable anyway.
  */
-export function renderDirectRuleset(o: { dns: string; underlayGateway: string; mgmt: MgmtSide | null }): string {
+export function renderDirectRuleset(o: { dns: string; underlayGateway: string; mgmt: MgmtSide | null; guard?: MachineGuard }): string {
   const dns = ipv4(o.dns, "DNS server");
   const ugw = ipv4(o.underlayGateway, "underlay gateway");
   const m = mgmtChecked(o.mgmt);
@@ -168,6 +206,7 @@ export function renderDirectRuleset(o: { dns: string; underlayGateway: string; m
     "    tcp dport 853 drop",
     "    ip daddr 169.254.0.0/16 drop",
     "  }",
+    guardChain(o.guard, { dns, mgmt: m, direct: true }),
     "  chain output {",
     "    type filter hook output priority 0; policy drop;",
     '    oif "lo" accept',

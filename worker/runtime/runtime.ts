@@ -98,6 +98,8 @@ export interface Runtime {
   ping(): Promise<boolean>;
   imageExists(ref: string): Promise<boolean>;
   ensureNetwork(name: string, opts: { subnet?: string; internal?: boolean }): Promise<NetworkInfo>;
+  /** Every network of the engine with an IPv4 subnet (ours and anyone else's, e.g. compose projects). */
+  listNetworks(): Promise<NetworkInfo[]>;
   inspectContainer(name: string): Promise<ContainerState | null>;
   createGateway(spec: GatewaySpec): Promise<void>;
   createHost(spec: HostSpec): Promise<void>;

@@ -160,6 +160,16 @@ export function createDockerRuntime(opts: { socketPath: string; instance: string
         return created;
       }),
 
+    listNetworks: () =>
+      guard("list networks", async () => {
+        const all = (await docker.listNetworks()) as { Name: string; IPAM?: { Config?: { Subnet?: string; Gateway?: string }[] } }[];
+        return all.flatMap((n) =>
+          (n.IPAM?.Config ?? [])
+            .filter((c) => c.Subnet && !c.Subnet.includes(":"))
+            .map((c) => ({ name: n.Name, subnet: c.Subnet!, gateway: c.Gateway ?? "" })),
+        );
+      }),
+
     inspectContainer,
 
     createGateway: (spec: GatewaySpec) =>
