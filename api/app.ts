@@ -1,8 +1,9 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { SecretUnreadableError, UnknownKeyVersionError } from "../shared/crypto/secrets.js";
 import { isServiceError, NotFound, type ServiceError, Unavailable } from "../shared/errors.js";
 import { isInfrastructureError } from "../shared/infra-errors.js";
 import type { ApiDeps } from "./deps.js";
-import { errorResponse, internalErrorResponse } from "./http/errors.js";
+import { errorResponse, internalErrorResponse, SecretUnreadable } from "./http/errors.js";
 import { json } from "./http/reply.js";
 import { registerRoutes, type RouteTable } from "./http/route.js";
 import { registerUi } from "./http/ui.js";
@@ -66,6 +67,13 @@ function handleUnmatchedAndErrors(app: OpenAPIHono, deps: ApiDeps, table: RouteT
 
   app.onError((err, c) => {
     if (isServiceError(err)) return errorResponse(c, err as ServiceError);
+    if (err instanceof SecretUnreadableError || err instanceof UnknownKeyVersionError) {
+      // A stored secret that does not decrypt where it is (moved from another row, tampered, key
+      // version missing): the operator's problem, named in the log; the client gets a clear 409.
+      const requestId = (c.get("requestId" as never) as string | undefined) ?? "unknown";
+      deps.logger.warn({ err: err.message, request_id: requestId }, "stored secret unreadable");
+      return errorResponse(c, SecretUnreadable());
+    }
     if (isInfrastructureError(err)) {
       deps.logger.warn({ err: (err as Error).message }, "backing service unavailable");
       return errorResponse(c, Unavailable());

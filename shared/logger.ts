@@ -21,6 +21,8 @@ export const REDACT_PATHS = [
   "*.token",
   "ticket",
   "*.ticket",
+  "ssh_ticket",
+  "*.ssh_ticket",
   "private_key",
   "*.private_key",
   "privateKey",

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { and, eq, gt, isNull } from "drizzle-orm";
 import ssh2 from "ssh2";
-import type { SecretBox } from "../shared/crypto/secrets.js";
+import { type SecretBox, secretAt, SecretUnreadableError } from "../shared/crypto/secrets.js";
 import type { Db } from "../shared/db/client.js";
 import { sshKeys, sshTickets } from "../shared/db/schema/index.js";
 import type { Target } from "./resolve-target.js";
@@ -10,9 +10,19 @@ export type AuthMethod = "password" | "ticket" | "publickey";
 
 const sha256 = (s: string | Buffer) => createHash("sha256").update(s).digest();
 
-/** The host's SSH password, compared in constant time on digests (lengths never leak). */
+/**
+ * The host's SSH password, compared in constant time on digests (lengths never leak). A stored
+ * value that does not decrypt in this row (copied from another host, tampered: issue 10 §5)
+ * matches nothing; rotating the password repairs it.
+ */
 export function passwordMatches(secrets: SecretBox, target: Target, presented: string): boolean {
-  const expected = secrets.decrypt(target.host.sshPasswordEnc);
+  let expected: string;
+  try {
+    expected = secrets.decrypt(target.host.sshPasswordEnc, secretAt.host(target.host.id, "ssh_password_enc"));
+  } catch (err) {
+    if (err instanceof SecretUnreadableError) return false;
+    throw err;
+  }
   return timingSafeEqual(sha256(expected), sha256(presented));
 }
 

@@ -4,7 +4,7 @@ import type { Redis } from "ioredis";
 import ssh2 from "ssh2";
 import type { FailureLimiter, LimitKey } from "../shared/auth/rate-limit.js";
 import type { SshdConfig } from "../shared/config/sshd.js";
-import type { SecretBox } from "../shared/crypto/secrets.js";
+import { type SecretBox, secretAt } from "../shared/crypto/secrets.js";
 import type { Db } from "../shared/db/client.js";
 import { hosts, users } from "../shared/db/schema/index.js";
 import type { Logger } from "../shared/logger.js";
@@ -80,7 +80,7 @@ function dialHost(deps: SshdDeps, target: Target): Promise<ssh2.Client> {
       host: host.managementAddress,
       port: 22,
       username: deps.config.HOST_SSH_USER,
-      privateKey: deps.secrets.decrypt(host.internalKeyPrivateEnc),
+      privateKey: deps.secrets.decrypt(host.internalKeyPrivateEnc, secretAt.host(host.id, "internal_key_private_enc")),
       readyTimeout: deps.config.SSH_HOST_DIAL_TIMEOUT_SECONDS * 1000,
       keepaliveInterval: 15_000,
       keepaliveCountMax: 3,

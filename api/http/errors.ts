@@ -63,5 +63,9 @@ export function internalErrorResponse(c: Context, requestId: string): Response {
   return json(c, 500, { error: "internal error", code: "internal_error", request_id: requestId });
 }
 
+/** A stored secret the operation needs does not decrypt in its row (issue 10 §5): 409, logged by the caller. */
+export const SecretUnreadable = () =>
+  new ServiceError("conflict", "secret_unreadable", "a stored secret of this resource cannot be decrypted; an administrator must set it again");
+
 export const PayloadTooLarge = () =>
   new ServiceError("payload_too_large", "payload_too_large", "request body is larger than 1 MiB");

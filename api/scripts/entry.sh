@@ -14,7 +14,7 @@ SHORT_ID=__CCP_SHORT_ID__
 # ccp:include lib.sh
 
 main() {
-  local password='' body attempt task_id status_url user host port pass line
+  local password='' body attempt task_id status_url user host port ticket line
   ccp_require_tools
   if [[ -n ${CCP_PASSWORD:-} ]]; then password=$CCP_PASSWORD; else ccp_read_tty password "Password for $SHORT_ID: " 1; fi
   # Kept in this shell's memory only (for the second sign-in below): not inherited by curl or ssh.
@@ -28,9 +28,12 @@ main() {
     case $CCP_STATUS in
       200)
         user=$(ccp_json_get ssh_user "$CCP_BODY") && host=$(ccp_json_get ssh_host "$CCP_BODY") &&
-          port=$(ccp_json_get ssh_port "$CCP_BODY") && pass=$(ccp_json_get ssh_pass "$CCP_BODY") &&
+          port=$(ccp_json_get ssh_port "$CCP_BODY") && ticket=$(ccp_json_get ssh_ticket "$CCP_BODY") &&
           line=$(ccp_json_get known_hosts_line "$CCP_BODY") || ccp_die 2 "Error: unexpected answer from $BASE_URL."
-        ccp_connect "$user" "$host" "$port" "$line" "$pass"
+        # A one-time ticket for this login, never the host's SSH password: the sign-in password
+        # is dropped before ssh starts.
+        password=''
+        ccp_connect "$user" "$host" "$port" "$line" "$ticket"
         ;;
       202)
         (( attempt == 1 )) || ccp_die 15 "Error: your host is still starting; try again shortly (ssh_not_ready)."

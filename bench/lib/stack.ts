@@ -7,6 +7,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { secretAt } from "../../shared/crypto/secrets.js";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -259,7 +260,7 @@ export async function startBenchStack(opts: { sshdEnv?: Record<string, string> }
       const rot = await request("POST", `/v1/admin/hosts/${h.body.host.id}/rotate-ssh-password`, { token: adminToken });
       const [row] = await database.db.select().from(hosts).where(eq(hosts.id, h.body.host.id));
       const internalKey = join(dir, `internal${i}_key`);
-      writeFileSync(internalKey, secrets.decrypt(row!.internalKeyPrivateEnc!), { mode: 0o600 });
+      writeFileSync(internalKey, secrets.decrypt(row!.internalKeyPrivateEnc!, secretAt.host(row!.id, "internal_key_private_enc")), { mode: 0o600 });
       const directKnownHosts = join(dir, `host${i}_known_hosts`);
       writeFileSync(directKnownHosts, `${row!.managementAddress} ${row!.hostKeyPublic}\n`);
       return {

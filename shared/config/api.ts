@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { commonConfigShape } from "./common.js";
-import { boolVar, cidrListVar, intVar, listenAddrVar, optionalListenAddrVar } from "./fields.js";
+import { boolVar, cidrListVar, intVar, isNotPlaceholder, listenAddrVar, optionalListenAddrVar, PLACEHOLDER_MESSAGE } from "./fields.js";
 
 import { parseConfig } from "./parse.js";
 
@@ -37,11 +37,13 @@ export const apiConfigSchema = z.object({
     .refine((v) => USERNAME.test(v), "must be 3-50 characters of a-z 0-9 . _ - starting with a letter or digit"),
   ADMIN_PASSWORD: z
     .string()
+    .refine(isNotPlaceholder, PLACEHOLDER_MESSAGE)
     .refine((v) => [...v].length >= 8 && [...v].length <= 128, "must be 8-128 characters")
     // eslint-disable-next-line no-control-regex
     .refine((v) => !/[\u0000-\u001f\u007f-\u009f]/.test(v), "must not contain control characters"),
   ADMIN_JWT_SECRET: z
     .string()
+    .refine(isNotPlaceholder, PLACEHOLDER_MESSAGE)
     .refine((v) => Buffer.byteLength(v, "utf8") >= 32, "must be at least 32 bytes"),
   JWT_TTL_SECONDS: intVar(86400, 60, 31 * 86400),
   AUTH_FAIL_MAX_PER_USER: intVar(10, 1),
@@ -50,6 +52,8 @@ export const apiConfigSchema = z.object({
   SSH_PUBLIC_HOST: z.string().optional(),
   SSH_PUBLIC_PORT: intVar(2222, 1, 65535),
   HANDOFF_TICKET_TTL_SECONDS: intVar(120, 1),
+  // How long after its start task ended a bootstrap session may still fetch its handoff ticket.
+  HANDOFF_WINDOW_SECONDS: intVar(300, 1, 3600),
   EGRESS_TEST_WAIT_SECONDS: intVar(35, 0),
   HEARTBEAT_FRESHNESS_SECONDS: intVar(15, 1),
   EGRESS_REQUIRED: boolVar(false),

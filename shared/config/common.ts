@@ -1,13 +1,17 @@
 import { z } from "zod";
+import { isNotPlaceholder, PLACEHOLDER_MESSAGE } from "./fields.js";
 
 /** Variables every process reads (behaviour.md §10.6, "A W S"). */
 export const commonConfigShape = {
   DATABASE_URL: z
     .string()
+    // Its password is the secret; checked first, so the message names the placeholder.
+    .refine(isNotPlaceholder, PLACEHOLDER_MESSAGE)
     .refine((v) => /^postgres(ql)?:\/\//.test(v), "must be a postgres:// URL"),
   REDIS_URL: z
     .string()
     .default("redis://127.0.0.1:6379")
+    .refine(isNotPlaceholder, PLACEHOLDER_MESSAGE)
     .refine((v) => /^rediss?:\/\//.test(v), "must be a redis:// URL"),
   REDIS_PREFIX: z
     .string()
@@ -15,10 +19,12 @@ export const commonConfigShape = {
     .refine((v) => /^[A-Za-z0-9_-]{1,32}$/.test(v), "must be 1-32 characters of A-Z a-z 0-9 _ -"),
   SECRETS_KEY: z
     .string()
+    .refine(isNotPlaceholder, PLACEHOLDER_MESSAGE)
     .refine((v) => /^v\d+:[A-Za-z0-9+/]{43}=$/.test(v), "must be v<N>:<base64 of 32 bytes>"),
   SECRETS_KEY_PREVIOUS: z
     .string()
     .default("")
+    .refine(isNotPlaceholder, PLACEHOLDER_MESSAGE)
     .refine(
       (v) => v.split(",").every((k) => k.trim() === "" || /^v\d+:[A-Za-z0-9+/]{43}=$/.test(k.trim())),
       "must be a comma-separated list of v<N>:<base64 of 32 bytes>",

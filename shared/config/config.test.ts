@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { parseEnv } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parseApiConfig } from "./api.js";
 import { ConfigError } from "./parse.js";
@@ -48,6 +50,7 @@ describe("api configuration", () => {
       SSH_PUBLIC_HOST: "cloud.example.com",
       SSH_PUBLIC_PORT: 2222,
       HANDOFF_TICKET_TTL_SECONDS: 120,
+      HANDOFF_WINDOW_SECONDS: 300,
       EGRESS_TEST_WAIT_SECONDS: 35,
       HEARTBEAT_FRESHNESS_SECONDS: 15,
       EGRESS_REQUIRED: false,
@@ -130,5 +133,38 @@ describe("sshd configuration", () => {
     const cfg = parseSshdConfig(common);
     expect(cfg.SSH_LISTEN_ADDR).toEqual({ host: undefined, port: 2222 });
     expect(cfg).toMatchObject({ SSH_MAX_AUTH_TRIES: 3, SSH_LOGIN_GRACE_SECONDS: 30, SSH_MAX_SESSIONS_PER_HOST: 10 });
+  });
+});
+
+describe("placeholder secrets of .env.example (issue 10 §5)", () => {
+  // The shipped file itself, so a placeholder added there later is covered too.
+  const example = parseEnv(readFileSync(".env.example", "utf8")) as Record<string, string>;
+  const placeholders = Object.entries(example).filter(([, v]) => /change-me/i.test(v));
+  const parsers = { api: parseApiConfig, worker: parseWorkerConfig, sshd: parseSshdConfig } as const;
+  const valid = { ...api, ...egress };
+
+  it("the example's secrets are all placeholders", () => {
+    expect(placeholders.map(([k]) => k).sort()).toEqual(["ADMIN_JWT_SECRET", "ADMIN_PASSWORD", "DATABASE_URL", "SECRETS_KEY"]);
+  });
+
+  for (const [name, value] of placeholders) {
+    it(`every process that reads ${name} refuses its placeholder, naming the variable and not the value`, () => {
+      const readers = name.startsWith("ADMIN_") ? (["api"] as const) : (["api", "worker", "sshd"] as const);
+      for (const process of readers) {
+        const err = errorOf(() => parsers[process]({ ...valid, [name]: value }));
+        expect(err.variable, process).toBe(name);
+        expect(err.message).toContain("change-me");
+        expect(err.message).not.toContain(value);
+      }
+    });
+  }
+
+  it("catches the placeholder anywhere in the value and in any case, and in the other secret variables", () => {
+    expect(errorOf(() => parseApiConfig({ ...api, ADMIN_PASSWORD: "my-CHANGE-ME-pass" })).variable).toBe("ADMIN_PASSWORD");
+    expect(errorOf(() => parseApiConfig({ ...api, ADMIN_JWT_SECRET: `${"x".repeat(40)}changeme` })).variable).toBe("ADMIN_JWT_SECRET");
+    expect(errorOf(() => parseSshdConfig({ ...common, REDIS_URL: "redis://:change-me@127.0.0.1:6379" })).variable).toBe("REDIS_URL");
+    expect(errorOf(() => parseSshdConfig({ ...common, SECRETS_KEY_PREVIOUS: "v0:change-me" })).variable).toBe("SECRETS_KEY_PREVIOUS");
+    // Real values pass.
+    expect(parseApiConfig(api).ADMIN_PASSWORD).toBe("password1");
   });
 });

@@ -3,6 +3,13 @@ import { isIP } from "node:net";
 
 /** Reusable zod field parsers for environment variables (all inputs are strings). */
 
+/**
+ * `.env.example` ships every secret as a "change-me" value (issue 10 §5): a process given one of
+ * them refuses to start, naming the variable, rather than running with a key everyone can read.
+ */
+export const PLACEHOLDER_MESSAGE = 'still holds the "change-me" placeholder of .env.example: set a real secret';
+export const isNotPlaceholder = (v: string) => !/change[-_]?me/i.test(v);
+
 export const intVar = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z
     .string()

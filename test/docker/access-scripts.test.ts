@@ -1,11 +1,12 @@
 import { execFileSync, spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { secretAt } from "../../shared/crypto/secrets.js";
 import { type ApiHarness, createApiHarness, type TestUser } from "../../shared/test/api-harness.js";
 import { removeInstanceObjects, startTestWorker, waitForTask, type WorkerHarness } from "../../shared/test/worker-harness.js";
 
@@ -198,9 +199,11 @@ const entryCmd = (shortId: string) => `curl -sSf '${baseUrl}/entry/${shortId}' |
 async function userWithHostRow(status: string): Promise<TestUser & { hostId: string; shortId: string }> {
   const u = await h.createUser();
   const shortId = randomBytes(6).toString("hex").slice(0, 6);
+  const id = randomUUID();
+  const enc = h.deps.secrets.encrypt(randomBytes(10).toString("hex"), secretAt.host(id, "ssh_password_enc"));
   const [row] = await h.database.sql<{ id: string }[]>`
-    insert into hosts (user_id, short_id, status, desired_state, ssh_password_enc)
-    values (${u.id}, ${shortId}, ${status}, 'stopped', ${h.deps.secrets.encrypt(randomBytes(10).toString("hex"))})
+    insert into hosts (id, user_id, short_id, status, desired_state, ssh_password_enc)
+    values (${id}, ${u.id}, ${shortId}, ${status}, 'stopped', ${enc})
     returning id`;
   return { ...u, hostId: row!.id, shortId };
 }
@@ -381,15 +384,22 @@ describe("bootstrap and entry scripts reach ssh (items 118–120)", () => {
     expect(r.ssh["askpass-output"]).toMatch(/^ccpt_[A-Za-z0-9]{32}\n$/);
   }, 150_000);
 
-  it("entry: a running host connects with the host SSH password through askpass", async () => {
+  it("entry: a running host connects with a one-time ticket through askpass, never the host SSH password (issue 10 §5)", async () => {
     const rot = await h.request("POST", `/v1/admin/hosts/${user.hostId}/rotate-ssh-password`, { token: admin });
     expect(rot.status, rot.text).toBe(200);
     const sshPassword: string = rot.body.ssh_password;
     const r = await runInTerminal(entryCmd(user.shortId), { CCP_PASSWORD: user.password }, { timeoutMs: 60_000 });
     expect(r.code, asText(r)).toBe(0);
-    expect(r.ssh["askpass-output"]).toBe(`${sshPassword}\n`);
+    const ticket = r.ssh["askpass-output"]!.replace(/\n$/, "");
+    expect(ticket).toMatch(/^ccpt_[A-Za-z0-9]{32}$/);
+    const rows = await h.database.sql<{ task_id: string | null; host_id: string; used_at: Date | null }[]>`
+      select task_id, host_id, used_at from ssh_tickets where ticket_hash = ${createHash("sha256").update(ticket).digest("hex")}`;
+    expect(rows).toEqual([{ task_id: null, host_id: user.hostId, used_at: null }]);
     expect(r.ssh.argv!.trimEnd().split("\n").slice(-3)).toEqual(["-p", "2222", `${user.shortId}@ssh.example.test`]);
-    for (const secret of [user.password, sshPassword]) {
+    expect(r.ssh["ccp-password-env"]!.trim(), "the login password is not inherited by ssh").toBe("unset");
+    // The host's long-lived SSH password never reached the script at all.
+    expect(r.out).not.toContain(sshPassword);
+    for (const secret of [user.password, sshPassword, ticket]) {
       expect(r.argvs.filter((l) => l.includes(secret))).toEqual([]);
       expect(r.ssh.cmdlines!.includes(secret)).toBe(false);
     }
@@ -409,7 +419,7 @@ describe("bootstrap and entry scripts reach ssh (items 118–120)", () => {
     expect(r.code, asText(r)).toBe(0);
     expect(r.out).toContain(`Starting host ${user.shortId}`);
     expect(r.out).toMatch(/\[100%\] SSH ready/);
-    expect(r.ssh["askpass-output"]).toMatch(/^[A-Za-z0-9]{20}\n$/);
+    expect(r.ssh["askpass-output"]).toMatch(/^ccpt_[A-Za-z0-9]{32}\n$/);
     const [host] = await h.database.sql<{ status: string }[]>`select status from hosts where id = ${user.hostId}`;
     expect(host!.status).toBe("running");
   }, 180_000);

@@ -96,12 +96,12 @@ describe("rendered files are valid for the tools that read them", () => {
 });
 
 /** A gateway on the test networks with these files in /etc/ccp/active/ (or a raw directory tree). */
-function gateway(files: Partial<GatewayFiles> | null, extra?: (dir: string) => void) {
+function gateway(files: Partial<GatewayFiles> | null, extra?: (dir: string) => void, createArgs: string[] = []) {
   ensureTestNetworks();
   const name = `ccp-egress-gwtest-${randomBytes(4).toString("hex")}`;
   made.push(name);
   const c = sh([
-    "create", "--name", name, "--label", LABEL, "--cap-add", "NET_ADMIN", "--cap-drop", "NET_RAW", "--device", "/dev/net/tun",
+    "create", "--name", name, "--label", LABEL, ...createArgs, "--cap-add", "NET_ADMIN", "--cap-drop", "NET_RAW", "--device", "/dev/net/tun",
     "--sysctl", "net.ipv4.conf.all.src_valid_mark=1", "--sysctl", "net.ipv6.conf.all.disable_ipv6=1",
     "--network", TEST_UNDERLAY_NETWORK, IMAGE,
   ]);
@@ -208,5 +208,66 @@ describe("the supervisor", () => {
     expect(s).toMatchObject({ ruleset_restores: 1, status: "ready" });
     expect(Date.now() - t0).toBeLessThan(6500);
     expect(sh(["exec", name, "nft", "list", "ruleset"]).stdout).toBe(before);
+  });
+});
+
+/** Every process of a container: pid, comm and the identity and capability lines of /proc/<pid>/status. */
+function processesOf(name: string) {
+  const r = sh(["exec", name, "sh", "-c",
+    'for d in /proc/[0-9]*; do s=$(cat "$d/status" 2>/dev/null) || continue; printf "%s\\n" "$s" | awk -v pid="${d#/proc/}" \'' +
+    'BEGIN { printf "pid=%s", pid } /^(Name|Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):/ { k=$1; sub(":", "", k); $1=""; sub(/^ +/, ""); gsub(/\\t| +/, ","); printf "|%s=%s", k, $0 } END { print "" }\'; done']);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout.split("\n").filter(Boolean).map((line) => Object.fromEntries(line.split("|").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])));
+}
+
+const CAP_NET_ADMIN = "0000000000001000"; // bit 12
+const NO_CAPS = "0000000000000000";
+const ENGINE_UID = "990";
+
+describe("the engines run unprivileged (issue 10 §5)", () => {
+  // What the worker gives a gateway, no-new-privileges included (worker/runtime/docker).
+  const hardened = ["--security-opt", "no-new-privileges"];
+  const engine = (caps: string) => ({
+    Uid: `${ENGINE_UID},${ENGINE_UID},${ENGINE_UID},${ENGINE_UID}`,
+    Gid: `${ENGINE_UID},${ENGINE_UID},${ENGINE_UID},${ENGINE_UID}`,
+    Groups: "",
+    CapInh: caps,
+    CapPrm: caps,
+    CapEff: caps,
+    CapBnd: caps,
+    CapAmb: caps,
+  });
+
+  it.each([
+    ["wireguard (wireguard-go)", wg, { "wireguard-go": CAP_NET_ADMIN }],
+    [
+      "proxy with the TCP-only DNS stub (v2ray + unbound)",
+      { mode: "proxy", mgmt: MGMT, underlayGateway: "203.0.113.1", outbound: proxies.find((p) => p.type === "http" && !p.tls)!, server: "203.0.113.30", dns: "203.0.113.53" } as GatewayConfig,
+      { v2ray: CAP_NET_ADMIN, unbound: NO_CAPS },
+    ],
+  ] as const)("%s: every engine process is uid 990 with only its listed capabilities; the supervisor stays root", async (_n, config, expected) => {
+    ensureTestNetworks();
+    // The default route goes via the test underlay's own gateway, or routing fails before any engine starts.
+    const underlayGateway = sh(["network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", TEST_UNDERLAY_NETWORK]).stdout;
+    const name = gateway(renderGatewayFiles({ ...config, underlayGateway } as GatewayConfig, 1), undefined, hardened);
+    const s = await status(name, (x) => x.status === "ready");
+    expect(s, JSON.stringify(s)).toMatchObject({ status: "ready" });
+    const procs = processesOf(name);
+    const byName = (n: string) => procs.filter((p) => p.Name === n);
+    for (const [comm, caps] of Object.entries(expected)) {
+      const found = byName(comm);
+      expect(found.length, `${comm} runs: ${JSON.stringify(procs)}`).toBe(1);
+      expect(found[0], comm).toMatchObject(engine(caps));
+    }
+    const pid1 = procs.find((p) => p.pid === "1")!;
+    expect(pid1.Uid).toBe("0,0,0,0");
+    // Nothing else runs as root but PID 1, its `sleep 1` tick, and what this test exec'd.
+    const otherRoot = procs.filter((p) => p.pid !== "1" && p.Uid?.startsWith("0,") && !["sleep", "sh", "awk", "cat"].includes(p.Name!));
+    expect(otherRoot, JSON.stringify(otherRoot)).toEqual([]);
+    // The engine user cannot read the configuration (proxy credentials, WireGuard keys).
+    const leak = sh(["exec", "-u", ENGINE_UID, name, "sh", "-c", "cat /etc/ccp/active/* 2>&1; ls /etc/ccp/active 2>&1"]);
+    expect(leak.stdout).toContain("Permission denied");
+    expect(leak.stdout).not.toContain("PrivateKey");
+    expect(leak.stdout).not.toContain("outbounds");
   });
 });

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { secretAt } from "../../shared/crypto/secrets.js";
 import { SSH_PROXY_HOST_KEY, ensureSystemKeyPair } from "../../shared/services/system-keys/ensure.js";
 import { type ApiHarness, type TestUser, createApiHarness } from "../../shared/test/api-harness.js";
 import {
@@ -327,7 +328,8 @@ describe("hosts on the engine", () => {
     const after = (await hostRow(hostA))!.ssh_password_enc;
     expect(after).not.toBe(before);
     expect(after).not.toContain(pw);
-    expect(h.deps.secrets.decrypt(after)).toBe(pw);
+    expect(after).toMatch(/^v1a:/);
+    expect(h.deps.secrets.decrypt(after, secretAt.host(hostA, "ssh_password_enc"))).toBe(pw);
     const evs = (await hostEvents(hostA)).filter((e) => e.type === "host.ssh_password.rotated");
     expect(evs).toHaveLength(1);
     expect(evs[0]).toMatchObject({ actor_id: adminId, user_id: ua.id, host_id: hostA });

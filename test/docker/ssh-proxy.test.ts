@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { secretAt } from "../../shared/crypto/secrets.js";
 import { hosts } from "../../shared/db/schema/index.js";
 import { redisKey } from "../../shared/redis.js";
 import { type ApiHarness, createApiHarness, findSecrets, type TestUser } from "../../shared/test/api-harness.js";
@@ -442,7 +443,7 @@ describe("sessions (items 136, 137, 142)", () => {
     // The same request straight to the host's sshd with the internal key (what the proxy uses).
     const [row] = await h.database.db.select().from(hosts).where(eq(hosts.id, A.id));
     const k = join(dir, "internal_key");
-    writeFileSync(k, h.deps.secrets.decrypt(row!.internalKeyPrivateEnc!), { mode: 0o600 });
+    writeFileSync(k, h.deps.secrets.decrypt(row!.internalKeyPrivateEnc!, secretAt.host(row!.id, "internal_key_private_enc")), { mode: 0o600 });
     const kh = join(dir, "host_known_hosts");
     writeFileSync(kh, `${row!.managementAddress} ${row!.hostKeyPublic}\n`);
     const direct = await run(

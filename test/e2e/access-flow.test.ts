@@ -157,3 +157,21 @@ describe("bootstrap tickets at the proxy", () => {
     expect(r.code).toBe(255);
   });
 });
+
+describe("entry tickets at the proxy (issue 10 §5)", () => {
+  it("an entry auth hands out a ticket, not the host password; it logs in once", async () => {
+    const u = await userWithHost();
+    const rot = await h.request("POST", `/v1/admin/hosts/${u.hostId}/rotate-ssh-password`, { token: admin });
+    const sshPassword: string = rot.body.ssh_password;
+    const res = await h.request("POST", `/v1/entry/${u.shortId}/auth`, { body: { password: u.password } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.text).not.toContain(sshPassword);
+    const kh = join(work, `kh-entry-${u.shortId}`);
+    writeFileSync(kh, `${res.body.known_hosts_line}\n`);
+    const first = await ssh(s, { login: res.body.ssh_user, password: res.body.ssh_ticket, knownHosts: kh, args: ["echo entry-ticket-ok"] });
+    expect(first.stdout.trim(), first.stderr).toBe("entry-ticket-ok");
+    const second = await ssh(s, { login: res.body.ssh_user, password: res.body.ssh_ticket, knownHosts: kh, args: ["echo again"] });
+    expect(second.code).toBe(255);
+    expect(second.stdout).toBe("");
+  });
+});

@@ -1,9 +1,10 @@
 import { execFileSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { secretAt } from "../../shared/crypto/secrets.js";
 import { type ApiHarness, createApiHarness, findSecrets, type TestUser } from "../../shared/test/api-harness.js";
 import { insertTaskRow } from "../../shared/test/rows.js";
 
@@ -33,9 +34,10 @@ async function userWithHost(status = "stopped"): Promise<TestUser & { hostId: st
   const u = await h.createUser();
   secrets.push(u.password);
   const shortId = randomBytes(6).toString("hex").slice(0, 6);
+  const id = randomUUID();
   const [row] = await h.database.sql<{ id: string }[]>`
-    insert into hosts (user_id, short_id, status, desired_state, ssh_password_enc)
-    values (${u.id}, ${shortId}, ${status}, 'stopped', ${h.deps.secrets.encrypt("host-ssh-password-01")})
+    insert into hosts (id, user_id, short_id, status, desired_state, ssh_password_enc)
+    values (${id}, ${u.id}, ${shortId}, ${status}, 'stopped', ${h.deps.secrets.encrypt("host-ssh-password-01", secretAt.host(id, "ssh_password_enc"))})
     returning id`;
   return { ...u, hostId: row!.id, shortId };
 }
@@ -46,7 +48,9 @@ const session = (username: string, password: string, ip = freshIp()) =>
 async function setTask(id: string, patch: { status: string; steps?: unknown[]; progress?: number; code?: string | null; message?: string | null }) {
   await h.database.sql`
     update tasks set status = ${patch.status}, steps = ${JSON.stringify(patch.steps ?? [])}::jsonb,
-      progress_percent = ${patch.progress ?? 0}, error_code = ${patch.code ?? null}, error_message = ${patch.message ?? null}
+      progress_percent = ${patch.progress ?? 0}, error_code = ${patch.code ?? null}, error_message = ${patch.message ?? null},
+      -- As the worker does: a terminal task has finished_at (the handoff window starts there).
+      finished_at = case when ${patch.status} in ('succeeded', 'failed', 'canceled') then now() else null end
     where id = ${id}`;
 }
 
@@ -367,6 +371,29 @@ describe("GET /v1/bootstrap/tasks/{taskID}/handoff", () => {
     secrets.push(res.body.password);
     expect(res.body).toMatchObject({ host: "ssh.example.test", port: 22 });
     expect(res.body.known_hosts_line).toMatch(/^ssh\.example\.test ssh-ed25519 [A-Za-z0-9+/=]+$/);
+  });
+
+  it("refuses a handoff asked for after the window since the task ended (410 handoff_expired), without minting (issue 10 §5)", async () => {
+    const u = await userWithHost();
+    const { task_id: id } = (await session(u.username, u.password)).body;
+    await setTask(id, { status: "succeeded", progress: 100 });
+    // The attack: a task id found later (scrollback, a shared log) redeemed for a fresh ticket.
+    // The task's end is moved back instead of waiting: HANDOFF_WINDOW_SECONDS is 300 by default.
+    await h.database.sql`update tasks set finished_at = now() - interval '301 seconds' where id = ${id}`;
+    const late = await h.request("GET", `/v1/bootstrap/tasks/${id}/handoff`);
+    expect(late.status, late.text).toBe(410);
+    expect(late.body).toMatchObject({ code: "handoff_expired", error_code: "handoff_expired" });
+    expect(await h.database.sql`select 1 from ssh_tickets where task_id = ${id}`).toHaveLength(0);
+    const [task] = await h.database.sql<{ handoff_issued_at: Date | null }[]>`select handoff_issued_at from tasks where id = ${id}`;
+    expect(task!.handoff_issued_at).toBeNull();
+
+    // Inside the window it works; the window is configurable.
+    await h.database.sql`update tasks set finished_at = now() - interval '60 seconds' where id = ${id}`;
+    const short = await h.withConfig({ HANDOFF_WINDOW_SECONDS: "30" });
+    expect((await short.request("GET", `/v1/bootstrap/tasks/${id}/handoff`)).body.code).toBe("handoff_expired");
+    const ok = await h.request("GET", `/v1/bootstrap/tasks/${id}/handoff`);
+    expect(ok.status, ok.text).toBe(200);
+    secrets.push(ok.body.password);
   });
 
   it("refuses the ticket when the account was disabled after the session, without using up the handoff", async () => {

@@ -854,13 +854,13 @@ describe("secrets (§1.6; checklist 178, 179)", () => {
     const columns = await sql()<{ row: string }[]>`select e::text as row from egress_ips e`;
     expect(columns.length).toBeGreaterThan(10);
     expect(findSecrets(columns.map((c) => c.row), secrets)).toEqual([]);
-    // Encrypted columns hold versioned ciphertexts.
+    // Encrypted columns hold versioned ciphertexts, bound to their row (issue 10 §5).
     const [enc] = await sql()<{ wg_private_key_enc: string; proxy_secrets_enc: string | null }[]>`
       select wg_private_key_enc, proxy_secrets_enc from egress_ips where id = ${wg.id}`;
-    expect(enc!.wg_private_key_enc).toMatch(/^v1:/);
+    expect(enc!.wg_private_key_enc).toMatch(/^v1a:/);
     const [pxRow] = await sql()<{ proxy_secrets_enc: string; proxy_config: Record<string, unknown> }[]>`
       select proxy_secrets_enc, proxy_config from egress_ips where id = ${px.id}`;
-    expect(pxRow!.proxy_secrets_enc).toMatch(/^v1:/);
+    expect(pxRow!.proxy_secrets_enc).toMatch(/^v1a:/);
     expect(pxRow!.proxy_config).toMatchObject({ password: "***", username: "u" });
   });
 });

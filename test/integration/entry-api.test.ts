@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,7 +7,10 @@ import { serve, type ServerType } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEntryApp } from "../../api/app.js";
+import { secretAt } from "../../shared/crypto/secrets.js";
 import { redisKey } from "../../shared/redis.js";
+import { consumeTicket } from "../../sshd/credentials.js";
+import type { Target } from "../../sshd/resolve-target.js";
 import { type ApiHarness, createApiHarness, findSecrets, type TestUser } from "../../shared/test/api-harness.js";
 
 /** behaviour.md §7.3, §1.1 (ENTRY_LISTEN_ADDR) and checklist items 121–127 at the HTTP level. */
@@ -37,9 +40,11 @@ async function userWithHost(status = "running"): Promise<HostUser> {
   const shortId = randomBytes(6).toString("hex").slice(0, 6);
   const sshPassword = randomBytes(10).toString("hex");
   secrets.push(u.password, sshPassword);
+  const id = randomUUID();
+  const enc = h.deps.secrets.encrypt(sshPassword, secretAt.host(id, "ssh_password_enc"));
   const [row] = await h.database.sql<{ id: string }[]>`
-    insert into hosts (user_id, short_id, status, desired_state, ssh_password_enc)
-    values (${u.id}, ${shortId}, ${status}, ${status === "running" ? "running" : "stopped"}, ${h.deps.secrets.encrypt(sshPassword)})
+    insert into hosts (id, user_id, short_id, status, desired_state, ssh_password_enc)
+    values (${id}, ${u.id}, ${shortId}, ${status}, ${status === "running" ? "running" : "stopped"}, ${enc})
     returning id`;
   return { ...u, hostId: row!.id, shortId, sshPassword };
 }
@@ -82,16 +87,32 @@ describe("GET /entry/{shortId}", () => {
 });
 
 describe("POST /v1/entry/{shortId}/auth", () => {
-  it("answers a running host with ready and the host SSH password (item 122)", async () => {
+  it("answers a running host with ready and a one-time ticket, never the host's SSH password (item 122, issue 10 §5)", async () => {
     const u = await userWithHost("running");
+    const before = Date.now();
     const res = await auth(u.shortId, u.password);
     expect(res.status, res.text).toBe(200);
     const [key] = await h.database.sql<{ public_key: string }[]>`select public_key from system_keys where name = 'ssh_proxy_host_key'`;
     const [alg, blob] = key!.public_key.split(" ");
+    // The attack: the answer (which lands in the script's memory and environment) must not hold
+    // anything that logs in after this one login.
+    expect(res.text).not.toContain(u.sshPassword);
+    expect(res.text).not.toContain("ssh_pass\"");
+    const ticket = res.body.ssh_ticket as string;
+    expect(ticket).toMatch(/^ccpt_[A-Za-z0-9]{32}$/);
+    secrets.push(ticket);
+    const [row] = await h.database.sql<{ task_id: string | null; host_id: string; user_id: string; used_at: Date | null; expires_at: Date }[]>`
+      select task_id, host_id, user_id, used_at, expires_at from ssh_tickets
+      where ticket_hash = ${createHash("sha256").update(ticket).digest("hex")}`;
+    expect(row).toMatchObject({ task_id: null, host_id: u.hostId, user_id: u.id, used_at: null });
+    // HANDOFF_TICKET_TTL_SECONDS (120) from now, give or take the request.
+    const ttl = new Date(row!.expires_at).getTime() - before;
+    expect(ttl).toBeGreaterThan(115_000);
+    expect(ttl).toBeLessThan(125_000);
     expect(res.body).toEqual({
       status: "ready",
       ssh_user: u.shortId,
-      ssh_pass: u.sshPassword,
+      ssh_ticket: ticket,
       ssh_host: "cloud.example.test",
       ssh_port: 2222,
       host_key: key!.public_key,
@@ -101,7 +122,28 @@ describe("POST /v1/entry/{shortId}/auth", () => {
       select actor_id, metadata from events where type = 'entry.auth.succeeded' and host_id = ${u.hostId}`;
     expect(ev).toMatchObject({ actor_id: u.id, metadata: { short_id: u.shortId, outcome: "ready" } });
     expect(JSON.stringify(ev)).not.toContain(u.sshPassword);
+    expect(JSON.stringify(ev)).not.toContain(ticket);
     expect(await h.database.sql`select 1 from tasks where host_id = ${u.hostId}`).toHaveLength(0);
+  });
+
+  it("an entry ticket logs in once, only to its host, and each sign-in mints a new one (issue 10 §5)", async () => {
+    const u = await userWithHost("running");
+    const other = await userWithHost("running");
+    const first = await auth(u.shortId, u.password);
+    const second = await auth(u.shortId, u.password);
+    expect(first.status, first.text).toBe(200);
+    expect(second.status, second.text).toBe(200);
+    expect(second.body.ssh_ticket).not.toBe(first.body.ssh_ticket);
+    secrets.push(first.body.ssh_ticket, second.body.ssh_ticket);
+    // What the SSH proxy runs for a `ccpt_` password (sshd/credentials.ts), against Postgres.
+    const target = (hostId: string) => ({ host: { id: hostId } }) as Target;
+    const now = new Date();
+    expect(await consumeTicket(h.database.db, target(other.hostId), first.body.ssh_ticket, now)).toBe(false);
+    expect(await consumeTicket(h.database.db, target(u.hostId), first.body.ssh_ticket, now)).toBe(true);
+    expect(await consumeTicket(h.database.db, target(u.hostId), first.body.ssh_ticket, now)).toBe(false);
+    // The second ticket is independent of the first, and expires.
+    expect(await consumeTicket(h.database.db, target(u.hostId), second.body.ssh_ticket, new Date(now.getTime() + 121_000))).toBe(false);
+    expect(await consumeTicket(h.database.db, target(u.hostId), second.body.ssh_ticket, now)).toBe(true);
   });
 
   it("starts a stopped host: 202 with a task, shared by concurrent and repeated calls, then ready (item 123)", async () => {
@@ -131,7 +173,8 @@ describe("POST /v1/entry/{shortId}/auth", () => {
     await h.database.sql`update hosts set status = 'running' where id = ${u.hostId}`;
     const ready = await auth(u.shortId, u.password);
     expect(ready.status, ready.text).toBe(200);
-    expect(ready.body).toMatchObject({ status: "ready", ssh_pass: u.sshPassword });
+    expect(ready.body).toMatchObject({ status: "ready", ssh_ticket: expect.stringMatching(/^ccpt_/) });
+    expect(ready.text).not.toContain(u.sshPassword);
   });
 
   it("reuses an in-flight bootstrap start task, but not an admin one", async () => {

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEnvironment } from "../../shared/config/env-file.js";
-import { createSecretBox } from "../../shared/crypto/secrets.js";
+import { createSecretBox, encryptLegacy, type SecretLocation, SecretUnreadableError } from "../../shared/crypto/secrets.js";
 import { createDatabase, type Database } from "../../shared/db/client.js";
 import { projectRoot } from "../../shared/paths.js";
 import { rotateSecrets, SECRET_COLUMNS } from "../../shared/services/secrets/rotate.js";
@@ -17,8 +17,17 @@ const key = (version: number) => `v${version}:${randomBytes(32).toString("base64
 const K1 = key(1);
 const K2 = key(2);
 const K3 = key(3);
-const box1 = createSecretBox(K1);
-const box3 = createSecretBox(K3);
+/**
+ * What a deployment from before the binding has stored: unbound `v<N>:` ciphertexts (issue 10
+ * §5). Rotation is also their migration to the bound format.
+ */
+const legacy1 = (p: string) => encryptLegacy(K1, p);
+const legacy3 = (p: string) => encryptLegacy(K3, p);
+/** The SecretLocation of a snapshot key `table.column.key`. */
+const at = (k: string) => {
+  const [table, column, row] = k.split(".");
+  return { table, column, row } as SecretLocation;
+};
 
 const baseEnv = loadEnvironment();
 let db: { url: string; drop: () => Promise<void> };
@@ -53,12 +62,12 @@ const show = (r: { code: number | null; stdout: string; stderr: string }) => `ex
 /** Plaintexts of everything seeded, by snapshot key. */
 const plaintexts = new Map<string, string>();
 
-async function seedHost(username: string, secrets: { ssh: string; internal?: string; hostKey?: string }, box = box1) {
+async function seedHost(username: string, secrets: { ssh: string; internal?: string; hostKey?: string }, encrypt = legacy1) {
   const [user] = await sql`insert into users (username, password_hash) values (${username}, 'x') returning id`;
   const shortId = randomBytes(3).toString("hex");
   const [host] = await sql`insert into hosts (user_id, short_id, ssh_password_enc, internal_key_private_enc, host_key_private_enc)
-    values (${user!.id}, ${shortId}, ${box.encrypt(secrets.ssh)},
-            ${secrets.internal ? box.encrypt(secrets.internal) : null}, ${secrets.hostKey ? box.encrypt(secrets.hostKey) : null})
+    values (${user!.id}, ${shortId}, ${encrypt(secrets.ssh)},
+            ${secrets.internal ? encrypt(secrets.internal) : null}, ${secrets.hostKey ? encrypt(secrets.hostKey) : null})
     returning id`;
   const id = host!.id as string;
   plaintexts.set(`hosts.ssh_password_enc.${id}`, secrets.ssh);
@@ -75,15 +84,15 @@ beforeAll(async () => {
   await seedHost("rot-a", { ssh: "host-a-password", internal: "-----internal a-----", hostKey: "-----hostkey a-----" });
   await seedHost("rot-b", { ssh: "host-b-password" });
   const [wg] = await sql`insert into egress_ips (label, ip_address, tunnel_type, wg_private_key_enc, wg_preshared_key_enc)
-    values ('wg', '198.51.100.10', 'wireguard', ${box1.encrypt("wg-private")}, ${box1.encrypt("wg-psk")}) returning id`;
+    values ('wg', '198.51.100.10', 'wireguard', ${legacy1("wg-private")}, ${legacy1("wg-psk")}) returning id`;
   plaintexts.set(`egress_ips.wg_private_key_enc.${wg!.id}`, "wg-private");
   plaintexts.set(`egress_ips.wg_preshared_key_enc.${wg!.id}`, "wg-psk");
   const proxySecrets = JSON.stringify({ password: "proxy-pass", uuid: "b0e1c3d4-0000-4000-8000-000000000001" });
   const [px] = await sql`insert into egress_ips (label, ip_address, tunnel_type, proxy_secrets_enc)
-    values ('proxy', '198.51.100.11', 'proxy', ${box1.encrypt(proxySecrets)}) returning id`;
+    values ('proxy', '198.51.100.11', 'proxy', ${legacy1(proxySecrets)}) returning id`;
   plaintexts.set(`egress_ips.proxy_secrets_enc.${px!.id}`, proxySecrets);
   await sql`insert into system_keys (name, private_key_enc, public_key)
-    values ('ssh_proxy_host_key', ${box1.encrypt("-----proxy host key-----")}, 'ssh-ed25519 AAAA')`;
+    values ('ssh_proxy_host_key', ${legacy1("-----proxy host key-----")}, 'ssh-ed25519 AAAA')`;
   plaintexts.set("system_keys.private_key_enc.ssh_proxy_host_key", "-----proxy host key-----");
 });
 
@@ -103,7 +112,7 @@ describe("secrets:rotate", () => {
     expect(rows.map((r) => `${r.table_name}.${r.column_name}`).sort()).toEqual(known.sort());
   });
 
-  it("re-encrypts every secret under the new key, keeping every plaintext", async () => {
+  it("re-encrypts every secret under the new key, bound to its row, keeping every plaintext", async () => {
     const before = await snapshot();
     expect([...before.keys()].sort()).toEqual([...plaintexts.keys()].sort());
     expect([...before.values()].every((v) => v.startsWith("v1:"))).toBe(true);
@@ -116,9 +125,14 @@ describe("secrets:rotate", () => {
     const box21 = createSecretBox(K2, K1);
     expect([...after.keys()].sort()).toEqual([...plaintexts.keys()].sort());
     for (const [k, v] of after) {
-      expect(v, k).toMatch(/^v2:/);
-      expect(box21.decrypt(v), k).toBe(plaintexts.get(k));
+      expect(v, k).toMatch(/^v2a:/);
+      expect(box21.decrypt(v, at(k)), k).toBe(plaintexts.get(k));
     }
+    // Bound now: each value decrypts only where it is. Before the run, a legacy value copied to
+    // another row would have decrypted there.
+    const [hostA, hostB] = [...after.keys()].filter((k) => k.startsWith("hosts.ssh_password_enc."));
+    expect(box21.decrypt(before.get(hostA!)!, at(hostB!))).toBe(plaintexts.get(hostA!));
+    expect(() => box21.decrypt(after.get(hostA!)!, at(hostB!))).toThrow(SecretUnreadableError);
     // Nothing secret in what the command printed.
     for (const p of plaintexts.values()) expect(r.stdout + r.stderr).not.toContain(p);
 
@@ -137,7 +151,7 @@ describe("secrets:rotate", () => {
 
   it("leaves every secret readable once the previous key is removed", async () => {
     const only2 = createSecretBox(K2);
-    for (const [k, v] of await snapshot()) expect(only2.decrypt(v), k).toBe(plaintexts.get(k));
+    for (const [k, v] of await snapshot()) expect(only2.decrypt(v, at(k)), k).toBe(plaintexts.get(k));
     // And the command itself runs with only v2 configured.
     const r = await runRotate({ SECRETS_KEY: K2, SECRETS_KEY_PREVIOUS: "" });
     expect(r.code, show(r)).toBe(0);
@@ -147,8 +161,8 @@ describe("secrets:rotate", () => {
     // Host c: one secret under v3 (unknown) next to one under v1 (known): the row moves as a whole,
     // so neither changes. Host d: all under v1, rotated as usual.
     const [user] = await sql`insert into users (username, password_hash) values ('rot-c', 'x') returning id`;
-    const stuckSsh = box3.encrypt("host-c-password");
-    const stuckInternal = box1.encrypt("-----internal c-----");
+    const stuckSsh = legacy3("host-c-password");
+    const stuckInternal = legacy1("-----internal c-----");
     const [stuck] = await sql`insert into hosts (user_id, short_id, ssh_password_enc, internal_key_private_enc)
       values (${user!.id}, 'c00c00', ${stuckSsh}, ${stuckInternal}) returning id`;
     const movable = await seedHost("rot-d", { ssh: "host-d-password" });
@@ -162,16 +176,36 @@ describe("secrets:rotate", () => {
     const [row] = await sql`select ssh_password_enc, internal_key_private_enc from hosts where id = ${stuck!.id}`;
     expect(row).toEqual({ ssh_password_enc: stuckSsh, internal_key_private_enc: stuckInternal });
     const [moved] = await sql`select ssh_password_enc from hosts where id = ${movable}`;
-    expect(moved!.ssh_password_enc).toMatch(/^v2:/);
-    expect(createSecretBox(K2).decrypt(moved!.ssh_password_enc)).toBe("host-d-password");
+    expect(moved!.ssh_password_enc).toMatch(/^v2a:/);
+    expect(createSecretBox(K2).decrypt(moved!.ssh_password_enc, at(`hosts.ssh_password_enc.${movable}`))).toBe("host-d-password");
 
     // With the missing key supplied, the same command finishes the job.
     const fixed = await runRotate({ SECRETS_KEY: K2, SECRETS_KEY_PREVIOUS: `${K1},${K3}` });
     expect(fixed.code, show(fixed)).toBe(0);
     const [done] = await sql`select ssh_password_enc, internal_key_private_enc from hosts where id = ${stuck!.id}`;
     const only2 = createSecretBox(K2);
-    expect(only2.decrypt(done!.ssh_password_enc)).toBe("host-c-password");
-    expect(only2.decrypt(done!.internal_key_private_enc)).toBe("-----internal c-----");
+    expect(only2.decrypt(done!.ssh_password_enc, at(`hosts.ssh_password_enc.${stuck!.id}`))).toBe("host-c-password");
+    expect(only2.decrypt(done!.internal_key_private_enc, at(`hosts.internal_key_private_enc.${stuck!.id}`))).toBe("-----internal c-----");
+    plaintexts.set(`hosts.ssh_password_enc.${stuck!.id}`, "host-c-password");
+    plaintexts.set(`hosts.internal_key_private_enc.${stuck!.id}`, "-----internal c-----");
+  });
+
+  it("migrates legacy ciphertexts that are already under the current key (no key change)", async () => {
+    const before = await snapshot();
+    const e = await seedHost("rot-e", { ssh: "host-e-password", internal: "-----internal e-----" }, (p) => encryptLegacy(K2, p));
+    const [row] = await sql`select ssh_password_enc from hosts where id = ${e}`;
+    expect(row!.ssh_password_enc).toMatch(/^v2:/);
+
+    const r = await runRotate({ SECRETS_KEY: K2 });
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toContain("1 rows (2 values) re-encrypted with key v2");
+    const after = await snapshot();
+    for (const [k, v] of before) expect(after.get(k), k).toBe(v);
+    const ssh = after.get(`hosts.ssh_password_enc.${e}`)!;
+    expect(ssh).toMatch(/^v2a:/);
+    const box = createSecretBox(K2);
+    expect(box.decrypt(ssh, at(`hosts.ssh_password_enc.${e}`))).toBe("host-e-password");
+    expect(() => box.decrypt(ssh, at(`hosts.internal_key_private_enc.${e}`))).toThrow(SecretUnreadableError);
   });
 
   it("does not overwrite a value that is already current (service level)", async () => {
@@ -190,8 +224,8 @@ describe("secrets:rotate", () => {
     expect(result.values).toBe(before.size);
     const only3 = createSecretBox(K3);
     for (const [k, v] of await snapshot()) {
-      expect(v, k).toMatch(/^v3:/);
-      expect(only3.decrypt(v), k).toBe(createSecretBox(K2).decrypt(before.get(k)!));
+      expect(v, k).toMatch(/^v3a:/);
+      expect(only3.decrypt(v, at(k)), k).toBe(createSecretBox(K2).decrypt(before.get(k)!, at(k)));
     }
   });
 

@@ -1,4 +1,5 @@
 import { and, asc, eq, ne } from "drizzle-orm";
+import { secretAt } from "../../shared/crypto/secrets.js";
 import { egressIps, hostEgressBindings, hosts, sshKeys, users, type HostRow } from "../../shared/db/schema/index.js";
 import { generateEd25519KeyPair } from "../../shared/ssh/keygen.js";
 import { redisKey } from "../../shared/redis.js";
@@ -56,9 +57,10 @@ export async function prepareKeys(deps: WorkerDeps, host: HostRow): Promise<Host
     .update(hosts)
     .set({
       hostKeyPublic: host.hostKeyPublic ?? hostKey.publicKey,
-      hostKeyPrivateEnc: host.hostKeyPrivateEnc ?? deps.secrets.encrypt(hostKey.privateKey),
+      hostKeyPrivateEnc: host.hostKeyPrivateEnc ?? deps.secrets.encrypt(hostKey.privateKey, secretAt.host(host.id, "host_key_private_enc")),
       internalKeyPublic: host.internalKeyPublic ?? internal.publicKey,
-      internalKeyPrivateEnc: host.internalKeyPrivateEnc ?? deps.secrets.encrypt(internal.privateKey),
+      internalKeyPrivateEnc:
+        host.internalKeyPrivateEnc ?? deps.secrets.encrypt(internal.privateKey, secretAt.host(host.id, "internal_key_private_enc")),
       updatedAt: new Date(),
     })
     .where(eq(hosts.id, host.id))
@@ -162,7 +164,7 @@ export async function startHostContainer(deps: WorkerDeps, host: HostRow, gatewa
         dir: "/",
         dirs: [{ name: "etc/ssh/ccp", mode: 0o755 }],
         files: [
-          { name: "etc/ssh/ccp/ssh_host_ed25519_key", mode: 0o600, content: deps.secrets.decrypt(host.hostKeyPrivateEnc!) },
+          { name: "etc/ssh/ccp/ssh_host_ed25519_key", mode: 0o600, content: deps.secrets.decrypt(host.hostKeyPrivateEnc!, secretAt.host(host.id, "host_key_private_enc")) },
           { name: "etc/ssh/ccp/ssh_host_ed25519_key.pub", mode: 0o644, content: `${host.hostKeyPublic}\n` },
           {
             name: "etc/ssh/ccp/proxy_authorized_keys",
@@ -186,7 +188,7 @@ export async function startHostContainer(deps: WorkerDeps, host: HostRow, gatewa
 /** sshd answers on the management address with the pinned key, within SSH_READY_TIMEOUT_SECONDS. */
 export async function waitSsh(deps: WorkerDeps, host: HostRow, mgmtAddress: string): Promise<void> {
   const deadline = Date.now() + deps.config.SSH_READY_TIMEOUT_SECONDS * 1000;
-  const privateKey = deps.secrets.decrypt(host.internalKeyPrivateEnc!);
+  const privateKey = deps.secrets.decrypt(host.internalKeyPrivateEnc!, secretAt.host(host.id, "internal_key_private_enc"));
   for (;;) {
     const ok = await probeSsh({
       host: mgmtAddress,

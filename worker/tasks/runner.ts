@@ -1,5 +1,6 @@
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import { and, eq, inArray, lt, ne, or, sql } from "drizzle-orm";
+import { SecretUnreadableError, UnknownKeyVersionError } from "../../shared/crypto/secrets.js";
 import { hosts, tasks, type TaskRow, type TaskStep } from "../../shared/db/schema/index.js";
 import { isInfrastructureError } from "../../shared/infra-errors.js";
 import type { Logger } from "../../shared/logger.js";
@@ -39,6 +40,8 @@ export function toTaskError(err: unknown): TaskError {
   if (err instanceof TaskError) return err;
   if (err instanceof EngineUnavailableError) return new TaskError("docker_unavailable", "the Docker engine did not answer");
   if (err instanceof ContainerOperationError) return new TaskError("container_start_failed", err.message.slice(0, 500));
+  // The messages name the table, column and row (or the key version), never the value.
+  if (err instanceof SecretUnreadableError || err instanceof UnknownKeyVersionError) return new TaskError("secret_unreadable", err.message);
   return new TaskError("internal_error", "unexpected error (see the worker logs)");
 }
 

@@ -13,6 +13,9 @@ export const TASK_ERROR_CODES = [
   "host_not_found",
   "canceled",
   "stale_timeout",
+  // A stored secret that does not decrypt in its row (moved, tampered, or its key version missing):
+  // retrying cannot help; an administrator sets the secret again (issue 10 §5).
+  "secret_unreadable",
   "internal_error",
 ] as const;
 export type TaskErrorCode = (typeof TASK_ERROR_CODES)[number];

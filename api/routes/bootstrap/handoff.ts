@@ -13,7 +13,7 @@ export const bootstrapHandoffRoute = defineRoute({
   responses: {
     200: jsonDoc("SSH target and one-time ticket", handoffDoc),
     404: { description: "task_not_found", ...errorDoc },
-    410: { description: "handoff_consumed", ...errorDoc },
+    410: { description: "handoff_consumed, or handoff_expired (more than HANDOFF_WINDOW_SECONDS after the task ended)", ...errorDoc },
     503: { description: "ssh_not_ready (Retry-After: 2), or the mapped code of a failed task", ...errorDoc },
   },
   handler: async ({ c, ctx, deps, params }) =>
@@ -27,6 +27,7 @@ export const bootstrapHandoffRoute = defineRoute({
           sshPublicHost: deps.config.SSH_PUBLIC_HOST,
           sshPublicPort: deps.config.SSH_PUBLIC_PORT,
           ticketTtlSeconds: deps.config.HANDOFF_TICKET_TTL_SECONDS,
+          windowSeconds: deps.config.HANDOFF_WINDOW_SECONDS,
         },
       }),
     ),

@@ -1,7 +1,5 @@
-import { createHash } from "node:crypto";
 import { and, eq, isNull } from "drizzle-orm";
-import { randomString } from "../../crypto/random.js";
-import { hosts, sshTickets, tasks, users, type TaskRow, type TaskStep } from "../../db/schema/index.js";
+import { hosts, tasks, users, type TaskRow, type TaskStep } from "../../db/schema/index.js";
 import { Forbidden, NotFound, ServiceError, Unavailable } from "../../errors.js";
 import { isInfrastructureError } from "../../infra-errors.js";
 import { isUuid } from "../../validation.js";
@@ -13,6 +11,7 @@ import { isExpired } from "../users/render.js";
 import { AccessError, AuthInvalid, scriptSafeText, TaskNotFound } from "./errors.js";
 import type { BootstrapSessionInput } from "./schemas.js";
 import { proxyHostKey, type SshEndpoint } from "./ssh-target.js";
+import { mintSshTicket } from "./tickets.js";
 
 export const STAGE_TEXT = {
   auth_passed: "Authenticated; waiting for your host",
@@ -159,7 +158,13 @@ export async function getBootstrapTask({ ctx, taskId }: { ctx: ServiceContext; t
   return body;
 }
 
-/** `GET /v1/bootstrap/tasks/{taskID}/handoff` (behaviour.md §7.1): the one-time SSH ticket. */
+/**
+ * `GET /v1/bootstrap/tasks/{taskID}/handoff` (behaviour.md §7.1): the one-time SSH ticket.
+ *
+ * Only within `windowSeconds` of the task's end (HANDOFF_WINDOW_SECONDS, issue 10 §5): the task id
+ * is the only credential this endpoint asks for, and it sits in the script's output and terminal
+ * scrollback, so a succeeded task must not stay redeemable for a ticket indefinitely.
+ */
 export async function issueHandoff({
   ctx,
   taskId,
@@ -167,7 +172,7 @@ export async function issueHandoff({
 }: {
   ctx: ServiceContext;
   taskId: string;
-  ssh: SshEndpoint & { ticketTtlSeconds: number };
+  ssh: SshEndpoint & { ticketTtlSeconds: number; windowSeconds: number };
 }) {
   const task = await loadAccessTask(ctx, taskId, ["bootstrap"]);
   if (task.status === "pending" || task.status === "running") {
@@ -178,12 +183,12 @@ export async function issueHandoff({
     throw new AccessError("unavailable", scriptErrorCode(task.errorCode), message, {}, { task_error_code: task.errorCode });
   }
   if (task.handoffIssuedAt) throw Consumed();
+  const now = ctx.clock();
+  // A succeeded task always has finished_at; without one there is no window to be inside.
+  if (!task.finishedAt || now.getTime() - task.finishedAt.getTime() > ssh.windowSeconds * 1000) throw Expired();
 
   const key = await proxyHostKey(ctx.db, ctx.secrets, ssh);
-  const ticket = `ccpt_${randomString(32)}`;
-  const now = ctx.clock();
-  const expiresAt = new Date(now.getTime() + ssh.ticketTtlSeconds * 1000);
-  const shortId = await ctx.db.transaction(async (tx) => {
+  const { shortId, ticket } = await ctx.db.transaction(async (tx) => {
     // Checked before the ticket is minted, so a refusal here does not use up the handoff.
     const [row] = await tx
       .select({ host: hosts, owner: users })
@@ -200,13 +205,12 @@ export async function issueHandoff({
       .where(and(eq(tasks.id, task.id), isNull(tasks.handoffIssuedAt)))
       .returning({ id: tasks.id });
     if (!claimed) throw Consumed();
-    // Only the hash is stored; the SSH proxy hashes what it is given and consumes the row atomically.
-    await tx.insert(sshTickets).values({
-      taskId: task.id,
+    const { ticket, expiresAt } = await mintSshTicket(tx, {
       hostId: row.host.id,
       userId: row.owner.id,
-      ticketHash: createHash("sha256").update(ticket).digest("hex"),
-      expiresAt,
+      taskId: task.id,
+      now,
+      ttlSeconds: ssh.ticketTtlSeconds,
     });
     await recordEvent(tx, {
       type: "bootstrap.handoff.issued",
@@ -217,7 +221,7 @@ export async function issueHandoff({
       taskId: task.id,
       metadata: { task_id: task.id, expires_at: expiresAt.toISOString() },
     });
-    return row.host.shortId;
+    return { shortId: row.host.shortId, ticket };
   });
   return {
     ready: true as const,
@@ -231,3 +235,5 @@ export async function issueHandoff({
 }
 
 const Consumed = () => new ServiceError("gone", "handoff_consumed", "the handoff for this task was already issued");
+const Expired = () =>
+  new ServiceError("gone", "handoff_expired", "the handoff window of this task has closed; run the bootstrap command again");

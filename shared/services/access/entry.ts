@@ -11,6 +11,7 @@ import { statusUrl } from "./bootstrap.js";
 import type { EntryAuthInput } from "./schemas.js";
 import { SHORT_ID_PATTERN } from "./schemas.js";
 import { proxyHostKey, type SshEndpoint } from "./ssh-target.js";
+import { mintSshTicket } from "./tickets.js";
 
 const ENDPOINT = "/v1/entry/{shortId}/auth";
 
@@ -64,7 +65,7 @@ async function countFailureWithoutAccount(ctx: ServiceContext & AuthDeps, passwo
 }
 
 type EntryResult =
-  | { status: "ready"; ssh_user: string; ssh_pass: string; ssh_host: string; ssh_port: number; host_key: string; known_hosts_line: string }
+  | { status: "ready"; ssh_user: string; ssh_ticket: string; ssh_host: string; ssh_port: number; host_key: string; known_hosts_line: string }
   | { status: "starting"; task_id: string; status_url: string };
 
 /** `POST /v1/entry/{shortId}/auth` (behaviour.md §7.3). */
@@ -77,7 +78,7 @@ export async function entryAuth({
   ctx: ServiceContext & AuthDeps;
   shortId: string;
   input: EntryAuthInput;
-  ssh: SshEndpoint;
+  ssh: SshEndpoint & { ticketTtlSeconds: number };
 }): Promise<EntryResult> {
   const failed = (reason: string, target?: { host: HostRow; owner: UserRow }, proven = false) =>
     recordEvent(ctx.db, {
@@ -159,21 +160,30 @@ export async function entryAuth({
   }
 
   const key = await proxyHostKey(ctx.db, ctx.secrets, ssh);
-  // Read the password after the status check: a rotation in between is then already visible.
-  const [current] = await ctx.db.select({ enc: hosts.sshPasswordEnc }).from(hosts).where(eq(hosts.id, host.id));
-  if (!current) throw InvalidCredentials();
-  await recordEvent(ctx.db, {
-    type: "entry.auth.succeeded",
-    message: `entry authentication for host ${host.shortId}`,
-    actorId: owner.id,
-    userId: owner.id,
-    hostId: host.id,
-    metadata: { short_id: host.shortId, ip: ctx.ip, outcome: "ready" },
+  // A one-time ticket, as the bootstrap handoff gives (issue 10 §5): the script never holds the
+  // host's long-lived SSH password, so nothing it leaves behind (environment, askpass file, a
+  // core dump, the terminal of a shared machine) lets anyone log in later.
+  const ticket = await ctx.db.transaction(async (tx) => {
+    // Minted only for a host that is still running and not being deleted.
+    const [current] = await tx.select({ status: hosts.status }).from(hosts).where(eq(hosts.id, host.id)).for("share");
+    if (!current || current.status !== "running") return null;
+    const minted = await mintSshTicket(tx, { hostId: host.id, userId: owner.id, taskId: null, now: ctx.clock(), ttlSeconds: ssh.ticketTtlSeconds });
+    await recordEvent(tx, {
+      type: "entry.auth.succeeded",
+      message: `entry authentication for host ${host.shortId}`,
+      actorId: owner.id,
+      userId: owner.id,
+      hostId: host.id,
+      metadata: { short_id: host.shortId, ip: ctx.ip, outcome: "ready", expires_at: minted.expiresAt.toISOString() },
+    });
+    return minted.ticket;
   });
+  // The host left `running` between the two reads (stopped, deleting): the script signs in again.
+  if (!ticket) throw Unavailable("ssh_not_ready", "your host is not running any more; try again");
   return {
     status: "ready",
     ssh_user: host.shortId,
-    ssh_pass: ctx.secrets.decrypt(current.enc),
+    ssh_ticket: ticket,
     ssh_host: ssh.sshPublicHost,
     ssh_port: ssh.sshPublicPort,
     host_key: key.host_key,

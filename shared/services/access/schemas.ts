@@ -51,7 +51,8 @@ export const entryAuthDoc = z.union([
   z.object({
     status: z.literal("ready"),
     ssh_user: z.string(),
-    ssh_pass: z.string(),
+    /** A one-time ticket (`ccpt_…`, HANDOFF_TICKET_TTL_SECONDS), never the host's SSH password. */
+    ssh_ticket: z.string(),
     ssh_host: z.string(),
     ssh_port: z.number().int(),
     host_key: z.string(),

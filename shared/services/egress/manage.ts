@@ -1,6 +1,7 @@
+import { randomUUID } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { and, count, eq, isNotNull, isNull, type SQL } from "drizzle-orm";
-import type { SecretBox } from "../../crypto/secrets.js";
+import { type SecretBox, secretAt, SecretUnreadableError } from "../../crypto/secrets.js";
 import type { DbOrTx, Tx } from "../../db/client.js";
 import {
   egressIps,
@@ -75,14 +76,34 @@ async function lockEgress(tx: Tx, id: string): Promise<EgressIpRow> {
   return row;
 }
 
-function decryptProxySecrets(secrets: SecretBox, row: Pick<EgressIpRow, "proxySecretsEnc">): ProxySecret[] {
-  return row.proxySecretsEnc ? (JSON.parse(secrets.decrypt(row.proxySecretsEnc)) as ProxySecret[]) : [];
+function decryptProxySecrets(secrets: SecretBox, row: Pick<EgressIpRow, "id" | "proxySecretsEnc">): ProxySecret[] {
+  return row.proxySecretsEnc
+    ? (JSON.parse(secrets.decrypt(row.proxySecretsEnc, secretAt.egress(row.id, "proxy_secrets_enc"))) as ProxySecret[])
+    : [];
 }
 
-/** The encrypted columns of a plaintext proxy_config. */
-function storeProxyConfig(secrets: SecretBox, config: Record<string, unknown>) {
+/** The encrypted columns of a plaintext proxy_config, bound to the egress row `id`. */
+function storeProxyConfig(secrets: SecretBox, id: string, config: Record<string, unknown>) {
   const split = splitProxySecrets(config);
-  return { proxyConfig: split.stored, proxySecretsEnc: split.secrets.length ? secrets.encrypt(JSON.stringify(split.secrets)) : null };
+  return {
+    proxyConfig: split.stored,
+    proxySecretsEnc: split.secrets.length ? secrets.encrypt(JSON.stringify(split.secrets), secretAt.egress(id, "proxy_secrets_enc")) : null,
+  };
+}
+
+/**
+ * Does the stored secret equal `value`? A stored value that does not decrypt in its place
+ * (SecretUnreadableError: moved from another row, tampered) counts as different, so sending the
+ * secret again replaces it — the way out of that state.
+ */
+function storedEquals(secrets: SecretBox, enc: string | null, at: Parameters<SecretBox["decrypt"]>[1], value: string): boolean {
+  if (!enc) return false;
+  try {
+    return secrets.decrypt(enc, at) === value;
+  } catch (err) {
+    if (err instanceof SecretUnreadableError) return false;
+    throw err;
+  }
 }
 
 /** Our public key must not be the peer's: a tunnel to ourselves would never pass traffic. */
@@ -97,7 +118,10 @@ function samePeerKeyIssue(peerPublicKey: string | null | undefined, ourPublicKey
 
 /** `POST /v1/admin/egress-ips` → 201 `{egress_ip}`. */
 export async function createEgress({ ctx, input }: { ctx: ServiceContext; input: CreateEgressInput }) {
+  // The id is chosen here: the secrets' ciphertexts are bound to their row (issue 10 §5).
+  const id = randomUUID();
   const values: typeof egressIps.$inferInsert = {
+    id,
     label: input.label,
     ipAddress: input.ip_address,
     tunnelType: input.tunnel_type,
@@ -118,15 +142,15 @@ export async function createEgress({ ctx, input }: { ctx: ServiceContext; input:
     Object.assign(values, {
       wgEndpoint: input.wg_endpoint,
       wgPublicKey: input.wg_public_key,
-      wgPresharedKeyEnc: input.wg_preshared_key ? ctx.secrets.encrypt(input.wg_preshared_key) : null,
+      wgPresharedKeyEnc: input.wg_preshared_key ? ctx.secrets.encrypt(input.wg_preshared_key, secretAt.egress(id, "wg_preshared_key_enc")) : null,
       wgAllowedIps: input.wg_allowed_ips ?? "0.0.0.0/0",
       wgDnsServer: input.wg_dns_server,
       wgPeerAddress: input.wg_peer_address,
-      wgPrivateKeyEnc: ctx.secrets.encrypt(privateKey),
+      wgPrivateKeyEnc: ctx.secrets.encrypt(privateKey, secretAt.egress(id, "wg_private_key_enc")),
       wgClientPublicKey: ours,
     });
   } else {
-    Object.assign(values, storeProxyConfig(ctx.secrets, input.proxy_config!), { proxyDnsServer: input.proxy_dns_server ?? null });
+    Object.assign(values, storeProxyConfig(ctx.secrets, id, input.proxy_config!), { proxyDnsServer: input.proxy_dns_server ?? null });
   }
   try {
     return await ctx.db.transaction(async (tx) => {
@@ -234,30 +258,41 @@ export async function updateEgress({ ctx, egressId, input }: { ctx: ServiceConte
         // Secrets: absent or "***" keep the stored value; null clears the (optional) preshared key.
         const psk = input.wg_preshared_key;
         if (psk === null && row.wgPresharedKeyEnc !== null) set("wg_preshared_key", "wgPresharedKeyEnc", null);
-        if (psk && psk !== MASK && (!row.wgPresharedKeyEnc || ctx.secrets.decrypt(row.wgPresharedKeyEnc) !== psk)) {
-          set("wg_preshared_key", "wgPresharedKeyEnc", ctx.secrets.encrypt(psk));
+        if (psk && psk !== MASK && !storedEquals(ctx.secrets, row.wgPresharedKeyEnc, secretAt.egress(row.id, "wg_preshared_key_enc"), psk)) {
+          set("wg_preshared_key", "wgPresharedKeyEnc", ctx.secrets.encrypt(psk, secretAt.egress(row.id, "wg_preshared_key_enc")));
         }
         let newPrivate: string | undefined;
         if (input.regenerate_wg_client_key === true) newPrivate = generateWgKeyPair().privateKey;
         else if (input.wg_private_key && input.wg_private_key !== MASK) {
-          const stored = row.wgPrivateKeyEnc ? ctx.secrets.decrypt(row.wgPrivateKeyEnc) : null;
-          if (stored !== input.wg_private_key) newPrivate = input.wg_private_key;
+          if (!storedEquals(ctx.secrets, row.wgPrivateKeyEnc, secretAt.egress(row.id, "wg_private_key_enc"), input.wg_private_key)) {
+            newPrivate = input.wg_private_key;
+          }
         }
         let ours = row.wgClientPublicKey;
         if (newPrivate !== undefined) {
           ours = wgPublicKeyFromPrivate(newPrivate);
-          set("wg_private_key", "wgPrivateKeyEnc", ctx.secrets.encrypt(newPrivate));
+          set("wg_private_key", "wgPrivateKeyEnc", ctx.secrets.encrypt(newPrivate, secretAt.egress(row.id, "wg_private_key_enc")));
           if (ours !== row.wgClientPublicKey) set("wg_client_public_key", "wgClientPublicKey", ours);
         }
         if (ours) issues.push(...samePeerKeyIssue(patch.wgPublicKey ?? row.wgPublicKey, ours));
       } else {
         if (input.proxy_config !== undefined) {
-          const stored = { config: (row.proxyConfig ?? {}) as Record<string, unknown>, secrets: decryptProxySecrets(ctx.secrets, row) };
+          const stored = { config: (row.proxyConfig ?? {}) as Record<string, unknown>, secrets: [] as ProxySecret[] };
+          try {
+            stored.secrets = decryptProxySecrets(ctx.secrets, row);
+          } catch (err) {
+            // Unreadable in place: a proxy_config that sends every secret again replaces it; one
+            // that keeps a stored secret ("***" or absent) cannot be applied (409 secret_unreadable).
+            if (!(err instanceof SecretUnreadableError)) throw err;
+            const next = input.proxy_config as Record<string, unknown>;
+            const kept = next.type === stored.config.type && splitProxySecrets(stored.config).secrets.some((s) => [undefined, MASK].includes(getAt(next, s.path) as string));
+            if (kept) throw err;
+          }
           const merged = mergeStoredSecrets(input.proxy_config as Record<string, unknown>, stored);
           const checked = checkProxyConfig(merged);
           if (!checked.ok) issues.push(...issuesToDetails(checked.issues, "proxy_config"));
           else if (!isDeepStrictEqual(checked.value, joinProxySecrets(stored.config, stored.secrets))) {
-            const cols = storeProxyConfig(ctx.secrets, checked.value);
+            const cols = storeProxyConfig(ctx.secrets, row.id, checked.value);
             set("proxy_config", "proxyConfig", cols.proxyConfig);
             patch.proxySecretsEnc = cols.proxySecretsEnc;
           }
@@ -393,8 +428,8 @@ export async function loadEgressSecrets(db: DbOrTx, secrets: SecretBox, egressId
     return {
       ...base,
       wg: {
-        privateKey: secrets.decrypt(row.wgPrivateKeyEnc!),
-        presharedKey: row.wgPresharedKeyEnc ? secrets.decrypt(row.wgPresharedKeyEnc) : null,
+        privateKey: secrets.decrypt(row.wgPrivateKeyEnc!, secretAt.egress(row.id, "wg_private_key_enc")),
+        presharedKey: row.wgPresharedKeyEnc ? secrets.decrypt(row.wgPresharedKeyEnc, secretAt.egress(row.id, "wg_preshared_key_enc")) : null,
         publicKey: row.wgPublicKey!,
         endpoint: row.wgEndpoint!,
         allowedIps: row.wgAllowedIps ?? "0.0.0.0/0",

@@ -1,5 +1,7 @@
+import { randomUUID } from "node:crypto";
 import { and, eq } from "drizzle-orm";
 import { generatePassword, generateShortId } from "../../crypto/random.js";
+import { secretAt } from "../../crypto/secrets.js";
 import type { Tx } from "../../db/client.js";
 import { egressIps, hostEgressBindings, hosts } from "../../db/schema/index.js";
 import { isUniqueViolation } from "../../db/pg-errors.js";
@@ -27,9 +29,12 @@ export async function createHost({ ctx, input }: { ctx: ServiceContext; input: C
         const [existing] = await tx.select({ id: hosts.id }).from(hosts).where(eq(hosts.userId, user.id));
         if (existing) throw Conflict("user_has_host", "the user already has a host");
         if (egress) await assertBindable(tx, egress);
+        // The id is chosen here: the password's ciphertext is bound to its row (issue 10 §5).
+        const id = randomUUID();
         const [host] = await tx
           .insert(hosts)
           .values({
+            id,
             userId: user.id,
             shortId: generateShortId(),
             status: "pending",
@@ -38,7 +43,7 @@ export async function createHost({ ctx, input }: { ctx: ServiceContext; input: C
             cpuLimit: input.cpu_limit,
             pidsLimit: input.pids_limit,
             timezone: input.timezone,
-            sshPasswordEnc: ctx.secrets.encrypt(generatePassword()),
+            sshPasswordEnc: ctx.secrets.encrypt(generatePassword(), secretAt.host(id, "ssh_password_enc")),
             engineId: "default",
           })
           .returning();

@@ -1,5 +1,6 @@
 import { and, desc, eq, inArray, ne } from "drizzle-orm";
 import { generatePassword } from "../../crypto/random.js";
+import { secretAt } from "../../crypto/secrets.js";
 import type { Tx } from "../../db/client.js";
 import { hosts, tasks, users, type HostRow, type TaskRow } from "../../db/schema/index.js";
 import { Conflict } from "../../errors.js";
@@ -72,7 +73,7 @@ export async function rotateHostSshPassword({ ctx, hostId }: { ctx: ServiceConte
     // The SSH proxy checks passwords against the database: effective at once, no task (§4.2).
     await tx
       .update(hosts)
-      .set({ sshPasswordEnc: ctx.secrets.encrypt(password), updatedAt: ctx.clock() })
+      .set({ sshPasswordEnc: ctx.secrets.encrypt(password, secretAt.host(host.id, "ssh_password_enc")), updatedAt: ctx.clock() })
       .where(eq(hosts.id, host.id));
     await recordEvent(tx, {
       type: "host.ssh_password.rotated",

@@ -1,20 +1,15 @@
 import { type SQL, sql } from "drizzle-orm";
-import type { SecretBox } from "../../crypto/secrets.js";
+import { SECRET_COLUMNS, type SecretBox, type SecretLocation, type SecretTable } from "../../crypto/secrets.js";
 import type { Db } from "../../db/client.js";
 import { recordEvent } from "../events.js";
 
 /**
  * Every column that holds a SecretBox ciphertext (behaviour.md §1.6), by table, with the table's
- * primary key. test/integration/secrets-rotate.test.ts checks this list against every `*_enc`
- * column of the migrated schema, so a new secret column cannot be forgotten here.
+ * primary key; defined next to the cipher, whose additional data names them.
+ * test/integration/secrets-rotate.test.ts checks this list against every `*_enc` column of the
+ * migrated schema, so a new secret column cannot be forgotten here.
  */
-export const SECRET_COLUMNS = {
-  hosts: { key: "id", columns: ["ssh_password_enc", "internal_key_private_enc", "host_key_private_enc"] },
-  egress_ips: { key: "id", columns: ["wg_private_key_enc", "wg_preshared_key_enc", "proxy_secrets_enc"] },
-  system_keys: { key: "name", columns: ["private_key_enc"] },
-} as const satisfies Record<string, { key: string; columns: readonly string[] }>;
-
-type SecretTable = keyof typeof SECRET_COLUMNS;
+export { SECRET_COLUMNS };
 
 /** One stored value that could not be re-encrypted; names where it is, never what it holds. */
 export interface UnreadableSecret {
@@ -56,9 +51,11 @@ export class SecretsRotationError extends Error {
 }
 
 /**
- * Re-encrypt every stored secret with the current key (behaviour.md §10.5, `secrets:rotate`).
+ * Re-encrypt every stored secret with the current key (behaviour.md §10.5, `secrets:rotate`), in
+ * the current format, bound to its table, column and row (issue 10 §5): this is also the migration
+ * of legacy, unbound `v<N>:` ciphertexts, even those already under the current key.
  *
- * - Idempotent: values already under the current version are not touched.
+ * - Idempotent: values already current (key and format) are not touched.
  * - Resumable: one short transaction per row (`for update`, then the value is read again), so an
  *   interrupted run keeps what it finished, and running processes that write a secret meanwhile
  *   are never overwritten with a stale value.
@@ -79,7 +76,8 @@ export async function rotateSecrets({
   pageSize?: number;
 }): Promise<RotateSecretsResult> {
   const toVersion = secrets.currentVersion;
-  const current = `v${toVersion}:%`;
+  // Only the current format under the current key is left alone (SecretBox.isCurrent, in SQL).
+  const current = `v${toVersion}a:%`;
   const result: RotateSecretsResult = {
     toVersion,
     rows: 0,
@@ -119,11 +117,12 @@ export async function rotateSecrets({
             if (value === null || value === undefined) continue;
             let version: number | null = null;
             try {
+              if (secrets.isCurrent(value)) continue;
               version = secrets.versionOf(value);
-              if (version === toVersion) continue;
-              const plaintext = secrets.decrypt(value);
-              const next = secrets.encrypt(plaintext);
-              if (secrets.decrypt(next) !== plaintext) throw new Error("re-encrypted value does not decrypt back");
+              const at = { table, column, row: rowKey } as SecretLocation;
+              const plaintext = secrets.decrypt(value, at);
+              const next = secrets.encrypt(plaintext, at);
+              if (secrets.decrypt(next, at) !== plaintext) throw new Error("re-encrypted value does not decrypt back");
               updates.push(sql`${sql.identifier(column)} = ${next}`);
             } catch (err) {
               // The message names the version or the failure (GCM auth, malformed), never the value.

@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import type { SecretBox } from "../../crypto/secrets.js";
+import { type SecretBox, secretAt } from "../../crypto/secrets.js";
 import type { Db } from "../../db/client.js";
 import { systemKeys } from "../../db/schema/index.js";
 import { generateEd25519KeyPair } from "../../ssh/keygen.js";
@@ -21,10 +21,10 @@ export async function ensureSystemKeyPair(
     const pair = generateEd25519KeyPair(comment);
     await db
       .insert(systemKeys)
-      .values({ name, privateKeyEnc: secrets.encrypt(pair.privateKey), publicKey: pair.publicKey })
+      .values({ name, privateKeyEnc: secrets.encrypt(pair.privateKey, secretAt.systemKey(name)), publicKey: pair.publicKey })
       .onConflictDoNothing();
   }
   const [row] = await db.select().from(systemKeys).where(eq(systemKeys.name, name));
   if (!row) throw new Error(`system key ${name} could not be created`);
-  return { privateKey: secrets.decrypt(row.privateKeyEnc), publicKey: row.publicKey };
+  return { privateKey: secrets.decrypt(row.privateKeyEnc, secretAt.systemKey(name)), publicKey: row.publicKey };
 }

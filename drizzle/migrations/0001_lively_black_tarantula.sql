@@ -1,0 +1,1 @@
+ALTER TABLE "ssh_tickets" ALTER COLUMN "task_id" DROP NOT NULL;
