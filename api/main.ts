@@ -1,3 +1,4 @@
+import { WorkGate } from "../shared/auth/work-gate.js";
 import { serve, type ServerType } from "@hono/node-server";
 import { runMigrations } from "../drizzle/migrate.js";
 import { FailureLimiter } from "../shared/auth/rate-limit.js";
@@ -49,6 +50,7 @@ export function buildApiDeps(
       maxPerIp: config.AUTH_FAIL_MAX_PER_IP,
       windowSeconds: config.AUTH_FAIL_WINDOW_SECONDS,
     }),
+    passwordWork: new WorkGate(config.AUTH_HASH_MAX_CONCURRENT, config.AUTH_HASH_MAX_QUEUED),
     clientIp: createClientIpResolver(config.TRUST_PROXY_CIDRS),
     authenticate,
     live: createLiveHub({ db: parts.database.db, logger, pollMs: config.SSE_POLL_INTERVAL_MS }),

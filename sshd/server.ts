@@ -164,10 +164,19 @@ function handleConnection(deps: SshdDeps, controlPlane: () => Promise<string[]>,
       const ok = t ? await ownerHasKey(db, t, ctx.key.algo, ctx.key.data) : null;
       return ok ? ctx.accept() : ctx.reject(METHODS);
     }
-    const keys: LimitKey[] = [
-      { type: "user", value: login.toLowerCase() },
-      { type: "ip", value: ip },
-    ];
+    // Only guessable secrets — the host's SSH password — are subject to lockouts, and they count
+    // per (login, address) plus per address (issue 10 §3). A public short id used to be enough
+    // to lock every way into a host, keys included, for 15 minutes: now an attacker locks out
+    // only their own address, and a key (a signature) or a one-time ticket (≥ 128 random bits)
+    // is never refused because someone failed passwords. Those attempts still count toward
+    // SSH_MAX_AUTH_TRIES on their connection.
+    const guessable = ctx.method === "password" && !ctx.password.startsWith("ccpt_");
+    const keys: LimitKey[] = guessable
+      ? [
+          { type: "user", value: `${login.toLowerCase()}@${ip}` },
+          { type: "ip", value: ip },
+        ]
+      : [];
     // Count this attempt up front, atomically, and give it back if it turns out not to be a
     // failure. Bug fixed (found by test/docker/ssh-proxy.test.ts, "a burst of concurrent wrong
     // passwords"): with `check` before and `recordFailure` after the credential check, 16
@@ -226,8 +235,10 @@ function handleConnection(deps: SshdDeps, controlPlane: () => Promise<string[]>,
       return ctx.reject(METHODS);
     }
     // A proven credential is not a failure: un-count it for the IP, and reset the login name's counter.
-    await deps.limiter.release([{ type: "ip", value: ip }]);
-    await deps.limiter.reset({ type: "user", value: login.toLowerCase() });
+    if (guessable) {
+      await deps.limiter.release([{ type: "ip", value: ip }]);
+      await deps.limiter.reset(keys[0]!);
+    }
     const target_ = t!;
     // Re-read: the credential is proven; now the account and host state decide (not counted).
     const [owner] = await db.select().from(users).where(eq(users.id, target_.owner.id));

@@ -49,6 +49,9 @@ export const apiConfigSchema = z.object({
   AUTH_FAIL_MAX_PER_USER: intVar(10, 1),
   AUTH_FAIL_MAX_PER_IP: intVar(30, 1),
   AUTH_FAIL_WINDOW_SECONDS: intVar(900, 1),
+  // argon2 verifications running at once in this process, and waiting for a slot (issue 10 §3).
+  AUTH_HASH_MAX_CONCURRENT: intVar(4, 1, 64),
+  AUTH_HASH_MAX_QUEUED: intVar(64, 0, 10_000),
   SSH_PUBLIC_HOST: z.string().optional(),
   SSH_PUBLIC_PORT: intVar(2222, 1, 65535),
   HANDOFF_TICKET_TTL_SECONDS: intVar(120, 1),

@@ -1,3 +1,4 @@
+import type { WorkGate } from "../auth/work-gate.js";
 import type { Redis } from "ioredis";
 import type { FailureLimiter } from "../auth/rate-limit.js";
 import type { TokenService } from "../auth/tokens.js";
@@ -37,4 +38,6 @@ export interface ServiceContext extends ServiceDeps {
 export interface AuthDeps {
   tokens: TokenService;
   limiter: FailureLimiter;
+  /** Bounds concurrent argon2 verifications process-wide (shared/auth/work-gate.ts). */
+  passwordWork: WorkGate;
 }

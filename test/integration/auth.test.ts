@@ -324,7 +324,7 @@ describe("login (§2.1)", () => {
 });
 
 describe("rate limiting (§2.4)", () => {
-  it("blocks a username after 10 wrong passwords, even with the right one; other usernames from the same IP still work (item 17)", async () => {
+  it("blocks a username from an address after 10 wrong passwords there, even with the right one; other usernames from that IP still work (item 17)", async () => {
     const ip = freshIp();
     const u = await newUser();
     const v = await newUser();
@@ -343,14 +343,14 @@ describe("rate limiting (§2.4)", () => {
     expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
     expect(Number(retryAfter)).toBeLessThanOrEqual(900);
 
-    // The username key is global: another IP is blocked too, and so is the legacy path.
-    const elsewhere = await h.login(u.username, u.password, freshIp());
-    expect(elsewhere.status, elsewhere.text).toBe(429);
-    const legacy = await loginAt("/v1/admin/login", u.username, u.password, freshIp());
+    // The key is (lowercased username, address): the legacy path from that address is blocked too…
+    const legacy = await loginAt("/v1/admin/login", u.username, u.password, ip);
     expect(legacy.status, legacy.text).toBe(429);
-    // The lowercased name is the key.
-    const upper = await h.login(u.username.toUpperCase(), u.password, freshIp());
+    const upper = await h.login(u.username.toUpperCase(), u.password, ip);
     expect(upper.status, upper.text).toBe(429);
+    // …but the owner signing in from anywhere else is not (issue 10 §3: no lockout of the victim).
+    const elsewhere = await h.login(u.username, u.password, freshIp());
+    expect(elsewhere.status, elsewhere.text).toBe(200);
 
     const other = await h.login(v.username, v.password, ip);
     expect(other.status, other.text).toBe(200);
@@ -363,14 +363,15 @@ describe("rate limiting (§2.4)", () => {
     expect(events[0]!.metadata).toStrictEqual({ key_type: "user", username: u.username, ip, endpoint: "/v1/auth/login" });
   });
 
-  it("counts failures on both login paths against the same username", async () => {
+  it("counts failures on both login paths against the same username and address", async () => {
     const u = await newUser();
+    const ip = freshIp();
     for (let i = 0; i < 10; i++) {
       const path = i % 2 ? "/v1/admin/login" : "/v1/auth/login";
-      const res = await loginAt(path, u.username, "wrong-password", freshIp());
+      const res = await loginAt(path, u.username, "wrong-password", ip);
       expect(res.status, `${path}: ${res.text}`).toBe(401);
     }
-    const res = await loginAt("/v1/auth/login", u.username, u.password, freshIp());
+    const res = await loginAt("/v1/auth/login", u.username, u.password, ip);
     expect(res.status, res.text).toBe(429);
   });
 
@@ -405,15 +406,16 @@ describe("rate limiting (§2.4)", () => {
     const u = await newUser();
     const key = (type: string, value: string) => `${h.config.REDIS_PREFIX}:authfail:${type}:${value}`;
     for (let i = 0; i < 5; i++) expect((await h.login(u.username, "wrong-password", ip)).status).toBe(401);
-    expect(await h.deps.redis.get(key("user", u.username))).toBe("5");
+    const account = `${u.username}@${ip}`;
+    expect(await h.deps.redis.get(key("user", account))).toBe("5");
     expect(await h.deps.redis.get(key("ip", ip))).toBe("5");
     expect((await h.login(u.username, u.password, ip)).status).toBe(200);
-    expect(await h.deps.redis.exists(key("user", u.username))).toBe(0);
+    expect(await h.deps.redis.exists(key("user", account))).toBe(0);
     expect(await h.deps.redis.get(key("ip", ip))).toBe("5");
     // A success from a clean IP leaves no counter behind.
     const clean = freshIp();
     expect((await h.login(u.username, u.password, clean)).status).toBe(200);
-    expect(await h.deps.redis.exists(key("ip", clean), key("user", u.username))).toBe(0);
+    expect(await h.deps.redis.exists(key("ip", clean), key("user", `${u.username}@${clean}`))).toBe(0);
   });
 
   it("blocks an IP after 30 failures across usernames, for any username; another IP still works (item 18)", async () => {
@@ -468,16 +470,17 @@ describe("rate limiting (§2.4)", () => {
     // A check-then-count limiter lets every request of a burst past the check before any failure
     // is counted, which would give an attacker unlimited guesses per burst.
     const u = await newUser();
+    const ip = freshIp();
     const results = await Promise.all(
-      Array.from({ length: 25 }, (_, i) => h.login(u.username, `burst-guess-${i}`, freshIp())),
+      Array.from({ length: 25 }, (_, i) => h.login(u.username, `burst-guess-${i}`, ip)),
     );
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((s) => s === 401).length, statuses.join(",")).toBeLessThanOrEqual(10);
     expect(statuses.every((s) => s === 401 || s === 429), statuses.join(",")).toBe(true);
-    expect((await h.login(u.username, u.password, freshIp())).status).toBe(429);
+    expect((await h.login(u.username, u.password, ip)).status).toBe(429);
   });
 
-  it("counts a wrong old_password at change-password against the username", async () => {
+  it("counts a wrong old_password at change-password against the username at that address", async () => {
     const ip = freshIp();
     const u = await newUser();
     for (let i = 0; i < 10; i++) {
@@ -495,13 +498,64 @@ describe("rate limiting (§2.4)", () => {
       body: { old_password: u.password, new_password: "a-brand-new-password" },
     });
     expect(cp.status, cp.text).toBe(429);
-    const login = await h.login(u.username, u.password, freshIp());
+    const login = await h.login(u.username, u.password, ip);
     expect(login.status, login.text).toBe(429);
+    const elsewhere = await h.login(u.username, u.password, freshIp());
+    expect(elsewhere.status, elsewhere.text).toBe(200);
     // The password was not changed and the token was not revoked.
     expect((await selfKeys(u.token)).status).toBe(200);
     const events = await eventsOf("auth.rate_limited", { username: u.username });
     expect(events).toHaveLength(1);
     expect(events[0]!.metadata).toMatchObject({ key_type: "user", endpoint: "/v1/user/change-password" });
+  });
+});
+
+describe("lockouts cannot be turned against their victim (issue 10 §3)", () => {
+  it("ten failures for the admin from 127.0.0.2 do not lock the admin out of 127.0.0.1", async () => {
+    // The reproduction: before, the 11th request — the real admin, right password, other address —
+    // was answered 429 with retry_after 900.
+    const attacker = freshIp();
+    for (let i = 0; i < 12; i++) {
+      const res = await h.login("admin", `guess-${i}`, attacker);
+      expect(res.status, `guess ${i + 1}: ${res.text}`).toBe(i < 10 ? 401 : 429);
+    }
+    const owner = await h.login("admin", TEST_ADMIN_PASSWORD, freshIp());
+    expect(owner.status, owner.text).toBe(200);
+    // The attacker stays limited, even with the right password.
+    expect((await h.login("admin", TEST_ADMIN_PASSWORD, attacker)).status).toBe(429);
+  });
+
+  it("an attacker spraying many accounts from one address is stopped by the address counter", async () => {
+    const attacker = freshIp();
+    const victims = await Promise.all([newUser(), newUser(), newUser()]);
+    let refused = 0;
+    for (let i = 0; i < 40; i++) {
+      const res = await h.login(victims[i % 3]!.username, `spray-${i}`, attacker);
+      if (res.status === 429) refused++;
+      else expect(res.status, res.text).toBe(401);
+    }
+    expect(refused).toBe(40 - 30); // AUTH_FAIL_MAX_PER_IP
+    for (const v of victims) expect((await h.login(v.username, v.password, freshIp())).status).toBe(200);
+  });
+
+  it("bounds argon2 work under a flood: never more than AUTH_HASH_MAX_CONCURRENT at once, the excess 429 auth_busy", async () => {
+    const f = await h.withConfig({ AUTH_HASH_MAX_CONCURRENT: "2", AUTH_HASH_MAX_QUEUED: "3" });
+    // 40 concurrent guesses from 40 addresses (each under its own limits).
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => f.login(uniqueName("flood"), "wrong-password", freshIp())),
+    );
+    const statuses = results.map((r) => r.status);
+    expect(statuses.every((s) => s === 401 || s === 429), statuses.join(",")).toBe(true);
+    const busy = results.filter((r) => r.status === 429);
+    expect(busy.length, statuses.join(",")).toBeGreaterThan(0);
+    for (const r of busy) {
+      expect(r.body).toStrictEqual({ error: expect.any(String), code: "auth_busy", retry_after: 1 });
+    }
+    expect(f.deps.passwordWork.stats.peakActive).toBe(2);
+    expect(f.deps.passwordWork.stats.refused).toBe(busy.length);
+    // Once the flood has passed, sign-ins work again.
+    const u = await newUser();
+    expect((await f.login(u.username, u.password, freshIp())).status).toBe(200);
   });
 });
 

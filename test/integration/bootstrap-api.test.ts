@@ -175,14 +175,17 @@ describe("POST /v1/bootstrap/sessions", () => {
     expect(raw.status).toBe(400);
   });
 
-  it("rate-limits after 10 failures for a username, even the correct password, counting login failures too (§2.4)", async () => {
+  it("rate-limits after 10 failures for a username from an address, even the correct password, counting login failures too (§2.4)", async () => {
     const u = await userWithHost();
-    for (let i = 0; i < 5; i++) expect((await session(u.username, `wrong-${i}`)).status).toBe(401);
-    for (let i = 0; i < 5; i++) expect((await h.login(u.username, `wrong-login-${i}`, freshIp())).status).toBe(401);
-    const res = await session(u.username, u.password);
+    const ip = freshIp();
+    for (let i = 0; i < 5; i++) expect((await session(u.username, `wrong-${i}`, ip)).status).toBe(401);
+    for (let i = 0; i < 5; i++) expect((await h.login(u.username, `wrong-login-${i}`, ip)).status).toBe(401);
+    const res = await session(u.username, u.password, ip);
     expect(res.status, res.text).toBe(429);
     expect(res.body).toMatchObject({ code: "rate_limited", error_code: "rate_limited", retry_after: expect.any(Number) });
     expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    // The owner from another address is not locked out (issue 10 §3).
+    expect((await session(u.username, u.password, freshIp())).status).toBe(200);
   });
 });
 

@@ -231,18 +231,21 @@ describe("POST /v1/entry/{shortId}/auth", () => {
     expect(res2.body.code).toBe("account_expired");
   });
 
-  it("rate-limits a short id after 10 wrong passwords, keyed by the owner's username (item 126)", async () => {
+  it("rate-limits a short id after 10 wrong passwords from an address, keyed by the owner's username there (item 126)", async () => {
     const u = await userWithHost();
+    const ip = freshIp();
     for (let i = 0; i < 10; i++) {
-      const r = await auth(u.shortId, `wrong-${i}`);
+      const r = await auth(u.shortId, `wrong-${i}`, ip);
       expect(r.status, r.text).toBe(401);
     }
-    const blocked = await auth(u.shortId, u.password);
+    const blocked = await auth(u.shortId, u.password, ip);
     expect(blocked.status, blocked.text).toBe(429);
     expect(blocked.body).toMatchObject({ code: "rate_limited", error_code: "rate_limited", retry_after: expect.any(Number) });
     expect(Number(blocked.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
-    // Same username counter as login.
-    expect((await h.login(u.username, u.password, freshIp())).status).toBe(429);
+    // Same (username, address) counter as login; the owner elsewhere still gets in (issue 10 §3).
+    expect((await h.login(u.username, u.password, ip)).status).toBe(429);
+    expect((await h.login(u.username, u.password, freshIp())).status).toBe(200);
+    expect((await auth(u.shortId, u.password, freshIp())).status).toBe(200);
   });
 
   it("counts unknown ids against the IP only, and blocks the IP at its limit", async () => {

@@ -29,7 +29,7 @@ const makeLoginRoute = (path: string) =>
       429: std[429],
     },
     handler: async ({ c, ctx, deps, body }) =>
-      json(c, 200, await login({ ctx: { ...ctx, tokens: deps.tokens, limiter: deps.limiter }, input: body, path })),
+      json(c, 200, await login({ ctx: { ...ctx, tokens: deps.tokens, limiter: deps.limiter, passwordWork: deps.passwordWork }, input: body, path })),
   });
 
 export const loginRoute = makeLoginRoute("/v1/auth/login");

@@ -21,5 +21,5 @@ export const createBootstrapSessionRoute = defineRoute({
     503: { description: "start_failed", ...errorDoc },
   },
   handler: async ({ c, ctx, deps, body }) =>
-    json(c, 200, await createBootstrapSession({ ctx: { ...ctx, tokens: deps.tokens, limiter: deps.limiter }, input: body })),
+    json(c, 200, await createBootstrapSession({ ctx: { ...ctx, tokens: deps.tokens, limiter: deps.limiter, passwordWork: deps.passwordWork }, input: body })),
 });

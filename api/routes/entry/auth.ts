@@ -22,7 +22,7 @@ export const entryAuthRoute = defineRoute({
   },
   handler: async ({ c, ctx, deps, params, body }) => {
     const result = await entryAuth({
-      ctx: { ...ctx, tokens: deps.tokens, limiter: deps.limiter },
+      ctx: { ...ctx, tokens: deps.tokens, limiter: deps.limiter, passwordWork: deps.passwordWork },
       shortId: params.shortId!,
       input: body,
       ssh: {

@@ -20,5 +20,5 @@ export const changePasswordRoute = defineRoute({
     429: std[429],
   },
   handler: async ({ c, ctx, deps, body }) =>
-    json(c, 200, await changeOwnPassword({ ctx: { ...ctx, tokens: deps.tokens, limiter: deps.limiter }, input: body })),
+    json(c, 200, await changeOwnPassword({ ctx: { ...ctx, tokens: deps.tokens, limiter: deps.limiter, passwordWork: deps.passwordWork }, input: body })),
 });

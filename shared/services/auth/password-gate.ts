@@ -22,10 +22,11 @@ export async function checkPassword(
   ctx: ServiceContext & AuthDeps,
   args: { username: string; password: string; endpoint: string; user?: UserRow | undefined },
 ): Promise<PasswordOutcome> {
-  const keys: LimitKey[] = [
-    { type: "user", value: args.username },
-    { type: "ip", value: ctx.ip },
-  ];
+  // Failures count per (account, client address) and per address — never per account alone:
+  // otherwise anyone could lock the real owner out by failing ten times from anywhere (issue 10
+  // §3). An attacker is stopped by their own address's counters; the owner elsewhere is not.
+  const accountKey: LimitKey = { type: "user", value: accountAtAddress(args.username, ctx.ip) };
+  const keys: LimitKey[] = [accountKey, { type: "ip", value: ctx.ip }];
   // Count the attempt before checking the password, atomically with the limit check: with a
   // separate check and count, every request of a concurrent burst passed the check before the
   // first failure was counted (unlimited guesses per burst). An attempt that turns out not to be
@@ -51,7 +52,11 @@ export async function checkPassword(
   let ok: boolean;
   try {
     user = args.user ?? (await findLiveUserByUsername(ctx.db, args.username));
-    ok = user ? await verifyPassword(user.passwordHash, args.password) : await verifyDummy(args.password);
+    // Bounded process-wide: the failure counters cap guesses per address, this caps the CPU and
+    // memory a flood from many addresses can take (429 auth_busy beyond the queue).
+    ok = await ctx.passwordWork.run(() =>
+      user ? verifyPassword(user.passwordHash, args.password) : verifyDummy(args.password),
+    );
   } catch (err) {
     // Not a password failure (e.g. Postgres unavailable): give the attempt back, keep the cause.
     await ctx.limiter.release(keys).catch((releaseErr: unknown) =>
@@ -62,9 +67,12 @@ export async function checkPassword(
   if (!user || !ok) return { ok: false, reason: "invalid_credentials" }; // already counted
   // A proven password resets the username counter and is not a failure for the IP counter
   // (also when the account is disabled or expired: that is not a password failure, §2.1 step 5).
-  await ctx.limiter.reset({ type: "user", value: args.username });
+  await ctx.limiter.reset(accountKey);
   await ctx.limiter.release([{ type: "ip", value: ctx.ip }]);
   if (user.status === "disabled") return { ok: false, reason: "account_disabled", user };
   if (isExpired(user, ctx.clock())) return { ok: false, reason: "account_expired", user };
   return { ok: true, user };
 }
+
+/** The failure-counter key of an account as tried from one client address. */
+export const accountAtAddress = (username: string, ip: string) => `${username.toLowerCase()}@${ip}`;
