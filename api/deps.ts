@@ -4,6 +4,7 @@ import type { Database } from "../shared/db/client.js";
 import type { Actor, AuthDeps, ServiceDeps } from "../shared/services/context.js";
 import type { UiBundle } from "./http/ui.js";
 import type { LiveHub } from "./live/hub.js";
+import type { DesktopSessions } from "./vnc/desktop-sessions.js";
 import type { VncSessions } from "./vnc/sessions.js";
 
 /** Everything the API needs, built once in api/main.ts (or by a test) and passed to createApp. */
@@ -18,4 +19,6 @@ export interface ApiDeps extends ServiceDeps, AuthDeps {
   ui: UiBundle | null;
   /** Open VNC WebSockets, closed on revocation and by the periodic token re-check. */
   vnc: VncSessions;
+  /** Desktop tickets and sessions (the `ccp_vnc` cookie), kept in Redis. */
+  desktops: DesktopSessions;
 }

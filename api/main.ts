@@ -1,3 +1,4 @@
+import { createDesktopSessions } from "./vnc/desktop-sessions.js";
 import { WorkGate } from "../shared/auth/work-gate.js";
 import { serve, type ServerType } from "@hono/node-server";
 import { runMigrations } from "../drizzle/migrate.js";
@@ -34,6 +35,7 @@ export function buildApiDeps(
   const clock = () => new Date();
   const tokens = createTokenService({ secret: config.ADMIN_JWT_SECRET, ttlSeconds: config.JWT_TTL_SECONDS });
   const authenticate = (token: string) => authenticateToken({ db: parts.database.db, tokens, clock }, token);
+  const desktops = createDesktopSessions(parts.redis, config.REDIS_PREFIX, config.VNC_SESSION_IDLE_SECONDS);
   return {
     config,
     logger,
@@ -55,7 +57,8 @@ export function buildApiDeps(
     authenticate,
     live: createLiveHub({ db: parts.database.db, logger, pollMs: config.SSE_POLL_INTERVAL_MS }),
     ui: parts.ui === undefined ? loadUiBundle() : parts.ui,
-    vnc: createVncSessions({ db: parts.database.db, logger, prefix: config.REDIS_PREFIX, authenticate, recheckMs: parts.vncRecheckMs }),
+    vnc: createVncSessions({ db: parts.database.db, logger, prefix: config.REDIS_PREFIX, desktops, recheckMs: parts.vncRecheckMs }),
+    desktops,
   };
 }
 

@@ -1,5 +1,7 @@
 import type { AnyRoute } from "../http/route.js";
 import { legacyLoginRoute, loginRoute } from "./auth/login.js";
+import { logoutAllRoute } from "./auth/logout-all.js";
+import { desktopSessionRoutes } from "./desktop/session.js";
 import { createBootstrapSessionRoute } from "./bootstrap/create-session.js";
 import { getBootstrapTaskRoute } from "./bootstrap/get-task.js";
 import { bootstrapHandoffRoute } from "./bootstrap/handoff.js";
@@ -39,6 +41,7 @@ export const allRoutes: AnyRoute[] = [
   readyzRoute,
   loginRoute,
   legacyLoginRoute,
+  logoutAllRoute,
   createUserRoute,
   listUsersRoute,
   getUserRoute,
@@ -58,6 +61,8 @@ export const allRoutes: AnyRoute[] = [
   deleteBindingRoute,
   changePasswordRoute,
   ...portalHostRoutes,
+  // Before the VNC proxy's catch-all on the same prefix (api/app.ts registers that after these).
+  ...desktopSessionRoutes,
   ...selfKeyRoutes,
   listTasksRoute,
   getTaskRoute,

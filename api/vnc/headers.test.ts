@@ -46,11 +46,28 @@ describe("VNC proxy header rules", () => {
       ["Connection", "close"],
       ["Content-Security-Policy", "default-src *"],
       ["X-Content-Type-Options", "whatever"],
+      ["Service-Worker-Allowed", "/"],
+      ["Referrer-Policy", "unsafe-url"],
     ]);
     expect(out).toEqual([
       ["content-type", "text/html"],
       ["x-content-type-options", "nosniff"],
       ["content-security-policy", "frame-ancestors 'none'"],
+      ["referrer-policy", "no-referrer"],
+    ]);
+  });
+
+  it("never forwards Referer to a host (it once carried a login token, issue 10 §1)", () => {
+    const out = forwardRequestHeaders(
+      [
+        ["Referer", "http://api.example/v1/admin/hosts/x/vnc/?token=eyJsecret"],
+        ["Accept", "*/*"],
+      ],
+      "198.18.0.5:6901",
+    );
+    expect(out).toEqual([
+      ["host", "198.18.0.5:6901"],
+      ["accept", "*/*"],
     ]);
   });
 

@@ -17,15 +17,20 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** Never forwarded to a host: the caller's credentials and what would misdirect the request. */
-const STRIPPED_REQUEST = new Set(["authorization", "cookie", "host", "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"]);
+// `referer` carries the API-side address a page was opened from (issue 10 §1: it once held a login
+// token); `service-worker` never reaches a host since such requests are refused first.
+const STRIPPED_REQUEST = new Set(["authorization", "cookie", "referer", "host", "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"]);
 
 /** Never passed back to the browser from a host. */
-const STRIPPED_RESPONSE = new Set(["set-cookie", "set-cookie2"]);
+// `service-worker-allowed` would widen a service worker's scope beyond the host's own prefix.
+const STRIPPED_RESPONSE = new Set(["set-cookie", "set-cookie2", "service-worker-allowed"]);
 
 /** Security headers added to every proxied response. */
 export const PROXY_RESPONSE_HEADERS: Readonly<Record<string, string>> = {
   "x-content-type-options": "nosniff",
   "content-security-policy": "frame-ancestors 'none'",
+  // Links and sub-resources of a host page never tell anyone where they were loaded from.
+  "referrer-policy": "no-referrer",
 };
 
 export type HeaderList = [name: string, value: string][];

@@ -1,10 +1,10 @@
 import { request as httpRequest } from "node:http";
 import { Readable } from "node:stream";
 import type { Context } from "hono";
-import { BadGateway, NotFound } from "../../shared/errors.js";
+import { BadGateway, Forbidden, NotFound, Unauthorized } from "../../shared/errors.js";
 import type { ApiDeps } from "../deps.js";
 import { forwardRequestHeaders, forwardResponseHeaders, type HeaderList, pairs } from "./headers.js";
-import { parseVncPath, resolveVncTarget, vncCookie } from "./target.js";
+import { assertDesktopOrigin, parseVncPath, resolveVncTarget, type VncPath, vncCookie } from "./target.js";
 
 /** Connect / response-head timeout towards a host's VNC server (behaviour.md §4.7, §10.7). */
 export const VNC_DIAL_TIMEOUT_MS = 5_000;
@@ -21,9 +21,15 @@ export function vncHttpHandler(deps: ApiDeps) {
     const url = new URL(c.req.url);
     const path = parseVncPath(url.pathname);
     if (!path) throw NotFound("not_found", "no such route");
+    assertDesktopOrigin(deps, c.req.header("host"));
     if (path.upstreamPath === null) {
       return new Response(null, { status: 301, headers: { location: path.prefix + url.search } });
     }
+    // A host may not install a service worker on this origin: it would outlive the desktop and
+    // see every later request under its scope (issue 10 §1).
+    if (c.req.header("service-worker") !== undefined) throw Forbidden("forbidden", "service workers are not allowed");
+    const ticket = url.searchParams.get("ticket");
+    if (ticket !== null && path.upstreamPath === "/") return redeemTicket(deps, path, ticket);
     const headers: HeaderList = [...c.req.raw.headers.entries()];
     const target = await resolveVncTarget(deps, { ...path, upstreamPath: path.upstreamPath }, {
       authorization: c.req.header("authorization"),
@@ -54,7 +60,6 @@ export function vncHttpHandler(deps: ApiDeps) {
 
     const out = new Headers();
     for (const [k, v] of forwardResponseHeaders(pairs(upstream.rawHeaders))) out.append(k, v);
-    if (target.fromQuery) out.append("set-cookie", vncCookie(deps, path.prefix, target));
     const requestId = c.get("requestId" as never) as string | undefined;
     if (requestId) out.set("x-request-id", requestId);
     const status = upstream.statusCode ?? 502;
@@ -64,6 +69,23 @@ export function vncHttpHandler(deps: ApiDeps) {
     }
     return new Response(Readable.toWeb(upstream) as ReadableStream, { status, headers: out });
   };
+}
+
+/**
+ * `GET …/vnc/?ticket=…`: trade a one-time ticket for a desktop session and send the browser to
+ * the bare prefix (303, no query), so no host page ever loads with a secret in its address.
+ */
+async function redeemTicket(deps: ApiDeps, path: VncPath, ticket: string): Promise<Response> {
+  const binding = await deps.desktops.redeemTicket(ticket);
+  // A ticket works once, for the host and portal it was asked for.
+  if (!binding || binding.portal !== path.portal || binding.hostId !== path.hostId.toLowerCase()) {
+    throw Unauthorized("desktop link is invalid, used or expired; open the desktop again", true);
+  }
+  const sessionId = await deps.desktops.open(binding);
+  return new Response(null, {
+    status: 303,
+    headers: { location: path.prefix, "set-cookie": vncCookie(deps, path.prefix, sessionId), "cache-control": "no-store", "referrer-policy": "no-referrer" },
+  });
 }
 
 function headersObject(list: HeaderList): Record<string, string | string[]> {

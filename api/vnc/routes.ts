@@ -22,7 +22,7 @@ export function registerVncRoutes(app: OpenAPIHono, deps: ApiDeps): void {
           ? "VNC reverse proxy to any host's desktop (any method, and WebSocket upgrades)"
           : "VNC reverse proxy to your host's desktop (any method, and WebSocket upgrades)",
       description:
-        "Authenticates with `Authorization: Bearer`, `?token=` (which sets the `ccp_vnc` cookie scoped to this path) or that cookie.",
+        "Authenticates with `Authorization: Bearer`, or the `ccp_vnc` desktop-session cookie that `GET …/vnc/?ticket=` (a one-time ticket from `POST …/vnc/session`) sets before answering 303 to this prefix. Login tokens are never accepted in the URL.",
       tags: [portal === "admin" ? "hosts" : "portal"],
       security: [{ bearerAuth: [] }],
       request: { params: z.object({ hostID: z.string().uuid(), path: z.string() }) as never },

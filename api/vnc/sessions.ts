@@ -5,6 +5,7 @@ import { hosts } from "../../shared/db/schema/index.js";
 import type { Logger } from "../../shared/logger.js";
 import type { Actor } from "../../shared/services/context.js";
 import { subscribeRevocations } from "../../shared/services/revocations.js";
+import type { DesktopSessions } from "./desktop-sessions.js";
 import type { VncPortal } from "./target.js";
 
 /** How often open VNC WebSockets are re-checked (behaviour.md §2.3 / §4.7). */
@@ -17,7 +18,8 @@ export interface VncSession {
   /** The host's owner. */
   userId: string;
   hostId: string;
-  token: string;
+  /** Re-checks the credential the socket was opened with (bearer token or desktop session). */
+  check: () => Promise<Actor | null>;
   close(reason: string): void;
 }
 
@@ -39,7 +41,7 @@ export function createVncSessions(deps: {
   db: Db;
   logger: Logger;
   prefix: string;
-  authenticate: (token: string) => Promise<Actor | null>;
+  desktops: DesktopSessions;
   recheckMs?: number;
 }): VncSessions {
   const live = new Map<number, VncSession>();
@@ -64,11 +66,9 @@ export function createVncSessions(deps: {
       .from(hosts)
       .where(inArray(hosts.id, [...new Set(open.map((s) => s.hostId))]));
     const byId = new Map(rows.map((r) => [r.id, r]));
-    // One lookup per distinct token (a browser tab's sessions share one).
-    const verdicts = new Map<string, Promise<Actor | null>>();
     for (const s of open) {
-      if (!verdicts.has(s.token)) verdicts.set(s.token, deps.authenticate(s.token));
-      const actor = await verdicts.get(s.token)!;
+      // For a desktop session this also restarts its idle timer: an open desktop is in use.
+      const actor = await s.check();
       const host = byId.get(s.hostId);
       let reason: string | null = null;
       if (!actor || (s.portal === "admin" && actor.role !== "admin")) reason = "token_revoked";
@@ -93,6 +93,11 @@ export function createVncSessions(deps: {
       const unsubscribe = await subscribeRevocations(subscriber, deps.prefix, (msg) => {
         const n = closeWhere((s) => (msg.scope === "user" ? s.userId === msg.id || s.actorId === msg.id : s.hostId === msg.id), msg.reason);
         if (n) deps.logger.info({ ...msg, sessions: n }, "closed VNC sessions after a revocation");
+        // A stopped, rebuilt or deleted host's desktop sessions end too (user revocations need no
+        // clean-up: every use re-checks the user's row and token version).
+        if (msg.scope === "host") {
+          void deps.desktops.endForHost(msg.id).catch((err: unknown) => deps.logger.warn({ err }, "could not end desktop sessions"));
+        }
       });
       const timer = setInterval(() => {
         void recheck().catch((err: unknown) => deps.logger.warn({ err }, "VNC session re-check failed"));

@@ -1,6 +1,7 @@
 import type { HostRow } from "../../shared/db/schema/index.js";
-import { BadGateway, Conflict, Forbidden, Unauthorized } from "../../shared/errors.js";
+import { BadGateway, Conflict, Forbidden, NotFound, Unauthorized } from "../../shared/errors.js";
 import type { Actor } from "../../shared/services/context.js";
+import { actorForClaims } from "../../shared/services/auth/authenticate.js";
 import { getHost } from "../../shared/services/hosts/lookup.js";
 import type { ApiDeps } from "../deps.js";
 
@@ -34,7 +35,11 @@ export function parseVncPath(pathname: string): VncPath | null {
   };
 }
 
-/** What a request presents: the three places a token may come from, in the order of §4.7. */
+/**
+ * What a request presents, in the order of §4.7: `Authorization: Bearer` (API clients), else the
+ * `ccp_vnc` desktop-session cookie. A login token in the query string is not accepted: it would
+ * reach host content through `location`, `Referer` and history (issue 10 §1).
+ */
 export interface VncCredentials {
   authorization?: string | undefined;
   cookieHeader?: string | undefined;
@@ -43,11 +48,8 @@ export interface VncCredentials {
 
 export interface VncTarget {
   actor: Actor;
-  token: string;
-  /** The token came as `?token=`: the response sets the path cookie. */
-  fromQuery: boolean;
-  /** Seconds left on a `?token=` token (the cookie's Max-Age); 0 otherwise. */
-  secondsLeft: number;
+  /** Re-checks the credential (bearer token or desktop session) for long-lived WebSockets. */
+  check: () => Promise<Actor | null>;
   host: HostRow;
   address: string;
   port: number;
@@ -64,16 +66,27 @@ export function cookieValue(header: string | undefined, name: string): string | 
   return undefined;
 }
 
-function presentedToken(cred: VncCredentials): { token: string; fromQuery: boolean } | null {
+type Presented = { kind: "bearer"; token: string } | { kind: "session"; id: string };
+
+function presented(cred: VncCredentials): Presented | null {
   if (cred.authorization !== undefined) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(cred.authorization);
     // A malformed Authorization header is not silently replaced by a cookie.
-    return m ? { token: m[1]!, fromQuery: false } : null;
+    return m ? { kind: "bearer", token: m[1]! } : null;
   }
-  const q = cred.search.get("token");
-  if (q) return { token: q, fromQuery: true };
   const c = cookieValue(cred.cookieHeader, VNC_COOKIE);
-  return c ? { token: c, fromQuery: false } : null;
+  return c ? { kind: "session", id: c } : null;
+}
+
+/**
+ * The actor behind a desktop session, or null: the session exists (its idle timer restarts), it
+ * was opened for this portal and host, and its user still passes §2.3 with the same role and
+ * token version (so a password change or "log out everywhere" ends it).
+ */
+async function sessionActor(deps: ApiDeps, id: string, path: VncPath): Promise<Actor | null> {
+  const binding = await deps.desktops.touch(id);
+  if (!binding || binding.portal !== path.portal || binding.hostId !== path.hostId.toLowerCase()) return null;
+  return actorForClaims(deps, binding);
 }
 
 /**
@@ -82,25 +95,22 @@ function presentedToken(cred: VncCredentials): { token: string; fromQuery: boole
  * host, 409 `host_not_running`, 502 when a running host has no management address yet.
  */
 export async function resolveVncTarget(deps: ApiDeps, path: VncPath & { upstreamPath: string }, cred: VncCredentials): Promise<VncTarget> {
-  const presented = presentedToken(cred);
-  if (!presented) throw Unauthorized(cred.authorization !== undefined ? "malformed Authorization header" : undefined, cred.authorization !== undefined);
-  const actor = await deps.authenticate(presented.token);
-  if (!actor) throw Unauthorized("invalid or expired token", true);
+  const p = presented(cred);
+  if (!p) throw Unauthorized(cred.authorization !== undefined ? "malformed Authorization header" : undefined, cred.authorization !== undefined);
+  const check = p.kind === "bearer" ? () => deps.authenticate(p.token) : () => sessionActor(deps, p.id, path);
+  const actor = await check();
+  if (!actor) throw Unauthorized(p.kind === "bearer" ? "invalid or expired token" : "desktop session ended; open the desktop again", true);
   if (path.portal === "admin" && actor.role !== "admin") throw Forbidden("forbidden", "admin role required");
   const host = await getHost(deps.db, path.hostId, path.portal === "user" ? { ownerId: actor.id } : {});
   if (host.status !== "running") throw Conflict("host_not_running", `the host is ${host.status}, not running`);
   if (!host.managementAddress) throw BadGateway();
-  // The expiry is needed only for the cookie a `?token=` request sets.
-  const claims = presented.fromQuery ? await deps.tokens.verify(presented.token) : null;
-  const secondsLeft = claims ? Math.max(0, claims.exp - Math.floor(deps.clock().getTime() / 1000)) : 0;
   const query = new URLSearchParams(cred.search);
   query.delete("token");
+  query.delete("ticket");
   const qs = query.toString();
   return {
     actor,
-    token: presented.token,
-    fromQuery: presented.fromQuery,
-    secondsLeft,
+    check,
     host,
     address: host.managementAddress,
     port: VNC_PORT,
@@ -108,8 +118,28 @@ export async function resolveVncTarget(deps: ApiDeps, path: VncPath & { upstream
   };
 }
 
-/** `Set-Cookie` for a token presented as `?token=`, scoped to this host's VNC prefix. */
-export function vncCookie(deps: ApiDeps, prefix: string, target: VncTarget): string {
-  const secure = deps.config.PUBLIC_BASE_URL.startsWith("https:") ? "; Secure" : "";
-  return `${VNC_COOKIE}=${target.token}; Path=${prefix}; HttpOnly; SameSite=Strict; Max-Age=${target.secondsLeft}${secure}`;
+/**
+ * `Set-Cookie` for a desktop session, scoped to this host's VNC prefix. No Max-Age: the session
+ * lives server-side and ends there (idle limit, revocation); the cookie goes with the browser.
+ */
+export function vncCookie(deps: ApiDeps, prefix: string, sessionId: string): string {
+  const secure = desktopBaseUrl(deps).startsWith("https:") ? "; Secure" : "";
+  return `${VNC_COOKIE}=${sessionId}; Path=${prefix}; HttpOnly; SameSite=Strict${secure}`;
+}
+
+/** Where browsers open desktops: `VNC_PUBLIC_BASE_URL` when set, else `PUBLIC_BASE_URL`. */
+export function desktopBaseUrl(deps: Pick<ApiDeps, "config">): string {
+  return deps.config.VNC_PUBLIC_BASE_URL || deps.config.PUBLIC_BASE_URL;
+}
+
+/**
+ * With `VNC_PUBLIC_BASE_URL` set, desktop routes answer only on that origin (compared by the
+ * request's Host, which is never used to build anything): host content then never runs on the
+ * API's origin. Without it every origin serves them, as before.
+ */
+export function assertDesktopOrigin(deps: Pick<ApiDeps, "config">, hostHeader: string | undefined): void {
+  if (!deps.config.VNC_PUBLIC_BASE_URL) return;
+  if ((hostHeader ?? "").toLowerCase() !== new URL(deps.config.VNC_PUBLIC_BASE_URL).host.toLowerCase()) {
+    throw NotFound("not_found", "desktops are served on VNC_PUBLIC_BASE_URL");
+  }
 }

@@ -10,7 +10,7 @@ import type { ApiDeps } from "../deps.js";
 import { errorEnvelope } from "../http/errors.js";
 import { forwardRequestHeaders, forwardResponseHeaders, pairs, serialiseHeaders } from "./headers.js";
 import { VNC_DIAL_TIMEOUT_MS } from "./http-proxy.js";
-import { parseVncPath, resolveVncTarget, type VncTarget, vncCookie } from "./target.js";
+import { assertDesktopOrigin, desktopBaseUrl, parseVncPath, resolveVncTarget, type VncTarget } from "./target.js";
 
 /** Largest response head accepted from a host before the proxy gives up on it. */
 const MAX_UPSTREAM_HEAD = 16 * 1024;
@@ -66,9 +66,10 @@ async function bridge(
   url: URL,
   path: NonNullable<ReturnType<typeof parseVncPath>> & { upstreamPath: string },
 ): Promise<void> {
+  assertDesktopOrigin(deps, req.headers.host);
   // Cross-site WebSocket hijacking: only pages of our own origin may open the desktop.
   const origin = req.headers.origin;
-  if (origin !== undefined && origin !== new URL(deps.config.PUBLIC_BASE_URL).origin) {
+  if (origin !== undefined && origin !== new URL(desktopBaseUrl(deps)).origin) {
     throw Forbidden("forbidden", "WebSocket from a foreign origin");
   }
   const target = await resolveVncTarget(deps, path, {
@@ -91,7 +92,6 @@ async function bridge(
   });
   const upgraded = status === 101;
   const out = forwardResponseHeaders(headers, { upgrade: upgraded });
-  if (target.fromQuery) out.push(["set-cookie", vncCookie(deps, path.prefix, target)]);
   if (!upgraded) out.push(["connection", "close"]);
   client.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n${serialiseHeaders(out)}\r\n`);
   if (rest.length) client.write(rest);
@@ -128,7 +128,7 @@ function pipeSession(
     actorId: target.actor.id,
     userId: target.host.userId,
     hostId: target.host.id,
-    token: target.token,
+    check: target.check,
     close: (reason) => {
       closeReason = reason;
       client.destroy();

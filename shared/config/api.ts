@@ -6,9 +6,9 @@ import { parseConfig } from "./parse.js";
 
 const USERNAME = /^[a-z0-9][a-z0-9._-]{2,49}$/;
 
-export const apiConfigSchema = z.object({
-  ...commonConfigShape,
-  PUBLIC_BASE_URL: z
+/** `http(s)://host[:port]`: an origin, a trailing `/` removed. */
+const baseUrlVar = () =>
+  z
     .string()
     .transform((v) => v.replace(/\/$/, ""))
     .refine((v) => {
@@ -26,7 +26,16 @@ export const apiConfigSchema = z.object({
       } catch {
         return false;
       }
-    }, "must be http(s)://host[:port] without path, query or user info"),
+    }, "must be http(s)://host[:port] without path, query or user info");
+
+export const apiConfigSchema = z.object({
+  ...commonConfigShape,
+  PUBLIC_BASE_URL: baseUrlVar(),
+  // Optional separate origin for desktops (issue 10 §1): host-served pages then run on an origin
+  // that holds nothing of the API's. Empty = desktops on PUBLIC_BASE_URL.
+  VNC_PUBLIC_BASE_URL: z.union([z.literal(""), baseUrlVar()]).default(""),
+  // A desktop session (the ccp_vnc cookie) ends after this long without a request or open socket.
+  VNC_SESSION_IDLE_SECONDS: intVar(1800, 10, 86400),
   API_LISTEN_ADDR: listenAddrVar(":8080"),
   ENTRY_LISTEN_ADDR: optionalListenAddrVar(),
   TRUST_PROXY_CIDRS: cidrListVar(),

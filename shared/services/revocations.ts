@@ -11,7 +11,7 @@ import { redisKey } from "../redis.js";
 export const revocationSchema = z.object({
   scope: z.enum(["user", "host"]),
   id: z.string().uuid(),
-  reason: z.enum(["user_disabled", "user_expired", "user_deleted", "host_stopped", "host_rebuilt", "host_deleted"]),
+  reason: z.enum(["user_disabled", "user_expired", "user_deleted", "user_logged_out", "host_stopped", "host_rebuilt", "host_deleted"]),
 });
 export type Revocation = z.infer<typeof revocationSchema>;
 

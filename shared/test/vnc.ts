@@ -112,3 +112,17 @@ export function closed(ws: WebSocket): Promise<number> {
     ws.once("close", (code) => resolve(code));
   });
 }
+
+/**
+ * A desktop-session cookie value the way a browser gets one (issue 10 §1): `POST …/vnc/session`
+ * with the bearer token, then the one-time URL, whose 303 sets `ccp_vnc`.
+ */
+export async function desktopCookie(apiUrl: string, portal: "admin" | "user", hostId: string, token: string): Promise<string> {
+  const res = await fetch(`${apiUrl}/v1/${portal}/hosts/${hostId}/vnc/session`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+  if (res.status !== 200) throw new Error(`vnc/session: ${res.status} ${await res.text()}`);
+  const url = new URL(((await res.json()) as { url: string }).url);
+  const redeemed = await fetch(`${apiUrl}${url.pathname}${url.search}`, { redirect: "manual" });
+  const cookie = /^ccp_vnc=([^;]+)/.exec(redeemed.headers.get("set-cookie") ?? "")?.[1];
+  if (redeemed.status !== 303 || !cookie) throw new Error(`ticket redemption: ${redeemed.status}`);
+  return cookie;
+}

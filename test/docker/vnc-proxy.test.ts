@@ -5,6 +5,7 @@ import { type ApiHarness, createApiHarness, findSecrets, type ListeningApi, type
 import {
   capturedRequests,
   closed,
+  desktopCookie,
   floodCount,
   inHost,
   openWs,
@@ -20,6 +21,8 @@ import { removeInstanceObjects, startTestWorker, waitForTask, type WorkerHarness
  * for what reaches the host, WebSocket echo and backpressure.
  */
 const ORIGIN = "http://cloud.example.test:8080";
+/** A fresh desktop session of the owner's, opened the browser's way (ticket → 303 → cookie). */
+const ownerCookie = () => desktopCookie(api.url, "user", hostId, owner.token);
 const RECHECK_MS = 500;
 
 let h: ApiHarness;
@@ -111,36 +114,47 @@ describe("the real desktop through the proxy", () => {
   });
 
   it("redirects …/vnc to …/vnc/ keeping the query", async () => {
-    const res = await fetch(`${api.url}/v1/admin/hosts/${hostId}/vnc?token=abc&x=1`, { redirect: "manual" });
+    const res = await fetch(`${api.url}/v1/admin/hosts/${hostId}/vnc?y=abc&x=1`, { redirect: "manual" });
     expect(res.status).toBe(301);
-    expect(res.headers.get("location")).toBe(`${vnc("admin", hostId)}?token=abc&x=1`);
+    expect(res.headers.get("location")).toBe(`${vnc("admin", hostId)}?y=abc&x=1`);
   });
 
-  it("turns ?token= into an HttpOnly SameSite=Strict cookie scoped to the host's prefix; the cookie alone then works (105)", async () => {
-    const res = await fetch(`${api.url}${vnc("user", hostId)}?token=${owner.token}`);
-    expect(res.status).toBe(200);
+  it("opens the desktop by one-time ticket: 303 to the bare prefix with an HttpOnly SameSite=Strict path cookie; the cookie alone then works (105, issue 10 §1)", async () => {
+    const session = await fetch(`${api.url}${vnc("user", hostId)}session`, { method: "POST", headers: { authorization: `Bearer ${owner.token}` } });
+    expect(session.status).toBe(200);
+    const url = new URL(((await session.json()) as { url: string }).url);
+    expect(url.toString()).not.toContain(owner.token);
+    const res = await fetch(`${api.url}${url.pathname}${url.search}`, { redirect: "manual" });
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toBe(vnc("user", hostId));
     const cookies = res.headers.getSetCookie();
     expect(cookies).toHaveLength(1);
     const c = cookies[0]!;
-    expect(c.startsWith(`ccp_vnc=${owner.token};`)).toBe(true);
+    const id = /^ccp_vnc=([^;]+);/.exec(c)?.[1];
+    expect(id).toBeTruthy();
+    expect(c).not.toContain(owner.token);
     expect(c).toContain(`Path=${vnc("user", hostId)}`);
     expect(c).toContain("HttpOnly");
     expect(c).toContain("SameSite=Strict");
-    const maxAge = Number(/Max-Age=(\d+)/.exec(c)?.[1]);
-    expect(maxAge).toBeGreaterThan(0);
-    expect(maxAge).toBeLessThanOrEqual(h.config.JWT_TTL_SECONDS);
     expect(c).not.toContain("Secure"); // PUBLIC_BASE_URL is http here
 
-    const sub = await fetch(api.url + vnc("user", hostId, "vnc.html"), { headers: { cookie: `ccp_vnc=${owner.token}` } });
+    const page = await fetch(api.url + vnc("user", hostId), { headers: { cookie: `ccp_vnc=${id}` } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("vnc.html?");
+    const sub = await fetch(api.url + vnc("user", hostId, "vnc.html"), { headers: { cookie: `ccp_vnc=${id}` } });
     expect(sub.status).toBe(200);
     expect(sub.headers.getSetCookie()).toEqual([]);
-    // Another user's cookie gets nothing from this host.
-    expect((await fetch(api.url + vnc("user", hostId, "vnc.html"), { headers: { cookie: `ccp_vnc=${other.token}` } })).status).toBe(404);
+    expect(sub.headers.get("referrer-policy")).toBe("no-referrer");
+    // Another user's desktop session gets nothing from this host.
+    const others = await desktopCookie(api.url, "user", otherHostId, other.token);
+    expect((await fetch(api.url + vnc("user", hostId, "vnc.html"), { headers: { cookie: `ccp_vnc=${others}` } })).status).toBe(401);
+    // A login token is no longer accepted in the URL.
+    expect((await fetch(`${api.url}${vnc("user", hostId)}?token=${owner.token}`)).status).toBe(401);
   });
 
   it("bridges a WebSocket to the real VNC server: the RFB handshake arrives through the proxy", async () => {
     const { ws, status, messages } = await openWs(wsUrl(vnc("user", hostId, "websockify")), {
-      headers: { cookie: `ccp_vnc=${owner.token}` },
+      headers: { cookie: `ccp_vnc=${await ownerCookie()}` },
       origin: ORIGIN,
     });
     expect(status).toBe(101);
@@ -162,7 +176,7 @@ describe("the real desktop through the proxy", () => {
     await expect
       .poll(
         async () => {
-          const r = await openWs(wsUrl(vnc("user", hostId, "websockify")), { headers: { cookie: `ccp_vnc=${owner.token}` } }).catch(() => null);
+          const r = await openWs(wsUrl(vnc("user", hostId, "websockify")), { headers: { cookie: `ccp_vnc=${await ownerCookie()}` } }).catch(() => null);
           if (!r) return "";
           await expect.poll(() => r.messages.length, { timeout: 10_000 }).toBeGreaterThan(0);
           r.ws.close();
@@ -202,14 +216,16 @@ describe("what reaches the host (capture server on :6901)", () => {
     expect(viaHeader.headers.get("x-upstream")).toBe("capture");
     expect(viaHeader.headers.getSetCookie()).toEqual([]);
 
-    const viaQuery = await fetch(`${api.url}${vnc("user", hostId, "q")}?a=1&token=${owner.token}&b=2`);
-    expect(viaQuery.status).toBe(200);
-    expect(viaQuery.headers.getSetCookie().map((c) => c.split("=")[0])).toEqual(["ccp_vnc"]);
+    const desktop = await ownerCookie();
+    const viaCookie = await fetch(`${api.url}${vnc("user", hostId, "q")}?a=1&b=2`, {
+      headers: { cookie: `ccp_vnc=${desktop}`, referer: `${ORIGIN}${vnc("user", hostId)}` },
+    });
+    expect(viaCookie.status).toBe(200);
+    expect(viaCookie.headers.getSetCookie()).toEqual([]);
 
-    const ws = await openWs(`${wsUrl(vnc("user", hostId, "ws"))}?token=${owner.token}&keep=yes`, { origin: ORIGIN });
+    const ws = await openWs(`${wsUrl(vnc("user", hostId, "ws"))}?keep=yes`, { origin: ORIGIN, headers: { cookie: `ccp_vnc=${desktop}` } });
     expect(ws.status).toBe(101);
-    const cookieNames = ([] as string[]).concat(ws.headers["set-cookie"] ?? []).map((c) => c.split("=")[0]);
-    expect(cookieNames).toEqual(["ccp_vnc"]);
+    expect(ws.headers["set-cookie"]).toBeUndefined();
     expect(ws.headers["x-content-type-options"]).toBe("nosniff");
     ws.ws.close();
     await closed(ws.ws);
@@ -222,6 +238,8 @@ describe("what reaches the host (capture server on :6901)", () => {
       expect(r.path).not.toContain("token");
       expect(JSON.stringify(r)).not.toContain(owner.token);
       expect(JSON.stringify(r)).not.toContain(admin);
+      expect(JSON.stringify(r)).not.toContain(desktop);
+      expect(header(r, "referer")).toEqual([]);
       expect(header(r, "host")[0]).toMatch(/^\d+\.\d+\.\d+\.\d+:6901$/);
     }
     expect(header(seen[0]!, "x-custom")).toEqual(["kept"]);
@@ -231,7 +249,7 @@ describe("what reaches the host (capture server on :6901)", () => {
   });
 
   it("round-trips WebSocket messages, text and binary, and records vnc.session events with byte counts", async () => {
-    const { ws, messages: got } = await openWs(wsUrl(vnc("user", hostId, "echo")), { headers: { cookie: `ccp_vnc=${owner.token}` } });
+    const { ws, messages: got } = await openWs(wsUrl(vnc("user", hostId, "echo")), { headers: { cookie: `ccp_vnc=${await ownerCookie()}` } });
     const big = Buffer.alloc(300_000, 7);
     ws.send("hello");
     ws.send(big);
@@ -260,7 +278,7 @@ describe("what reaches the host (capture server on :6901)", () => {
   it("respects backpressure: a client that stops reading stops the host's sender instead of filling the API's memory", async () => {
     const total = 1024 * 1024 * 1024;
     const { ws } = await openWs(wsUrl(vnc("user", hostId, `flood?bytes=${total}`)), {
-      headers: { cookie: `ccp_vnc=${owner.token}` },
+      headers: { cookie: `ccp_vnc=${await ownerCookie()}` },
       collect: false,
     });
     let received = 0;
@@ -295,13 +313,14 @@ describe("what reaches the host (capture server on :6901)", () => {
   }, 60_000);
 
   it("closes an open WebSocket when its token stops passing the checks, without any published revocation", async () => {
-    const { ws } = await openWs(wsUrl(vnc("user", hostId, "echo")), { headers: { cookie: `ccp_vnc=${owner.token}` } });
+    const desktop = await ownerCookie();
+    const { ws } = await openWs(wsUrl(vnc("user", hostId, "echo")), { headers: { cookie: `ccp_vnc=${desktop}` } });
     const done = closed(ws);
     // A revocation nobody published (as if the pub/sub message was lost): only the re-check sees it.
     await h.database.db.update(users).set({ tokenVersion: sql`${users.tokenVersion} + 1` }).where(eq(users.id, owner.id));
     await done;
     expect(h.deps.vnc.count()).toBe(0);
-    const again = await openWs(wsUrl(vnc("user", hostId, "echo")), { headers: { cookie: `ccp_vnc=${owner.token}` } }).catch((e) => e);
+    const again = await openWs(wsUrl(vnc("user", hostId, "echo")), { headers: { cookie: `ccp_vnc=${desktop}` } }).catch((e) => e);
     expect(again.status).toBe(401);
     owner = { ...owner, token: (await h.login(owner.username, owner.password)).body.token };
   });

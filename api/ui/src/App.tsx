@@ -1,5 +1,5 @@
 import { type ReactNode, useEffect, useState } from "react";
-import { getSession, logout, onSessionChange, type Session } from "./api";
+import { api, getSession, logout, onSessionChange, type Session } from "./api";
 import { LiveProvider, useLiveStatus } from "./live";
 import { Link, match, navigate, useLocation } from "./router";
 import { LoginPage } from "./pages/Login";
@@ -153,6 +153,14 @@ function Layout({ session, children }: { session: Session; children: ReactNode }
           <button type="button" className="small" onClick={() => logout("You have logged out.")}>
             Log out
           </button>
+          <button
+            type="button"
+            className="small"
+            title="End every session of this account: other browsers, scripts using your token and open desktops"
+            onClick={() => void logoutEverywhere()}
+          >
+            Log out everywhere
+          </button>
         </div>
       </header>
       <main id="main" tabIndex={-1}>
@@ -177,4 +185,15 @@ function LiveIndicator() {
       {text}
     </span>
   );
+}
+
+/** "Log out everywhere" (POST /v1/auth/logout-all): every token and desktop session of the account ends. */
+async function logoutEverywhere(): Promise<void> {
+  if (!window.confirm("End every session of this account, including open desktops and other browsers?")) return;
+  try {
+    await api.post("/v1/auth/logout-all");
+    logout("You have been logged out everywhere.");
+  } catch {
+    // A 401 already ended this session (api.ts); anything else leaves it as it was.
+  }
 }

@@ -16,7 +16,18 @@ export async function authenticateToken(
   token: string,
 ): Promise<Actor | null> {
   const claims = await deps.tokens.verify(token);
-  if (!claims || !isUuid(claims.sub)) return null;
+  return claims ? actorForClaims(deps, claims) : null;
+}
+
+/**
+ * The user-row half of the check, for credentials that carry the same binding as a token without
+ * being one (a desktop session: user id, role and token version; api/vnc/desktop-sessions.ts).
+ */
+export async function actorForClaims(
+  deps: { db: DbOrTx; clock: () => Date },
+  claims: { sub: string; role: string; tv: number },
+): Promise<Actor | null> {
+  if (!isUuid(claims.sub)) return null;
   const [user] = await deps.db
     .select()
     .from(users)

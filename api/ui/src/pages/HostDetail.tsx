@@ -1,5 +1,5 @@
 import { type FormEvent, useEffect, useState } from "react";
-import { api, getSession } from "../api";
+import { api, describeError, getSession } from "../api";
 import {
   Badge,
   ConfirmButton,
@@ -21,16 +21,26 @@ import { type EgressIp, type HostDetail, isTerminal, type Task } from "../types"
 type Portal = "admin" | "user";
 
 /**
- * Open the host's desktop through the VNC proxy (behaviour.md §4.7) in a separate browsing
- * context: `noopener` so the desktop page (content served by the host, untrusted) gets no handle
- * on this window, `noreferrer` so no Referer carries the URL. The token goes once in the query;
- * the proxy turns it into an HttpOnly cookie scoped to that host's VNC path.
+ * Open the host's desktop through the VNC proxy (behaviour.md §4.7, issue 10 §1) in a separate
+ * browsing context. The login token never goes into a URL or cookie: `POST …/vnc/session` (with
+ * the bearer header) answers a one-time URL, whose ticket the proxy trades for an HttpOnly
+ * desktop-session cookie scoped to that host's path, redirecting to the bare prefix at once.
+ * The tab is opened inside the click (popup blockers allow that), loses its opener before it
+ * loads anything — the desktop page is content served by the host, untrusted — and is sent to
+ * the one-time URL once the API answered.
  */
-export function openDesktop(vncPath: string): void {
-  const s = getSession();
-  if (!s) return;
-  const url = `${vncPath}?token=${encodeURIComponent(s.token)}`;
-  window.open(url, "_blank", "noopener,noreferrer");
+export async function openDesktop(portal: Portal, hostId: string): Promise<void> {
+  if (!getSession()) return;
+  const tab = window.open("about:blank", "_blank");
+  if (!tab) return;
+  tab.opener = null;
+  try {
+    const { body } = await api.post<{ url: string; expires_at: string }>(`/v1/${portal}/hosts/${hostId}/vnc/session`);
+    tab.location.replace(body.url);
+  } catch (err) {
+    tab.close();
+    window.alert(describeError(err));
+  }
 }
 
 type TrackedTask = ProgressTask & { created_at: string };
@@ -137,7 +147,7 @@ export function HostDetailPage({ id, portal }: { id: string; portal: Portal }) {
           Host <span className="mono">{h.short_id}</span> <Badge value={h.status} label="Host status" />
         </h1>
         <div className="button-row">
-          <button type="button" className="primary" disabled={!running} onClick={() => openDesktop(d.access.vnc_path)} aria-describedby="desktop-hint">
+          <button type="button" className="primary" disabled={!running} onClick={() => void openDesktop(portal, d.host.id)} aria-describedby="desktop-hint">
             Open desktop
           </button>
         </div>

@@ -41,7 +41,7 @@ export function MyHostsPage() {
                 <Link to={`/portal/hosts/${h.id}`} className="button">
                   Access commands
                 </Link>
-                <button type="button" className="primary" disabled={h.status !== "running"} onClick={() => openDesktop(`/v1/user/hosts/${h.id}/vnc/`)}>
+                <button type="button" className="primary" disabled={h.status !== "running"} onClick={() => void openDesktop("user", h.id)}>
                   Open desktop
                 </button>
               </div>
