@@ -1,6 +1,7 @@
 import type { Duplex, Readable, Writable } from "node:stream";
 import type ssh2 from "ssh2";
 import type { Logger } from "../shared/logger.js";
+import type { ForwardDecision } from "./forward-policy.js";
 
 export interface RelayStats {
   bytesIn: number;
@@ -13,8 +14,9 @@ export interface RelayOptions {
   stats: RelayStats;
   /** Control-plane addresses refused as `ssh -L` destinations (resolved per request). */
   controlPlane: () => Promise<string[]>;
-  allowForward: (dest: { host: string; port: number }, controlPlane: string[]) => boolean;
-  onForwardDenied: (dest: { host: string; port: number }) => void;
+  /** Parse/resolve/check an `ssh -L` destination; on success names the numeric address to dial. */
+  decideForward: (dest: { host: string; port: number }, controlPlane: string[]) => Promise<ForwardDecision>;
+  onForwardDenied: (dest: { host: string; port: number }, decision: Extract<ForwardDecision, { ok: false }>) => void;
 }
 
 type Accept<T> = (() => T) | undefined;
@@ -209,16 +211,23 @@ export function relayConnection(client: ssh2.Connection, upstream: ssh2.Client, 
   // ssh -L: opened by the host's sshd, so the connection starts inside the host's namespace.
   client.on("tcpip", (accept: () => ssh2.ServerChannel, reject: () => void, info: ssh2.TcpipRequestInfo) => {
     const dest = { host: info.destIP, port: info.destPort };
-    void opts.controlPlane().then((cp) => {
-      if (!opts.allowForward(dest, cp)) {
-        opts.onForwardDenied(dest);
-        return reject();
-      }
-      upstream.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
-        if (err) return reject();
-        bridge(accept(), up, stats);
-      });
-    });
+    void opts
+      .controlPlane()
+      .then((cp) => opts.decideForward(dest, cp))
+      .then(
+        (decision) => {
+          if (!decision.ok) {
+            opts.onForwardDenied(dest, decision);
+            return reject();
+          }
+          // The host dials the numeric address that was checked — never the client's text.
+          upstream.forwardOut(info.srcIP, info.srcPort, decision.address, info.destPort, (err, up) => {
+            if (err) return reject();
+            bridge(accept(), up, stats);
+          });
+        },
+        () => reject(),
+      );
   });
 
   // ssh -R: the host listens; each connection comes back to the client as forwarded-tcpip.

@@ -325,15 +325,21 @@ function handleConnection(deps: SshdDeps, controlPlane: () => Promise<string[]>,
       log,
       stats,
       controlPlane,
-      allowForward: (dest, cp) => deps.forwardPolicy.allowed(dest, cp),
-      onForwardDenied: (dest) =>
+      decideForward: (dest, cp) => deps.forwardPolicy.decide(dest, cp),
+      onForwardDenied: (dest, decision) =>
         void recordEvent(db, {
           type: "ssh.forward.denied",
           level: "warn",
-          message: `port forward to ${dest.host}:${dest.port} denied`,
+          message: `port forward to ${dest.host}:${dest.port} denied (${decision.reason})`,
           userId: t.owner.id,
           hostId: t.host.id,
-          metadata: { session_id: sessionId, dest_host: dest.host, dest_port: dest.port },
+          metadata: {
+            session_id: sessionId,
+            dest_host: dest.host,
+            dest_port: dest.port,
+            reason: decision.reason,
+            address: decision.address,
+          },
         }).catch(() => {}),
     });
   }

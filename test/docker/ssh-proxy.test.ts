@@ -624,6 +624,66 @@ describe("port forwarding (items 138, 139)", () => {
     }
   });
 
+  it("ssh -L destinations are checked as addresses in every form; the host dials the checked address (issue 10 §4)", async () => {
+    const raw = await h.deps.redis.get(redisKey(h.prefix, "networks"));
+    const gateway = (JSON.parse(raw!) as { gateways: string[] }).gateways[0]!;
+    const gwDecimal = String(gateway.split(".").reduce((n, b) => n * 256 + Number(b), 0));
+    docker(["exec", "-d", "-u", "workspace", hostContainer(A), "sh", "-c", "while true; do printf ok | nc -l -p 8002 -q 1; done"]);
+    // Each spelling of 169.254.169.254 the host's getaddrinfo would accept, and the gateway in decimal.
+    const deniedForms = ["2852039166", "0xa9fea9fe", "169.254.43518", "0251.0376.0251.0376", "[::ffff:a9fe:a9fe]", "[::ffff:169.254.169.254]"];
+    const allowedForms = ["2130706433", "0x7f000001", "127.1", "[::ffff:127.0.0.1]", "localhost"];
+    const denied = await Promise.all(deniedForms.map(async (form) => ({ form, port: await freePort() })));
+    const allowed = await Promise.all(allowedForms.map(async (form) => ({ form, port: await freePort() })));
+    const pGw = await freePort();
+    const t0 = Date.now();
+    const fwd = holdSsh(
+      A.shortId,
+      {
+        password: A.password,
+        extra: [
+          "-N", "-o", "ExitOnForwardFailure=yes",
+          ...denied.flatMap(({ form, port }) => ["-L", `127.0.0.1:${port}:${form}:80`]),
+          ...allowed.flatMap(({ form, port }) => ["-L", `127.0.0.1:${port}:${form}:8002`]),
+          "-L", `127.0.0.1:${pGw}:${gwDecimal}:5432`,
+        ],
+      },
+      [],
+      { timeoutMs: 60_000 },
+    );
+    try {
+      await waitUntil("local forward listener", async () => (await probe(denied[0]!.port, undefined, 2000)).connected);
+      for (const { port } of allowed) {
+        const ok = await waitUntil(`forwarded service via ${port}`, async () => {
+          const r = await probe(port);
+          return r.data === "ok" ? r : null;
+        });
+        expect(ok.data).toBe("ok");
+      }
+      for (const { port } of [...denied, { port: pGw }]) {
+        const r = await probe(port, "GET / HTTP/1.0\r\n\r\n");
+        expect(r.data).toBe("");
+      }
+      const want = deniedForms.length + 1;
+      const ev = await waitUntil(`${want} ssh.forward.denied events`, async () => {
+        const got = (await events("ssh.forward.denied", A.id)).filter((e) => Date.parse(e.created_at) >= t0 - 1000);
+        return got.length >= want ? got : null;
+      });
+      const byDest = new Map(ev.map((e) => [String(e.metadata.dest_host), e.metadata]));
+      for (const form of deniedForms) {
+        const m = byDest.get(form.replace(/^\[|\]$/g, ""));
+        expect(m, form).toBeDefined();
+        expect(m!.address).toBe("169.254.169.254");
+        expect(m!.reason).toBe("blocked_address");
+      }
+      expect(byDest.get(gwDecimal)?.address).toBe(gateway);
+      for (const form of allowedForms) expect(byDest.has(form.replace(/^\[|\]$/g, ""))).toBe(false);
+    } finally {
+      fwd.child.kill("SIGTERM");
+      await fwd.done;
+      await dockerExec(A, "pkill -f '[w]hile true; do printf ok | nc -l -p 8002'; true");
+    }
+  }, 120_000);
+
   it("ssh -R carries 5 simultaneous connections from inside the host", async () => {
     // The client-side service answers only once all 5 connections are open at the same time.
     const sockets: { sock: net.Socket; line: string }[] = [];

@@ -210,8 +210,28 @@ const WRITE_AUTHORIZED_KEYS = [
   'umask 077',
   'mkdir -p "$1/.ssh"',
   'chmod 700 "$1/.ssh"',
+  // A FIFO planted at the temporary name would block the writer until the exec times out.
+  'rm -f "$1/.ssh/.authorized_keys.ccp-tmp"',
   'cat > "$1/.ssh/.authorized_keys.ccp-tmp"',
   'mv -f "$1/.ssh/.authorized_keys.ccp-tmp" "$1/.ssh/authorized_keys"',
+].join("\n");
+
+/** Largest ~/.ssh/authorized_keys the worker reads (thousands of keys; anything bigger is refused). */
+export const AUTHORIZED_KEYS_MAX_BYTES = 256 * 1024;
+
+/**
+ * Read ~/.ssh/authorized_keys as the host user, never following what the tenant may have put
+ * there (issue 10 §2: a symlink to /dev/zero grew the worker to 3.75 GiB in 32 s). `dd` opens it
+ * with O_NOFOLLOW and O_NONBLOCK (a symlink fails, a FIFO cannot block) and reads at most one byte
+ * past the limit. Exit 3: not a regular file — the rename in WRITE_AUTHORIZED_KEYS replaces the
+ * entry itself (rename never follows a link). Exit 2: absent.
+ */
+const READ_AUTHORIZED_KEYS = [
+  'f="$1/.ssh/authorized_keys"',
+  'if [ -L "$f" ]; then exit 3; fi',
+  'if [ ! -e "$f" ]; then exit 2; fi',
+  'if [ ! -f "$f" ]; then exit 3; fi',
+  `exec dd if="$f" iflag=nofollow,nonblock,fullblock bs=${AUTHORIZED_KEYS_MAX_BYTES + 1} count=1 status=none`,
 ].join("\n");
 
 /** Write the managed block of the host user's authorized_keys from the user's keys (§4.5). */
@@ -223,8 +243,17 @@ export async function syncKeys(deps: WorkerDeps, host: HostRow): Promise<number>
     .orderBy(asc(sshKeys.createdAt), asc(sshKeys.id));
   const name = hostContainerName(host.id);
   const user = `${HOST_UID}:${HOST_UID}`;
-  const read = await deps.runtime.exec(name, ["cat", `${HOME_DIR}/.ssh/authorized_keys`], { user });
+  const read = await deps.runtime.exec(name, ["sh", "-c", READ_AUTHORIZED_KEYS, "sh", HOME_DIR], {
+    user,
+    timeoutMs: 10_000,
+    maxOutputBytes: AUTHORIZED_KEYS_MAX_BYTES + 4096,
+  });
+  // Anything but a clean read (absent, a link or special file, or swapped for one mid-read and
+  // refused by dd) starts the file afresh: the user's own lines in such a "file" are not lines.
   const existing = read.exitCode === 0 ? read.stdout : "";
+  if (Buffer.byteLength(existing) > AUTHORIZED_KEYS_MAX_BYTES) {
+    throw new TaskError("host_file_rejected", `~/.ssh/authorized_keys in the host is larger than ${AUTHORIZED_KEYS_MAX_BYTES} bytes`);
+  }
   const next = renderAuthorizedKeys(existing, keys);
   if (next !== existing) {
     const w = await deps.runtime.exec(name, ["sh", "-c", WRITE_AUTHORIZED_KEYS, "sh", HOME_DIR], { user, stdin: next });

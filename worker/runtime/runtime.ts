@@ -112,9 +112,16 @@ export interface Runtime {
   ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
   removeVolume(name: string): Promise<void>;
   /** Fixed argument vectors only; data goes through `stdin`, never a shell string. */
-  exec(name: string, argv: string[], opts?: { user?: string; stdin?: string; timeoutMs?: number }): Promise<ExecResult>;
+  /**
+   * Output is attacker-controlled (every process in a host is the tenant's): stdout + stderr are
+   * capped at `maxOutputBytes` (default EXEC_OUTPUT_LIMIT) and the call at `timeoutMs` (30 s);
+   * past either the exec is abandoned with a ContainerOperationError, so the worker's memory
+   * stays bounded whatever a host prints (issue 10 §2).
+   */
+  exec(name: string, argv: string[], opts?: { user?: string; stdin?: string; timeoutMs?: number; maxOutputBytes?: number }): Promise<ExecResult>;
   putFiles(name: string, dir: string, files: FileSpec[], dirs?: DirSpec[]): Promise<void>;
   /** The content of one file in a container, or null when it does not exist. */
+  /** At most READ_FILE_LIMIT bytes of archive are read; more is a ContainerOperationError. */
   readFile(name: string, path: string): Promise<Buffer | null>;
   listManagedContainers(): Promise<ContainerState[]>;
   listManagedVolumes(): Promise<VolumeState[]>;
@@ -135,3 +142,8 @@ export class ContainerOperationError extends Error {
     this.name = "ContainerOperationError";
   }
 }
+
+/** Default cap on what one exec may print (stdout + stderr together). */
+export const EXEC_OUTPUT_LIMIT = 1024 * 1024;
+/** Cap on the tar stream of one readFile. */
+export const READ_FILE_LIMIT = 4 * 1024 * 1024;

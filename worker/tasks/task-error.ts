@@ -16,6 +16,9 @@ export const TASK_ERROR_CODES = [
   // A stored secret that does not decrypt in its row (moved, tampered, or its key version missing):
   // retrying cannot help; an administrator sets the secret again (issue 10 §5).
   "secret_unreadable",
+  // A file inside the host that the worker reads is larger or other than it can safely read
+  // (the tenant controls it); the tenant fixes it, retrying cannot help (issue 10 §2).
+  "host_file_rejected",
   "internal_error",
 ] as const;
 export type TaskErrorCode = (typeof TASK_ERROR_CODES)[number];

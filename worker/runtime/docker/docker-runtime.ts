@@ -3,6 +3,8 @@ import Docker from "dockerode";
 import { buildTar, firstFileOfTar } from "../tar.js";
 import {
   ContainerOperationError,
+  EXEC_OUTPUT_LIMIT,
+  READ_FILE_LIMIT,
   type ContainerState,
   type DirSpec,
   EngineUnavailableError,
@@ -347,8 +349,16 @@ export function createDockerRuntime(opts: { socketPath: string; instance: string
         const errS = new PassThrough();
         const chunks: Buffer[] = [];
         const errChunks: Buffer[] = [];
-        out.on("data", (d: Buffer) => chunks.push(d));
-        errS.on("data", (d: Buffer) => errChunks.push(d));
+        const limit = execOpts.maxOutputBytes ?? EXEC_OUTPUT_LIMIT;
+        let total = 0;
+        let overflow: (() => void) | undefined;
+        const collect = (into: Buffer[]) => (d: Buffer) => {
+          total += d.length;
+          if (total > limit) return overflow?.();
+          into.push(d);
+        };
+        out.on("data", collect(chunks));
+        errS.on("data", collect(errChunks));
         docker.modem.demuxStream(stream, out, errS);
         if (execOpts.stdin !== undefined) {
           stream.write(execOpts.stdin);
@@ -359,6 +369,11 @@ export function createDockerRuntime(opts: { socketPath: string; instance: string
             stream.destroy();
             reject(new ContainerOperationError(`exec in ${name} timed out`));
           }, execOpts.timeoutMs ?? 30_000);
+          overflow = () => {
+            clearTimeout(timer);
+            stream.destroy();
+            reject(new ContainerOperationError(`exec in ${name} printed more than ${limit} bytes`));
+          };
           stream.on("end", () => {
             clearTimeout(timer);
             resolve();
@@ -387,7 +402,15 @@ export function createDockerRuntime(opts: { socketPath: string; instance: string
         try {
           const stream = await docker.getContainer(name).getArchive({ path });
           const chunks: Buffer[] = [];
-          for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
+          let total = 0;
+          for await (const c of stream as AsyncIterable<Buffer>) {
+            total += c.length;
+            if (total > READ_FILE_LIMIT) {
+              (stream as unknown as { destroy(): void }).destroy();
+              throw new ContainerOperationError(`${path} in ${name} is larger than ${READ_FILE_LIMIT} bytes`);
+            }
+            chunks.push(c);
+          }
           return firstFileOfTar(Buffer.concat(chunks));
         } catch (err) {
           if (statusOf(err) === 404) return null;
