@@ -680,7 +680,7 @@ describe("port forwarding (items 138, 139)", () => {
     } finally {
       fwd.child.kill("SIGTERM");
       await fwd.done;
-      await dockerExec(A, "pkill -f '[w]hile true; do printf ok | nc -l -p 8002'; true");
+      await dockerExec(A, "pkill -f '[w]hile true; do printf ok'; pkill -f '[n]c -l -p 8002'; true");
     }
   }, 120_000);
 
