@@ -145,7 +145,7 @@ describe("npm start", () => {
     await sql.end();
     expect(rows).toHaveLength(1);
     expect(rows[0]!.public_key).toMatch(/^ssh-ed25519 /);
-    expect(rows[0]!.private_key_enc).toMatch(/^v\d+:/);
+    expect(rows[0]!.private_key_enc).toMatch(/^v\d+a:/);
     expect(rows[0]!.private_key_enc).not.toContain("PRIVATE KEY");
   });
 
