@@ -62,9 +62,12 @@ export async function startProbe(deps: Pick<WorkerDeps, "runtime" | "config">, t
     cmd: ["hold", String(PROBE_HOLD_SECONDS)],
     user: PROBE_USER,
   });
+  // The check's own timeout is enforced inside ccp-probe; the exec around it only has to outlast
+  // Docker. On a loaded engine (20 hosts booting on 2 cores) starting an exec alone took over 5 s,
+  // and a probe that "did not run" fails the step: the margin is Docker's, not the check's.
   const run = async (argv: string[], timeoutSeconds: number): Promise<unknown> => {
     const r = await deps.runtime
-      .exec(name, ["/usr/local/bin/ccp-probe", ...argv], { user: PROBE_USER, timeoutMs: (timeoutSeconds + 5) * 1000 })
+      .exec(name, ["/usr/local/bin/ccp-probe", ...argv], { user: PROBE_USER, timeoutMs: (timeoutSeconds + 25) * 1000 })
       .catch(() => null);
     if (!r || r.exitCode !== 0) return null;
     try {
