@@ -5,7 +5,7 @@ import { createLogger } from "./logger.js";
 
 /**
  * A marker that cannot occur in a log line by chance: a timestamp, a pid or a level never
- * contains 24 random hex digits. (Short markers such as "T1" failed whenever the ISO time's
+ * contains 24 random hex digits. (Two-character markers failed whenever the ISO time's
  * hour started with 1 or 2.)
  */
 const marker = (name: string) => `${name}-${randomBytes(12).toString("hex")}`;
