@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import type { ApiConfig } from "../shared/config/api.js";
 import type { Database } from "../shared/db/client.js";
 import type { Actor, AuthDeps, ServiceDeps } from "../shared/services/context.js";
+import type { RequestRate } from "../shared/auth/request-rate.js";
 import type { UiBundle } from "./http/ui.js";
 import type { LiveHub } from "./live/hub.js";
 import type { DesktopSessions } from "./vnc/desktop-sessions.js";
@@ -21,4 +22,6 @@ export interface ApiDeps extends ServiceDeps, AuthDeps {
   vnc: VncSessions;
   /** Desktop tickets and sessions (the `ccp_vnc` cookie), kept in Redis. */
   desktops: DesktopSessions;
+  /** Per-user budget of mutating requests (USER_MUTATIONS_PER_MINUTE). */
+  mutations: RequestRate;
 }

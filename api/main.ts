@@ -14,6 +14,8 @@ import { handleShutdown } from "../shared/process/lifecycle.js";
 import { parseOrExit } from "../shared/process/boot.js";
 import { createRedis, waitForRedis } from "../shared/redis.js";
 import { createEnqueuer } from "../shared/queue/enqueuer.js";
+import { RequestRate } from "../shared/auth/request-rate.js";
+import { createHostWaker } from "../shared/queue/wake.js";
 import { createQueues, type Queues } from "../shared/queue/queues.js";
 import { authenticateToken } from "../shared/services/auth/authenticate.js";
 import { AdminSeedError, seedAdmin } from "../shared/services/auth/seed-admin.js";
@@ -44,6 +46,8 @@ export function buildApiDeps(
     db: parts.database.db,
     redis: parts.redis,
     enqueue: createEnqueuer(parts.queues, logger),
+    wakeHost: createHostWaker(parts.database.db, parts.queues, logger),
+    maxPendingTasksPerHost: config.HOST_MAX_PENDING_TASKS,
     revoke: (r) => publishRevocation(parts.redis, config.REDIS_PREFIX, r, logger),
     secrets: createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS),
     tokens,
@@ -53,6 +57,7 @@ export function buildApiDeps(
       windowSeconds: config.AUTH_FAIL_WINDOW_SECONDS,
     }),
     passwordWork: new WorkGate(config.AUTH_HASH_MAX_CONCURRENT, config.AUTH_HASH_MAX_QUEUED),
+    mutations: new RequestRate(parts.redis, config.REDIS_PREFIX, config.USER_MUTATIONS_PER_MINUTE, 60),
     clientIp: createClientIpResolver(config.TRUST_PROXY_CIDRS),
     authenticate,
     live: createLiveHub({ db: parts.database.db, logger, pollMs: config.SSE_POLL_INTERVAL_MS }),

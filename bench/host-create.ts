@@ -211,6 +211,7 @@ async function main() {
         cpus: 2,
         pids: 1024,
         volume: { name: homeVolumeName(id), target: HOME_DIR },
+        tmpfsMb: workerConfig.HOST_TMPFS_MB,
         files: [
           {
             dir: "/",

@@ -52,6 +52,14 @@ export const RateLimited = (retryAfterSeconds: number) =>
   new ServiceError("rate_limited", "rate_limited", "too many failed attempts; try again later", {
     retryAfterSeconds: Math.max(1, Math.ceil(retryAfterSeconds)),
   });
+/**
+ * A per-user cap on long-lived connections (SSE streams, desktop WebSockets) is reached (issue 10
+ * §2): 429 before anything streams. `retry_after` is a hint; a slot frees when one closes.
+ */
+export const TooManyConnections = (what: string, limit: number) =>
+  new ServiceError("rate_limited", "too_many_connections", `too many open ${what} (at most ${limit}); close one and try again`, {
+    retryAfterSeconds: 5,
+  });
 export const Unavailable = (code = "service_unavailable", message = "service temporarily unavailable") =>
   new ServiceError("unavailable", code, message);
 

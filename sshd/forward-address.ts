@@ -5,15 +5,16 @@ import { isIP } from "node:net";
  * getaddrinfo, which accepts every inet_aton form (2130706433, 0x7f000001, 127.1, 0177.0.0.1)
  * and IPv4-mapped IPv6 — so a text comparison against the blocklist is bypassable. We turn the
  * text into an address here, check that, and make the host dial the same numeric address.
- * Returns the canonical address (IPv4 dotted quad; IPv4-mapped IPv6 unwrapped to IPv4), or null
- * if the text is not an IP literal in any form (then it is a name, resolved by the caller).
+ * Returns the canonical address (IPv4 dotted quad; every IPv6 form that carries an IPv4 address
+ * unwrapped to it, see unwrapEmbedded), or null if the text is not an IP literal in any form (then
+ * it is a name, resolved by the caller).
  */
 export function parseAddressLiteral(text: string): string | null {
   let t = text.trim();
   if (t.startsWith("[") && t.endsWith("]")) t = t.slice(1, -1);
   const zone = t.indexOf("%");
   if (zone >= 0 && t.includes(":")) t = t.slice(0, zone);
-  if (t.includes(":")) return isIP(t) === 6 ? unwrapMapped(t) : null;
+  if (t.includes(":")) return isIP(t) === 6 ? unwrapEmbedded(t) : null;
   return parseInetAton(t);
 }
 
@@ -40,13 +41,42 @@ function parseInetAton(t: string): string | null {
   return bytes.join(".");
 }
 
-/** ::ffff:a.b.c.d and ::ffff:xxxx:yyyy (any spelling) → a.b.c.d; other IPv6 → lower-case text. */
-function unwrapMapped(v6: string): string {
-  const words = expandV6(v6);
-  if (words && words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) {
-    return [words[6]! >> 8, words[6]! & 255, words[7]! >> 8, words[7]! & 255].join(".");
-  }
+/**
+ * IPv6 forms that lead to an IPv4 address, unwrapped to that address so the blocklist sees it
+ * (and the host dials it): IPv4-mapped `::ffff:a.b.c.d` (any spelling), IPv4-compatible
+ * `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d` (RFC 6052 well-known /96), 6to4 `2002:AABB:CCDD::…`
+ * (RFC 3056) and Teredo `2001:0:…` (RFC 4380, the client address XOR 0xffffffff). Other IPv6 →
+ * lower-case text. The host's namespace has no IPv6 route today, but a translator on the path
+ * (NAT64, a 6to4 relay) would turn these into IPv4 packets to the embedded address.
+ */
+function unwrapEmbedded(v6: string): string {
+  const w = expandV6(v6);
+  if (!w) return v6.toLowerCase();
+  const v4 = (hi: number, lo: number) => [hi >> 8, hi & 255, lo >> 8, lo & 255].join(".");
+  const zeros = (from: number, to: number) => w.slice(from, to).every((x) => x === 0);
+  if (zeros(0, 5) && w[5] === 0xffff) return v4(w[6]!, w[7]!); // mapped
+  if (zeros(0, 6) && (w[6] !== 0 || w[7]! > 1)) return v4(w[6]!, w[7]!); // compatible (not :: or ::1)
+  if (w[0] === 0x64 && w[1] === 0xff9b && zeros(2, 6)) return v4(w[6]!, w[7]!); // NAT64
+  if (w[0] === 0x2002) return v4(w[1]!, w[2]!); // 6to4
+  if (w[0] === 0x2001 && w[1] === 0) return v4(w[6]! ^ 0xffff, w[7]! ^ 0xffff); // Teredo client
   return v6.toLowerCase();
+}
+
+/**
+ * The bind address of an `ssh -R` request, canonical, or null when it is not one we let the host
+ * listen on: the loopback (returned as `localhost` or its canonical literal) or the wildcard
+ * (returned as ""; empty, `*`, 0.0.0.0 and :: in any spelling). A name is refused:
+ * the host's sshd would resolve it with the tenant's DNS, and nothing but these two is useful
+ * inside a host's namespace.
+ */
+export function normaliseBindAddress(text: string): string | null {
+  const t = text.trim().toLowerCase();
+  if (t === "" || t === "*") return "";
+  if (t === "localhost") return "localhost";
+  const literal = parseAddressLiteral(t);
+  if (literal === "0.0.0.0" || literal === "::") return "";
+  if (literal === "::1" || (literal !== null && /^127\.\d+\.\d+\.\d+$/.test(literal))) return literal;
+  return null;
 }
 
 function expandV6(v6: string): number[] | null {

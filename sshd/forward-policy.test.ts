@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseAddressLiteral } from "./forward-address.js";
+import { normaliseBindAddress, parseAddressLiteral } from "./forward-address.js";
 import { createForwardPolicy } from "./forward-policy.js";
 
 describe("parseAddressLiteral (every form the host's getaddrinfo accepts)", () => {
@@ -24,6 +24,16 @@ describe("parseAddressLiteral (every form the host's getaddrinfo accepts)", () =
     ["0x", "0.0.0.0"], // glibc reads a bare 0x as 0: checked as that address, not as a name
     ["fe80::1%eth0", "fe80::1"],
     ["::1", "::1"],
+    ["::", "::"],
+    // IPv6 forms that carry an IPv4 address are checked as that address.
+    ["::127.0.0.1", "127.0.0.1"], // IPv4-compatible
+    ["::a9fe:a9fe", "169.254.169.254"],
+    ["64:ff9b::169.254.169.254", "169.254.169.254"], // NAT64 well-known prefix
+    ["64:ff9b::a9fe:a9fe", "169.254.169.254"],
+    ["2002:a9fe:a9fe::1", "169.254.169.254"], // 6to4
+    ["2002:ac1e:1::", "172.30.0.1"],
+    ["2001:0:4136:e378:8000:63bf:5601:5601", "169.254.169.254"], // Teredo client (XOR ffff)
+    ["2001:db8::1", "2001:db8::1"],
   ])("%s → %s", (text, want) => {
     expect(parseAddressLiteral(text)).toBe(want);
   });
@@ -46,7 +56,7 @@ describe("ForwardPolicy.decide", () => {
   const policy = createForwardPolicy("10.99.0.0/16,203.0.113.20:80", async (n) => names[n] ?? []);
   const cp = ["172.30.0.1"];
 
-  it.each(["169.254.169.254", "2852039166", "0xa9fea9fe", "169.254.43518", "0251.0376.0251.0376", "::ffff:a9fe:a9fe", "[::ffff:169.254.169.254]"])(
+  it.each(["169.254.169.254", "2852039166", "0xa9fea9fe", "169.254.43518", "0251.0376.0251.0376", "::ffff:a9fe:a9fe", "[::ffff:169.254.169.254]", "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::", "::169.254.169.254"])(
     "metadata as %s is denied with the normalised address",
     async (host) => {
       expect(await policy.decide({ host, port: 80 }, cp)).toEqual({ ok: false, reason: "blocked_address", address: "169.254.169.254" });
@@ -79,4 +89,31 @@ describe("ForwardPolicy.decide", () => {
     expect(await policy.decide({ host: "3405803796", port: 80 }, cp)).toEqual({ ok: false, reason: "blocked_port", address: "203.0.113.20" });
     expect(await policy.decide({ host: "203.0.113.20", port: 81 }, cp)).toEqual({ ok: true, address: "203.0.113.20" });
   });
+});
+
+describe("normaliseBindAddress (ssh -R)", () => {
+  it.each([
+    ["", ""],
+    ["*", ""],
+    ["0.0.0.0", ""],
+    ["0", ""],
+    ["::", ""],
+    ["localhost", "localhost"],
+    ["LOCALHOST", "localhost"],
+    ["127.0.0.1", "127.0.0.1"],
+    ["2130706433", "127.0.0.1"],
+    ["127.1", "127.0.0.1"],
+    ["0x7f.1", "127.0.0.1"],
+    ["::1", "::1"],
+    ["::ffff:127.0.0.1", "127.0.0.1"],
+  ])("%j → %j", (text, want) => {
+    expect(normaliseBindAddress(text)).toBe(want);
+  });
+
+  it.each(["169.254.169.254", "0xa9fea9fe", "172.30.0.1", "203.0.113.10", "attacker.example.test", "localhost.attacker.test", "2001:db8::1", "1.2.3.4.5"])(
+    "%j is refused",
+    (text) => {
+      expect(normaliseBindAddress(text)).toBeNull();
+    },
+  );
 });

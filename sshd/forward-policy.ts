@@ -20,7 +20,7 @@ export interface ForwardPolicy {
 
 export type ForwardDecision =
   | { ok: true; address: string }
-  | { ok: false; reason: "blocked_address" | "blocked_port" | "unresolvable"; address: string | null };
+  | { ok: false; reason: "blocked_address" | "blocked_port" | "unresolvable" | "bind_address"; address: string | null };
 
 export type ResolveName = (name: string) => Promise<string[]>;
 

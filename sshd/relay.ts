@@ -1,6 +1,7 @@
 import type { Duplex, Readable, Writable } from "node:stream";
 import type ssh2 from "ssh2";
 import type { Logger } from "../shared/logger.js";
+import { normaliseBindAddress, parseAddressLiteral } from "./forward-address.js";
 import type { ForwardDecision } from "./forward-policy.js";
 
 export interface RelayStats {
@@ -17,6 +18,12 @@ export interface RelayOptions {
   /** Parse/resolve/check an `ssh -L` destination; on success names the numeric address to dial. */
   decideForward: (dest: { host: string; port: number }, controlPlane: string[]) => Promise<ForwardDecision>;
   onForwardDenied: (dest: { host: string; port: number }, decision: Extract<ForwardDecision, { ok: false }>) => void;
+  /**
+   * Bounds on `env` requests buffered before a session's shell/exec starts (issue 10 §2): at most
+   * `maxPerSession` names per session channel and `maxBytes` (names + values) over all the
+   * not-yet-started sessions of this connection. Beyond either a request gets a failure reply.
+   */
+  env: { maxPerSession: number; maxBytes: number };
 }
 
 type Accept<T> = (() => T) | undefined;
@@ -107,23 +114,53 @@ function bridge(down: ssh2.ServerChannel, up: ssh2.ClientChannel, stats: RelaySt
 export function relayConnection(client: ssh2.Connection, upstream: ssh2.Client, opts: RelayOptions): void {
   const { log, stats } = opts;
   const touch = () => (stats.lastActivity = Date.now());
+  /** Bytes of env buffered by this connection's sessions that have not started yet. */
+  let pendingEnvBytes = 0;
+  let envRefusalLogged = false;
 
   client.on("session", (acceptSession) => {
     const session = acceptSession();
     let pty: ssh2.PseudoTtyOptions | undefined;
-    const env: Record<string, string> = {};
+    // A Map, not an object: a name like `__proto__` is just a name.
+    const env = new Map<string, string>();
+    let envBytes = 0;
+    let started = false;
     let up: ssh2.ClientChannel | undefined;
     const ok = (accept: Accept<void>) => accept?.();
     const no = (reject: Accept<void>) => reject?.();
+    /** Hand the buffered env over (a copy for the upstream call) and give its bytes back. */
+    const takeEnv = (): Record<string, string> => {
+      const out = Object.fromEntries(env);
+      env.clear();
+      pendingEnvBytes -= envBytes;
+      envBytes = 0;
+      return out;
+    };
+    session.on("close", () => void takeEnv());
 
     session.on("pty", (accept: Accept<void>, reject: Accept<void>, info: ssh2.PseudoTtyInfo) => {
-      if (up) return no(reject);
+      if (up || started) return no(reject);
       pty = { rows: info.rows, cols: info.cols, height: info.height, width: info.width, term: info.term, modes: info.modes };
       ok(accept);
     });
     session.on("env", (accept: Accept<void>, reject: Accept<void>, info: { key: string; val: string }) => {
-      if (up) return no(reject);
-      env[info.key] = info.val;
+      if (up || started) return no(reject);
+      const prev = env.get(info.key);
+      const size = Buffer.byteLength(info.key) + Buffer.byteLength(info.val);
+      const delta = size - (prev === undefined ? 0 : Buffer.byteLength(info.key) + Buffer.byteLength(prev));
+      if ((prev === undefined && env.size >= opts.env.maxPerSession) || pendingEnvBytes + delta > opts.env.maxBytes) {
+        if (!envRefusalLogged) {
+          envRefusalLogged = true;
+          log.warn(
+            { names: env.size, bytes: pendingEnvBytes, max_names: opts.env.maxPerSession, max_bytes: opts.env.maxBytes },
+            "ssh env request refused: too many pending",
+          );
+        }
+        return no(reject);
+      }
+      env.set(info.key, info.val);
+      envBytes += delta;
+      pendingEnvBytes += delta;
       ok(accept);
     });
     session.on("window-change", (accept: Accept<void>, _reject: Accept<void>, info: ssh2.WindowChangeInfo) => {
@@ -143,7 +180,8 @@ export function relayConnection(client: ssh2.Connection, upstream: ssh2.Client, 
       reject: Accept<void>,
       open: (cb: (err: Error | undefined, ch: ssh2.ClientChannel) => void) => void,
     ) => {
-      if (up) return no(reject);
+      if (up || started) return no(reject);
+      started = true;
       // Accept at once: OpenSSH sends EOF right behind `exec` when stdin is empty, and ssh2
       // ignores an accept that comes after the session's EOF. Input waits (paused) until the
       // host's channel is open.
@@ -197,14 +235,17 @@ export function relayConnection(client: ssh2.Connection, upstream: ssh2.Client, 
     };
 
     session.on("shell", (accept: Accept<ssh2.ServerChannel>, reject: Accept<void>) =>
-      attach(accept, reject, (cb) => upstream.shell(pty ?? false, { env }, cb)),
+      attach(accept, reject, (cb) => upstream.shell(pty ?? false, { env: takeEnv() }, cb)),
     );
     session.on("exec", (accept: Accept<ssh2.ServerChannel>, reject: Accept<void>, info: { command: string }) =>
-      attach(accept, reject, (cb) => upstream.exec(info.command, { pty: pty ?? false, env }, cb)),
+      attach(accept, reject, (cb) => upstream.exec(info.command, { pty: pty ?? false, env: takeEnv() }, cb)),
     );
     session.on("subsystem", (accept: Accept<ssh2.ServerChannel>, reject: Accept<void>, info: { name: string }) => {
       if (info.name !== "sftp") return no(reject);
-      attach(accept, reject, (cb) => upstream.subsys("sftp", cb));
+      attach(accept, reject, (cb) => {
+        takeEnv();
+        upstream.subsys("sftp", cb);
+      });
     });
   });
 
@@ -230,18 +271,32 @@ export function relayConnection(client: ssh2.Connection, upstream: ssh2.Client, 
       );
   });
 
-  // ssh -R: the host listens; each connection comes back to the client as forwarded-tcpip.
+  // ssh -R: the host listens; each connection comes back to the client as forwarded-tcpip. The
+  // bind address is checked as an address (loopback or wildcard only, any spelling) and the host
+  // gets the canonical form; connections come back under the client's own text, which is what
+  // its forward table matches on.
+  const clientBindText = new Map<string, string>(); // "<canonical>:<port>" → the client's text
   client.on("request", (accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, name: string, info: ssh2.TcpipBindInfo) => {
+    if (name !== "tcpip-forward" && name !== "cancel-tcpip-forward") return reject?.(); // unknown global requests (incl. keepalives) get a failure reply, as OpenSSH does
+    const bind = normaliseBindAddress(info.bindAddr);
+    if (bind === null) {
+      const dest = { host: info.bindAddr, port: info.bindPort };
+      if (name === "tcpip-forward") opts.onForwardDenied(dest, { ok: false, reason: "bind_address", address: parseAddressLiteral(info.bindAddr) });
+      return reject?.();
+    }
     if (name === "tcpip-forward") {
-      upstream.forwardIn(info.bindAddr, info.bindPort, (err, port) => (err ? reject?.() : accept?.(port)));
-    } else if (name === "cancel-tcpip-forward") {
-      upstream.unforwardIn(info.bindAddr, info.bindPort, (err) => (err ? reject?.() : accept?.()));
+      upstream.forwardIn(bind, info.bindPort, (err, port) => {
+        if (err) return reject?.();
+        clientBindText.set(`${bind}:${info.bindPort === 0 ? port : info.bindPort}`, info.bindAddr);
+        accept?.(port);
+      });
     } else {
-      reject?.(); // unknown global requests (incl. keepalives) get a failure reply, as OpenSSH does
+      upstream.unforwardIn(bind, info.bindPort, (err) => (err ? reject?.() : accept?.()));
     }
   });
   upstream.on("tcp connection", (info, acceptUp, rejectUp) => {
-    client.forwardOut(info.destIP, info.destPort, info.srcIP, info.srcPort, (err, down) => {
+    const asRequested = clientBindText.get(`${info.destIP}:${info.destPort}`) ?? info.destIP;
+    client.forwardOut(asRequested, info.destPort, info.srcIP, info.srcPort, (err, down) => {
       if (err) return rejectUp();
       bridge(down, acceptUp(), stats);
     });

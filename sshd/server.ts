@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { createServer as createNetServer, type Server as NetServer } from "node:net";
 import { eq } from "drizzle-orm";
 import type { Redis } from "ioredis";
 import ssh2 from "ssh2";
@@ -11,6 +12,7 @@ import type { Logger } from "../shared/logger.js";
 import { redisKey } from "../shared/redis.js";
 import { recordEvent } from "../shared/services/events.js";
 import { isExpired } from "../shared/services/users/render.js";
+import { type PendingConnection, UnauthGate } from "./admission.js";
 import { consumeTicket, ownerHasKey, passwordMatches, signatureVerifies, type AuthMethod } from "./credentials.js";
 import { DISCONNECT_NO_MORE_AUTH_METHODS, disconnectWithMessage } from "./disconnect.js";
 import type { ForwardPolicy } from "./forward-policy.js";
@@ -92,21 +94,57 @@ function dialHost(deps: SshdDeps, target: Target): Promise<ssh2.Client> {
   });
 }
 
-export function createSshServer(deps: SshdDeps, hostKey: string): ssh2.Server {
+/**
+ * The SSH proxy's listener: a plain TCP server that admits connections through the
+ * unauthenticated-connection gate (sshd/admission.ts) and hands the admitted ones to ssh2. ssh2's
+ * own listener is never used: it would run the key exchange for every connection, however many.
+ */
+export function createSshServer(deps: SshdDeps, hostKey: string): NetServer & { gate: UnauthGate } {
   const { config } = deps;
   const controlPlane = controlPlaneAddresses(deps);
-  return new ssh2.Server(
+  const gate = new UnauthGate({
+    maxPerIp: config.SSH_MAX_UNAUTH_PER_IP,
+    maxTotal: config.SSH_MAX_UNAUTH_TOTAL,
+    graceMs: config.SSH_LOGIN_GRACE_SECONDS * 1000,
+    logger: deps.logger,
+    onDenied: ({ ip, reason, suppressed }) =>
+      void recordEvent(deps.db, {
+        type: "ssh.connection.denied",
+        level: "warn",
+        message: `SSH connection refused: too many unauthenticated connections (${reason === "per_ip" ? "from this address" : "in total"})`,
+        metadata: { ip, reason, suppressed },
+      }).catch(() => {}),
+  });
+  const ssh = new ssh2.Server(
     {
       hostKeys: [hostKey],
       ident: SSH_IDENT,
       keepaliveInterval: config.SSH_KEEPALIVE_INTERVAL_SECONDS * 1000,
       keepaliveCountMax: 3,
     },
-    (client, info) => handleConnection(deps, controlPlane, client, unmap(info.ip)),
+    (client, info) => {
+      const ip = unmap(info.ip);
+      handleConnection(deps, controlPlane, client, ip, gate.lookup(ip, info.port));
+    },
   );
+  const server = createNetServer((socket) => {
+    const ip = socket.remoteAddress === undefined ? undefined : unmap(socket.remoteAddress);
+    if (ip === undefined) {
+      socket.destroy(); // already gone
+      return;
+    }
+    if (gate.admit(socket, ip)) ssh.injectSocket(socket);
+  });
+  return Object.assign(server, { gate });
 }
 
-function handleConnection(deps: SshdDeps, controlPlane: () => Promise<string[]>, client: ssh2.Connection, ip: string): void {
+function handleConnection(
+  deps: SshdDeps,
+  controlPlane: () => Promise<string[]>,
+  client: ssh2.Connection,
+  ip: string,
+  pending: PendingConnection | undefined,
+): void {
   const { config, db } = deps;
   // TCP_NODELAY on both legs, as OpenSSH does. Performance bug fixed (found by
   // bench/ssh-latency.ts): ssh2 leaves Nagle on, and SSH's handshake and auth are runs of small
@@ -128,11 +166,18 @@ function handleConnection(deps: SshdDeps, controlPlane: () => Promise<string[]>,
   let failures = 0;
   let authenticated = false;
   let finished = false;
-  const grace = setTimeout(() => {
-    if (!authenticated) disconnectWithMessage(client, "login grace time exceeded");
-  }, config.SSH_LOGIN_GRACE_SECONDS * 1000);
   client.on("error", (err) => log.debug({ err: err.message }, "client connection error"));
-  client.on("close", () => clearTimeout(grace));
+  // The login grace period runs from the TCP accept (sshd/admission.ts); at its end the client is
+  // told why. No record means the gate already let this connection go (it timed out or closed).
+  if (!pending) {
+    disconnectWithMessage(client, "login grace time exceeded");
+    return;
+  }
+  const admission = pending;
+  admission.onGraceExpired = () => {
+    finished = true;
+    disconnectWithMessage(client, "login grace time exceeded");
+  };
 
   const refuse = async (t: Target, reason: string, message: string) => {
     await recordEvent(db, {
@@ -272,7 +317,7 @@ function handleConnection(deps: SshdDeps, controlPlane: () => Promise<string[]>,
       return;
     }
     authenticated = true;
-    clearTimeout(grace);
+    admission.authenticated(); // frees its unauthenticated slot and stops the grace timer
     log.debug("host dialed; accepting");
     ctx.accept();
     startSession(fresh, upstream, method, login);
@@ -325,6 +370,7 @@ function handleConnection(deps: SshdDeps, controlPlane: () => Promise<string[]>,
       log,
       stats,
       controlPlane,
+      env: { maxPerSession: config.SSH_MAX_PENDING_ENV_PER_SESSION, maxBytes: config.SSH_MAX_PENDING_ENV_BYTES },
       decideForward: (dest, cp) => deps.forwardPolicy.decide(dest, cp),
       onForwardDenied: (dest, decision) =>
         void recordEvent(db, {

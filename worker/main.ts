@@ -7,6 +7,7 @@ import { createLogger, type Logger } from "../shared/logger.js";
 import { parseOrExit } from "../shared/process/boot.js";
 import { handleShutdown } from "../shared/process/lifecycle.js";
 import { createEnqueuer } from "../shared/queue/enqueuer.js";
+import { createHostWaker } from "../shared/queue/wake.js";
 import { createQueues } from "../shared/queue/queues.js";
 import { createRedis, waitForRedis } from "../shared/redis.js";
 import { publishRevocation } from "../shared/services/revocations.js";
@@ -34,7 +35,11 @@ export async function startWorker(
   const bull = createRedis(config.REDIS_URL, { name: "ccp-worker-queues", forBullmq: true });
   bull.on("error", (err) => logger.warn({ err: err.message }, "redis (queues) connection error"));
   const queues = createQueues(bull, config.REDIS_PREFIX);
-  const runtime = parts.runtime ?? createDockerRuntime({ socketPath: config.DOCKER_SOCKET, instance: config.REDIS_PREFIX });
+  const runtime = parts.runtime ?? createDockerRuntime({
+      socketPath: config.DOCKER_SOCKET,
+      instance: config.REDIS_PREFIX,
+      logs: { maxSize: config.CONTAINER_LOG_MAX_SIZE, maxFiles: config.CONTAINER_LOG_MAX_FILES },
+    });
   const deps: WorkerDeps = {
     db: parts.database.db,
     redis,
@@ -42,6 +47,8 @@ export async function startWorker(
     logger,
     clock: () => new Date(),
     enqueue: createEnqueuer(queues, logger),
+    wakeHost: createHostWaker(parts.database.db, queues, logger),
+    maxPendingTasksPerHost: config.HOST_MAX_PENDING_TASKS,
     revoke: (r) => publishRevocation(redis, config.REDIS_PREFIX, r, logger),
     config,
     runtime,

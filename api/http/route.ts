@@ -2,9 +2,11 @@ import type { OpenAPIHono, RouteConfig } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { z } from "zod";
 import { Forbidden, Unauthorized } from "../../shared/errors.js";
+import { actorForClaims } from "../../shared/services/auth/authenticate.js";
 import type { Actor, ServiceContext } from "../../shared/services/context.js";
 import type { ApiDeps } from "../deps.js";
 import { parseJsonObject, readBodyText } from "./body.js";
+import { throttledDoc } from "../routes/docs.js";
 import { validate } from "./validate.js";
 
 type Method = "get" | "post" | "put" | "patch" | "delete";
@@ -31,6 +33,12 @@ export interface RouteDef<BS extends z.ZodType | undefined = undefined, QS exten
   body?: BS;
   /** An empty body means `{}` (behaviour.md §1.2). */
   bodyOptional?: boolean;
+  /**
+   * Exempt from the per-user budget of mutating requests: only the routes a user needs to take
+   * their account back (change password, log out everywhere) — a flood from a stolen token must
+   * not lock its owner out of revoking it. Each has its own limits (password failures).
+   */
+  unbudgeted?: true;
   query?: QS;
   /** Response documentation for /openapi.json. */
   responses: RouteConfig["responses"];
@@ -74,7 +82,7 @@ export function registerRoutes(app: OpenAPIHono, deps: ApiDeps, routes: AnyRoute
       const ip = deps.clientIp(c);
       let actor: Actor | null = null;
       if (r.access !== "public") {
-        actor = await authenticate(c, deps);
+        actor = await authenticate(c, deps, r.access === "user" && r.method !== "get" && !r.unbudgeted);
         if (r.access === "admin" && actor.role !== "admin") throw Forbidden("forbidden", "admin role required");
       }
       let body: unknown = undefined;
@@ -97,17 +105,31 @@ export function registerRoutes(app: OpenAPIHono, deps: ApiDeps, routes: AnyRoute
   };
 }
 
-async function authenticate(c: Context, deps: ApiDeps): Promise<Actor> {
+/**
+ * The bearer token → the acting user (shared/services/auth/authenticate.ts, in its two halves).
+ * A mutating user route spends the caller's request budget between them: after the signature
+ * check (so only a token we issued can spend a user's budget) and before the user row is read
+ * (so a flood past the budget costs one HMAC and one Redis call per request, no Postgres). The
+ * budget is keyed by user and token version: tokens revoked by a password change or a log-out
+ * everywhere cannot spend the budget of the tokens issued after it.
+ */
+async function authenticate(c: Context, deps: ApiDeps, budgeted: boolean): Promise<Actor> {
   const header = c.req.header("authorization");
   const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
   if (!m) throw Unauthorized();
-  const actor = await deps.authenticate(m[1]!);
+  const claims = await deps.tokens.verify(m[1]!);
+  if (!claims) throw Unauthorized("invalid or expired token", true);
+  if (budgeted && claims.role === "user") await deps.mutations.take(`${claims.sub}:${claims.tv}`);
+  const actor = await actorForClaims(deps, claims);
   if (!actor) throw Unauthorized("invalid or expired token", true);
   return actor;
 }
 
 function registerDoc(app: OpenAPIHono, r: AnyRoute): void {
   const request: RouteConfig["request"] = {};
+  // The per-user budget applies to every mutating route a user token reaches: documented once here.
+  const responses =
+    r.access === "user" && r.method !== "get" && !r.unbudgeted && !r.responses[429] ? { ...r.responses, 429: throttledDoc } : r.responses;
   if (r.body) {
     request.body = { required: !r.bodyOptional, content: { "application/json": { schema: r.body as never } } };
   }
@@ -127,10 +149,10 @@ function registerDoc(app: OpenAPIHono, r: AnyRoute): void {
       tags: r.tags,
       security: r.access === "public" ? [] : [{ bearerAuth: [] }],
       request,
-      responses: r.responses,
+      responses,
     });
   } catch {
     // A schema the generator cannot describe must never break serving the route itself.
-    app.openAPIRegistry.registerPath({ method: r.method, path: r.path, summary: r.summary, tags: r.tags, responses: r.responses });
+    app.openAPIRegistry.registerPath({ method: r.method, path: r.path, summary: r.summary, tags: r.tags, responses });
   }
 }

@@ -1,6 +1,8 @@
 import type { Context } from "hono";
+import { TooManyConnections } from "../../shared/errors.js";
 import type { Actor } from "../../shared/services/context.js";
 import type { ApiDeps } from "../deps.js";
+import { acquireConnectionSlot, logSlotRefusal } from "../http/connection-slots.js";
 import type { LiveAudience, LiveEventName } from "./hub.js";
 
 /**
@@ -14,6 +16,10 @@ import type { LiveAudience, LiveEventName } from "./hub.js";
  *
  * A client that does not read fast enough is dropped rather than buffered without bound: it
  * reconnects (or polls) and reloads, which costs it nothing it could not recover.
+ *
+ * Each stream holds one of its user's SSE_MAX_STREAMS_PER_USER slots (api/http/connection-slots.ts,
+ * counted across replicas): the next one is 429 `too_many_connections` before anything streams,
+ * and closing a stream — by the client, a revocation or shutdown — gives its slot back.
  */
 
 /** Bytes queued for one slow client before it is dropped. */
@@ -26,17 +32,28 @@ export function frame(event: string, data: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
-export function openLiveStream(args: {
+export async function openLiveStream(args: {
   c: Context;
   deps: ApiDeps;
   actor: Actor;
   token: string;
   audience: LiveAudience;
-}): Response {
+}): Promise<Response> {
   const { deps, actor, token, audience } = args;
   const cfg = deps.config;
   const log = deps.logger.child({ stream: audience.kind, actor_id: actor.id });
-  let cleanup: () => void = () => {};
+  const slot = await acquireConnectionSlot(deps.redis, {
+    prefix: cfg.REDIS_PREFIX,
+    kind: "sse",
+    userId: actor.id,
+    limit: cfg.SSE_MAX_STREAMS_PER_USER,
+    logger: log,
+  });
+  if (!slot) {
+    logSlotRefusal(deps.logger, "sse", { actor_id: actor.id, limit: cfg.SSE_MAX_STREAMS_PER_USER });
+    throw TooManyConnections("live-update streams", cfg.SSE_MAX_STREAMS_PER_USER);
+  }
+  let cleanup: () => void = () => slot.release();
 
   const stream = new ReadableStream<Uint8Array>(
     {
@@ -91,6 +108,7 @@ export function openLiveStream(args: {
         }, cfg.SSE_AUTH_RECHECK_SECONDS * 1000);
         cleanup = () => {
           done = true;
+          slot.release();
           unsubscribe();
           clearInterval(heartbeat);
           clearInterval(recheck);

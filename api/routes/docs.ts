@@ -51,3 +51,9 @@ export const std = {
   413: { description: "Body over 1 MiB", ...errorDoc },
   429: { description: "Too many failed attempts", ...errorDoc },
 };
+
+/** Every mutating route a user token may call is budgeted per user (api/http/route.ts). */
+export const throttledDoc = {
+  description: "Too many requests: the caller's per-user budget (rate_limited), or too many tasks waiting for the host (too_many_tasks); see retry_after",
+  ...errorDoc,
+};

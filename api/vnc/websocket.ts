@@ -3,10 +3,11 @@ import type { Redis } from "ioredis";
 import { ServerResponse, STATUS_CODES } from "node:http";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { BadGateway, Forbidden, isServiceError, type ServiceError } from "../../shared/errors.js";
+import { BadGateway, Forbidden, isServiceError, type ServiceError, TooManyConnections } from "../../shared/errors.js";
 import { recordEvent } from "../../shared/services/events.js";
 import { waitForRedis } from "../../shared/redis.js";
 import type { ApiDeps } from "../deps.js";
+import { acquireConnectionSlot, type ConnectionSlot, logSlotRefusal } from "../http/connection-slots.js";
 import { errorEnvelope } from "../http/errors.js";
 import { forwardRequestHeaders, forwardResponseHeaders, pairs, serialiseHeaders } from "./headers.js";
 import { VNC_DIAL_TIMEOUT_MS } from "./http-proxy.js";
@@ -78,6 +79,41 @@ async function bridge(
     search: url.searchParams,
   });
   if (client.destroyed) return;
+  // One of the actor's VNC_MAX_WEBSOCKETS_PER_USER slots (issue 10 §2), taken before dialing the
+  // host: beyond the cap the upgrade is answered 429 and no socket to the host is opened. The
+  // admin's sockets count under the admin's own id, whoever owns the host.
+  const limit = deps.config.VNC_MAX_WEBSOCKETS_PER_USER;
+  const slot = await acquireConnectionSlot(deps.redis, {
+    prefix: deps.config.REDIS_PREFIX,
+    kind: "vnc",
+    userId: target.actor.id,
+    limit,
+    logger: deps.logger,
+  });
+  if (!slot) {
+    logSlotRefusal(deps.logger, "vnc", { actor_id: target.actor.id, host_id: target.host.id, limit });
+    throw TooManyConnections("desktop WebSockets", limit);
+  }
+  try {
+    await bridgeWithSlot(deps, req, client, head, target, path, slot);
+  } catch (err) {
+    slot.release();
+    throw err;
+  }
+}
+
+async function bridgeWithSlot(
+  deps: ApiDeps,
+  req: IncomingMessage,
+  client: Socket,
+  head: Buffer,
+  target: VncTarget,
+  path: NonNullable<ReturnType<typeof parseVncPath>> & { upstreamPath: string },
+  slot: ConnectionSlot,
+): Promise<void> {
+  // The client may have gone while the slot was taken: nothing will close it later.
+  if (client.destroyed) return slot.release();
+  client.once("close", () => slot.release());
   const upstream = await dial(target);
   const requestHead =
     `GET ${target.upstreamUrl} HTTP/1.1\r\n` +

@@ -52,6 +52,8 @@ export interface BenchHost {
   internalKey: string;
   /** known_hosts pinning the host's sshd key at its management address. */
   directKnownHosts: string;
+  /** A login token of the host's owner (user role). */
+  userToken: string;
 }
 
 export interface Proxy {
@@ -72,6 +74,9 @@ export interface BenchStack {
   prefix: string;
   proxy: Proxy;
   askpass: string;
+  /** An in-process API request (app.request, client address 127.0.0.1). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  request(method: string, path: string, o?: { body?: unknown; token?: string }): Promise<{ status: number; body: any }>;
   createHost(opts?: { pids_limit?: number; memory_limit_mb?: number }): Promise<BenchHost>;
   close(): Promise<void>;
 }
@@ -271,10 +276,11 @@ export async function startBenchStack(opts: { sshdEnv?: Record<string, string> }
         userKey,
         internalKey,
         directKnownHosts,
+        userToken,
       };
     };
 
-    return { dir, env, adminToken, database, prefix, proxy, askpass, createHost, close: runCleanups };
+    return { dir, env, adminToken, database, prefix, proxy, askpass, request, createHost, close: runCleanups };
   } catch (err) {
     await runCleanups();
     throw err;

@@ -416,6 +416,18 @@ step_docker() {
     wait_for 60 "docker (see $DOCKERD_LOG)" docker_ready
   fi
   say "docker $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?') answering"
+  # Each host's home is a fixed-size ext4 image loop-mounted on this machine (README "Disk and
+  # logs"): the disk agent runs this machine's mkfs.ext4 (e2fsprogs), mount -o loop (mount) and
+  # mountpoint (util-linux). /sbin is not on every user's PATH, hence the explicit paths.
+  local disk_pkgs=() tool
+  for tool in mkfs.ext4:e2fsprogs mount:mount mountpoint:util-linux; do
+    have "${tool%%:*}" || [ -x "/sbin/${tool%%:*}" ] || [ -x "/usr/sbin/${tool%%:*}" ] || [ -x "/bin/${tool%%:*}" ] ||
+      disk_pkgs+=("${tool#*:}")
+  done
+  if [ ${#disk_pkgs[@]} -gt 0 ]; then
+    say "installing ${disk_pkgs[*]} (apt) for the hosts' home disks"
+    apt_install "${disk_pkgs[@]}"
+  fi
   # Only needed when the base image has to be bootstrapped (no registry).
   if ! have debootstrap && ! docker image inspect cloud-cli-proxy/base:bookworm >/dev/null 2>&1; then
     apt_install debootstrap

@@ -61,6 +61,9 @@ export const apiConfigSchema = z.object({
   // argon2 verifications running at once in this process, and waiting for a slot (issue 10 §3).
   AUTH_HASH_MAX_CONCURRENT: intVar(4, 1, 64),
   AUTH_HASH_MAX_QUEUED: intVar(64, 0, 10_000),
+  // Mutating requests (POST/PUT/PATCH/DELETE) a user-role token may make per minute, across all
+  // api processes; beyond it 429 rate_limited (issue 10 §2). Admin tokens are not limited.
+  USER_MUTATIONS_PER_MINUTE: intVar(60, 1, 1_000_000),
   SSH_PUBLIC_HOST: z.string().optional(),
   SSH_PUBLIC_PORT: intVar(2222, 1, 65535),
   HANDOFF_TICKET_TTL_SECONDS: intVar(120, 1),
@@ -75,6 +78,11 @@ export const apiConfigSchema = z.object({
   SSE_POLL_INTERVAL_MS: intVar(1000, 100, 60_000),
   SSE_HEARTBEAT_SECONDS: intVar(15, 1, 3600),
   SSE_AUTH_RECHECK_SECONDS: intVar(30, 1, 3600),
+  // Open connections one user may hold (issue 10 §2): live-update streams and desktop WebSockets
+  // (the admin's count under the admin's own id). Counted in Redis across replicas; beyond the
+  // cap 429 too_many_connections before anything streams or upgrades.
+  SSE_MAX_STREAMS_PER_USER: intVar(8, 1, 1000),
+  VNC_MAX_WEBSOCKETS_PER_USER: intVar(16, 1, 1000),
 });
 
 export type ApiConfig = z.output<typeof apiConfigSchema> & { SSH_PUBLIC_HOST: string };

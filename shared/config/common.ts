@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isNotPlaceholder, PLACEHOLDER_MESSAGE } from "./fields.js";
+import { intVar, isNotPlaceholder, PLACEHOLDER_MESSAGE } from "./fields.js";
 
 /** Variables every process reads (behaviour.md §10.6, "A W S"). */
 export const commonConfigShape = {
@@ -29,6 +29,9 @@ export const commonConfigShape = {
       (v) => v.split(",").every((k) => k.trim() === "" || /^v\d+:[A-Za-z0-9+/]{43}=$/.test(k.trim())),
       "must be a comma-separated list of v<N>:<base64 of 32 bytes>",
     ),
+  // Pending tasks one host may have queued by requests (start/stop/rebuild/key sync); beyond it a
+  // request answers 429 too_many_tasks (issue 10 §2). System tasks are never capped.
+  HOST_MAX_PENDING_TASKS: intVar(8, 1, 1000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
 };

@@ -8,6 +8,14 @@ export const sshdConfigSchema = z.object({
   SSH_LISTEN_ADDR: listenAddrVar(":2222"),
   HANDOFF_TICKET_TTL_SECONDS: intVar(120, 1),
   SSH_LOGIN_GRACE_SECONDS: intVar(30, 1),
+  // Connections not yet authenticated, per client address and in total (issue 10 §2, like
+  // OpenSSH's MaxStartups): beyond either the TCP connection is closed at once, before the banner.
+  SSH_MAX_UNAUTH_PER_IP: intVar(10, 1, 100_000),
+  SSH_MAX_UNAUTH_TOTAL: intVar(256, 1, 1_000_000),
+  // `env` requests a session channel buffers until its shell/exec starts, and the bytes (names +
+  // values) all not-yet-started sessions of one connection may buffer; beyond them a request fails.
+  SSH_MAX_PENDING_ENV_PER_SESSION: intVar(64, 0, 10_000),
+  SSH_MAX_PENDING_ENV_BYTES: intVar(65536, 0, 16 * 1024 * 1024),
   SSH_MAX_AUTH_TRIES: intVar(3, 1),
   SSH_LOCKOUT_MAX_PER_IP: intVar(20, 1),
   SSH_LOCKOUT_MAX_PER_LOGIN: intVar(10, 1),

@@ -37,9 +37,24 @@ export const workerConfigSchema = z.object({
   EXPIRY_SCAN_INTERVAL_SECONDS: intVar(30, 1),
   SWEEP_INTERVAL_SECONDS: intVar(60, 1),
   TASK_STALE_AFTER_SECONDS: intVar(600, 1),
+  // A job whose host is busy is parked until the task ahead of it ends and wakes it
+  // (shared/queue/wake.ts); this is only the safety net if that wake is lost (a killed worker).
+  TASK_WAIT_RECHECK_SECONDS: intVar(30, 1, 3600),
   TASK_RETENTION_DAYS: intVar(90, 1),
   EVENT_RETENTION_DAYS: intVar(90, 1),
   HEARTBEAT_INTERVAL_SECONDS: intVar(5, 1),
+  // Disk and logs of a host (README "Disk and logs"): each home is a fixed-size ext4 image of this
+  // many MiB (0 = a plain, uncapped volume, for engines that cannot loop-mount), under this
+  // directory of the engine's machine; /tmp and /var/tmp are tmpfs of HOST_TMPFS_MB (counted in
+  // the host's memory limit); container logs rotate at max-size × max-files.
+  HOST_DISK_LIMIT_MB: intVar(10240, 0, 1048576).refine((v) => v === 0 || v >= 256, "must be 0 (no cap) or at least 256"),
+  HOST_DISK_DIR: z
+    .string()
+    .default("/var/lib/cloud-cli-proxy/disks")
+    .refine((v) => /^(\/[A-Za-z0-9._-]+)+$/.test(v) && !v.split("/").some((s) => s === "." || s === ".."), "must be an absolute path"),
+  HOST_TMPFS_MB: intVar(512, 16, 65536),
+  CONTAINER_LOG_MAX_SIZE: z.string().default("10m").refine((v) => /^[1-9]\d{0,5}[kmg]$/.test(v), "must look like 10m (k, m or g)"),
+  CONTAINER_LOG_MAX_FILES: intVar(3, 1, 100),
 });
 
 export type WorkerConfig = z.output<typeof workerConfigSchema> & { WORKER_ID: string };

@@ -9,24 +9,76 @@ export interface Heartbeat {
   at: string;
 }
 
+/**
+ * Heartbeats live in one hash (`<prefix>:heartbeats`, worker id → record) indexed by one sorted set
+ * (`<prefix>:heartbeats:at`, worker id → time of the beat in ms), so /healthz reads them with one
+ * bounded command whatever else Redis holds (issue 10 §2). They used to be one key per worker found
+ * with SCAN, which walks the whole keyspace: every tenant's sessions, tickets and counters, on
+ * every unauthenticated health probe.
+ *
+ * Each write prunes records older than the TTL (a worker that died without removing its own), and
+ * both keys expire with the TTL, so they vanish when every worker has stopped.
+ */
+const hashKey = (prefix: string) => redisKey(prefix, "heartbeats");
+const indexKey = (prefix: string) => redisKey(prefix, "heartbeats", "at");
+
+/** At most this many of the newest heartbeats are read per health check (workers beyond: not needed to say "alive"). */
+export const MAX_HEARTBEATS_READ = 32;
+
+// KEYS: hash, index. ARGV: worker id, record, beat time (ms), prune before (ms), key TTL (ms).
+const PUBLISH = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4], 'LIMIT', 0, 100)
+if #stale > 0 then
+  redis.call('HDEL', KEYS[1], unpack(stale))
+  redis.call('ZREM', KEYS[2], unpack(stale))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return #stale
+`;
+
+// KEYS: hash, index. ARGV: oldest beat time accepted (ms), how many. The newest first.
+const READ = `
+local ids = redis.call('ZREVRANGEBYSCORE', KEYS[2], '+inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #ids == 0 then return {} end
+return redis.call('HMGET', KEYS[1], unpack(ids))
+`;
+
 export async function publishHeartbeat(redis: Redis, prefix: string, hb: Heartbeat, ttlSeconds = 15): Promise<void> {
-  await redis.set(redisKey(prefix, "heartbeat", hb.worker_id), JSON.stringify(hb), "EX", ttlSeconds);
+  const at = Date.parse(hb.at);
+  const beatMs = Number.isFinite(at) ? at : Date.now();
+  await redis.eval(
+    PUBLISH,
+    2,
+    hashKey(prefix),
+    indexKey(prefix),
+    hb.worker_id,
+    JSON.stringify(hb),
+    String(beatMs),
+    String(Date.now() - ttlSeconds * 1000),
+    String(ttlSeconds * 1000),
+  );
 }
 
 export async function removeHeartbeat(redis: Redis, prefix: string, workerId: string): Promise<void> {
-  await redis.del(redisKey(prefix, "heartbeat", workerId));
+  await redis.multi().hdel(hashKey(prefix), workerId).zrem(indexKey(prefix), workerId).exec();
 }
 
-export async function readHeartbeats(redis: Redis, prefix: string): Promise<Heartbeat[]> {
-  const keys: string[] = [];
-  let cursor = "0";
-  do {
-    const [next, batch] = await redis.scan(cursor, "MATCH", redisKey(prefix, "heartbeat", "*"), "COUNT", 200);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== "0");
-  if (keys.length === 0) return [];
-  const values = await redis.mget(keys);
+/**
+ * The newest heartbeats no older than `freshnessSeconds` (at most MAX_HEARTBEATS_READ): one Redis
+ * command, whatever the number of workers or other keys.
+ */
+export async function readHeartbeats(redis: Redis, prefix: string, freshnessSeconds: number, now: Date): Promise<Heartbeat[]> {
+  const values = (await redis.eval(
+    READ,
+    2,
+    hashKey(prefix),
+    indexKey(prefix),
+    String(now.getTime() - freshnessSeconds * 1000),
+    String(MAX_HEARTBEATS_READ),
+  )) as (string | null)[];
   const out: Heartbeat[] = [];
   for (const v of values) {
     if (!v) continue;

@@ -15,6 +15,13 @@ export interface ServiceDeps {
    * request already succeeded and the sweeper enqueues pending tasks that have no job (§1.8).
    */
   enqueue: (task: { id: string; kind: string }) => Promise<void>;
+  /**
+   * After a task of a host ended (or was canceled while pending): promote the host's next pending
+   * task's job, parked while the host was busy (shared/queue/wake.ts). Best effort, never throws.
+   */
+  wakeHost: (hostId: string) => Promise<void>;
+  /** HOST_MAX_PENDING_TASKS: requested tasks one host may have waiting (shared/services/tasks/request.ts). */
+  maxPendingTasksPerHost: number;
   /** Broadcast an access revocation to the SSH proxies (after commit; best effort). */
   revoke: (r: Revocation) => Promise<void>;
   redis: Redis;

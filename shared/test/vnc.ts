@@ -45,8 +45,9 @@ export async function stopDesktop(hostId: string): Promise<void> {
  */
 export async function startCapture(hostId: string): Promise<void> {
   await stopDesktop(hostId);
-  docker(["cp", CAPTURE_SCRIPT, `${hostContainer(hostId)}:/tmp/vnc-capture.py`]);
-  docker(["exec", "-d", "-u", "workspace", hostContainer(hostId), "python3", "/tmp/vnc-capture.py", "6901"]);
+  // Not /tmp: it is a tmpfs in a host, and `docker cp` writes under the mount, unseen.
+  docker(["cp", CAPTURE_SCRIPT, `${hostContainer(hostId)}:/opt/vnc-capture.py`]);
+  docker(["exec", "-d", "-u", "workspace", hostContainer(hostId), "python3", "/opt/vnc-capture.py", "6901"]);
   await waitForPort6901(hostId);
   inHost(hostId, ": > /tmp/vnc-capture.log");
 }

@@ -2,8 +2,15 @@ import { execFileSync } from "node:child_process";
 import { Writable } from "node:stream";
 import { startWorker } from "../../worker/main.js";
 import type { WorkerDeps } from "../../worker/deps.js";
+import { DISK_AGENT_NAME, diskAgentArgv, diskDirOf } from "../../worker/hosts/disk.js";
+import type { Redis } from "ioredis";
+import { createDockerRuntime } from "../../worker/runtime/docker/docker-runtime.js";
+import { HostLocks } from "../../worker/tasks/host-lock.js";
 import { parseWorkerConfig, type WorkerConfig } from "../config/worker.js";
+import { createSecretBox } from "../crypto/secrets.js";
 import { createLogger } from "../logger.js";
+import { createEnqueuer } from "../queue/enqueuer.js";
+import { createHostWaker } from "../queue/wake.js";
 import type { ApiHarness } from "./api-harness.js";
 
 /** Networks the tests' workers use; the underlay is --internal so no packet can leave the machine. */
@@ -77,13 +84,23 @@ export async function startTestWorker(h: ApiHarness, overrides: Record<string, s
   return { deps: w.deps, config, logs, stop: w.stop };
 }
 
-/** Remove every container and volume this test run's instance created. */
+/** Remove every container and volume this test run's instance created, and the homes' disks. */
 export function removeInstanceObjects(instance: string): void {
   const label = `cloud-cli-proxy.instance=${instance}`;
   const ids = docker(["ps", "-aq", "--filter", `label=${label}`]).split("\n").filter(Boolean);
   if (ids.length) docker(["rm", "-f", "-v", ...ids]);
   const vols = docker(["volume", "ls", "-q", "--filter", `label=${label}`]).split("\n").filter(Boolean);
+  const disks = vols.flatMap((v) => {
+    const [info] = JSON.parse(docker(["volume", "inspect", v])) as { Labels?: Record<string, string>; Options?: Record<string, string> }[];
+    const hostId = info?.Labels?.["cloud-cli-proxy.host_id"];
+    const dir = hostId ? diskDirOf({ options: info?.Options ?? {} }, hostId) : null;
+    return hostId && dir ? [{ dir, hostId }] : [];
+  });
   if (vols.length) docker(["volume", "rm", "-f", ...vols]);
+  // A bind volume's removal leaves its filesystem mounted on the machine: unmount and delete it.
+  if (!disks.length) return;
+  const pid = Number(docker(["inspect", "-f", "{{.State.Pid}}", DISK_AGENT_NAME]));
+  for (const d of disks) docker(["exec", DISK_AGENT_NAME, ...diskAgentArgv(pid, "remove", d.dir, d.hostId)]);
 }
 
 export function instanceObjects(instance: string): { containers: string[]; volumes: string[] } {
@@ -105,4 +122,29 @@ export async function waitForTask(h: ApiHarness, taskId: string, timeoutMs = 120
     if (Date.now() > deadline) throw new Error(`task ${taskId} did not finish: ${res.text}`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/**
+ * The worker's dependencies without consumers or schedulers, on the API harness's database, queues
+ * and Redis prefix: for tests that drive one part of the worker by hand (the sweeper, the task
+ * runner). Logs are dropped; nothing listens for revocations.
+ */
+export function bareWorkerDeps(h: ApiHarness, redis: Redis, overrides: Record<string, string> = {}): WorkerDeps {
+  const config = parseWorkerConfig({ ...h.env, MGMT_NETWORK: TEST_MGMT_NETWORK, EGRESS_UNDERLAY_NETWORK: TEST_UNDERLAY_NETWORK, ...overrides });
+  const logger = createLogger({ level: "warn" }, new Writable({ write: (_c, _e, cb) => cb() }));
+  return {
+    db: h.database.db,
+    redis,
+    secrets: createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS),
+    logger,
+    clock: () => new Date(),
+    enqueue: createEnqueuer(h.queues, logger),
+    wakeHost: createHostWaker(h.database.db, h.queues, logger),
+    maxPendingTasksPerHost: config.HOST_MAX_PENDING_TASKS,
+    revoke: async () => {},
+    config,
+    runtime: createDockerRuntime({ socketPath: config.DOCKER_SOCKET, instance: h.prefix }),
+    queues: h.queues,
+    locks: new HostLocks(redis, h.prefix),
+  };
 }

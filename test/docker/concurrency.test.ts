@@ -1,14 +1,10 @@
 import { connect } from "node:net";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseWorkerConfig } from "../../shared/config/worker.js";
-import { createSecretBox } from "../../shared/crypto/secrets.js";
-import { createLogger } from "../../shared/logger.js";
-import { createEnqueuer } from "../../shared/queue/enqueuer.js";
 import { createRedis } from "../../shared/redis.js";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
 import { buildDist, spawnLogged, type Spawned, waitUntil } from "../../shared/test/processes.js";
 import {
+  bareWorkerDeps,
   docker,
   ensureTestNetworks,
   instanceObjects,
@@ -20,9 +16,7 @@ import {
   type WorkerHarness,
 } from "../../shared/test/worker-harness.js";
 import type { WorkerDeps } from "../../worker/deps.js";
-import { createDockerRuntime } from "../../worker/runtime/docker/docker-runtime.js";
 import { runSweep } from "../../worker/schedulers/sweep.js";
-import { HostLocks } from "../../worker/tasks/host-lock.js";
 
 /**
  * Task execution rules under concurrency and failure (behaviour.md §8.2, §8.5; checklist 94,
@@ -364,28 +358,8 @@ describe("no worker running (checklist 148) and the sweeper", () => {
 
   /** The worker's dependencies without consumers or schedulers: `runSweep` is called by hand. */
   function sweepDeps(staleAfterSeconds: number): WorkerDeps {
-    const config = parseWorkerConfig({
-      ...h.env,
-      MGMT_NETWORK: TEST_MGMT_NETWORK,
-      EGRESS_UNDERLAY_NETWORK: TEST_UNDERLAY_NETWORK,
-      TASK_STALE_AFTER_SECONDS: String(staleAfterSeconds),
-    });
-    redis ??= createRedis(config.REDIS_URL, { name: "ccp-test-sweep" });
-    const logger = createLogger({ level: "warn" }, new Writable({ write: (_c, _e, cb) => cb() }));
-    return {
-      db: h.database.db,
-      redis,
-      secrets: createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS),
-      logger,
-      clock: () => new Date(),
-      enqueue: createEnqueuer(h.queues, logger),
-      // The sweeper never revokes access; nothing listens in this test anyway.
-      revoke: async () => {},
-      config,
-      runtime: createDockerRuntime({ socketPath: config.DOCKER_SOCKET, instance: h.prefix }),
-      queues: h.queues,
-      locks: new HostLocks(redis, h.prefix),
-    };
+    redis ??= createRedis(h.env.REDIS_URL ?? "redis://127.0.0.1:6379", { name: "ccp-test-sweep" });
+    return bareWorkerDeps(h, redis, { TASK_STALE_AFTER_SECONDS: String(staleAfterSeconds) });
   }
 
   const made: string[] = [];

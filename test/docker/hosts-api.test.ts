@@ -26,7 +26,7 @@ let adminId: string;
 const TS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const PUBLIC = "http://cloud.example.test:8080";
 const ADMIN_HOST_KEYS = [
-  "binding_id", "cpu_limit", "created_at", "desired_state", "egress", "id", "image", "memory_limit_mb", "pids_limit",
+  "binding_id", "cpu_limit", "created_at", "desired_state", "disk_limit_mb", "egress", "id", "image", "memory_limit_mb", "pids_limit",
   "short_id", "status", "timezone", "updated_at", "user_id", "username",
 ];
 const USER_HOST_KEYS = ADMIN_HOST_KEYS.filter((k) => !["binding_id", "desired_state", "image"].includes(k));
@@ -96,21 +96,26 @@ describe("create validation and refusals (no container is created)", () => {
 
   it("lists one detail per out-of-range field", async () => {
     const res = await post("/v1/admin/hosts", admin, {
-      user_id: u.id, memory_limit_mb: 127, cpu_limit: 0.05, pids_limit: 63, timezone: "Mars/Base",
+      user_id: u.id, memory_limit_mb: 127, cpu_limit: 0.05, pids_limit: 63, timezone: "Mars/Base", disk_limit_mb: 255,
     });
     expect(res.status, res.text).toBe(400);
     expect(res.body.code).toBe("invalid_request");
     const fields = (res.body.details as { field: string }[]).map((d) => d.field).sort();
-    expect(fields).toEqual(["cpu_limit", "memory_limit_mb", "pids_limit", "timezone"]);
+    expect(fields).toEqual(["cpu_limit", "disk_limit_mb", "memory_limit_mb", "pids_limit", "timezone"]);
   });
 
   it("rejects more than two decimals of CPU, the upper bounds, and a non-UUID user_id", async () => {
     const cpu = await post("/v1/admin/hosts", admin, { user_id: u.id, cpu_limit: 1.234 });
     expect(cpu.status, cpu.text).toBe(400);
     expect(cpu.body.details.map((d: { field: string }) => d.field)).toEqual(["cpu_limit"]);
-    const high = await post("/v1/admin/hosts", admin, { user_id: u.id, memory_limit_mb: 262145, cpu_limit: 64.01, pids_limit: 131073 });
+    const high = await post("/v1/admin/hosts", admin, {
+      user_id: u.id, memory_limit_mb: 262145, cpu_limit: 64.01, pids_limit: 131073, disk_limit_mb: 1048577,
+    });
     expect(high.status).toBe(400);
-    expect(high.body.details.map((d: { field: string }) => d.field).sort()).toEqual(["cpu_limit", "memory_limit_mb", "pids_limit"]);
+    expect(high.body.details.map((d: { field: string }) => d.field).sort()).toEqual(["cpu_limit", "disk_limit_mb", "memory_limit_mb", "pids_limit"]);
+    const frac = await post("/v1/admin/hosts", admin, { user_id: u.id, disk_limit_mb: 300.5 });
+    expect(frac.status).toBe(400);
+    expect(frac.body.details.map((d: { field: string }) => d.field)).toEqual(["disk_limit_mb"]);
     const bad = await post("/v1/admin/hosts", admin, { user_id: "not-a-uuid" });
     expect(bad.status).toBe(400);
     expect(bad.body.details.map((d: { field: string }) => d.field)).toEqual(["user_id"]);
@@ -176,7 +181,7 @@ describe("hosts on the engine", () => {
     expect(Object.keys(ok.body.host).sort()).toEqual(ADMIN_HOST_KEYS);
     expect(ok.body.host).toMatchObject({
       user_id: ua.id, username: ua.username, status: "pending", desired_state: "running",
-      memory_limit_mb: 4096, cpu_limit: 0.5, pids_limit: 1024, timezone: "Asia/Tokyo", egress: null, binding_id: null,
+      memory_limit_mb: 4096, cpu_limit: 0.5, pids_limit: 1024, disk_limit_mb: null, timezone: "Asia/Tokyo", egress: null, binding_id: null,
     });
     expect(ok.body.host.short_id).toMatch(/^[a-z0-9]{6}$/);
     hostA = ok.body.host.id;

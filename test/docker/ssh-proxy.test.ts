@@ -25,7 +25,10 @@ import { docker, removeInstanceObjects, startTestWorker, waitForTask, type Worke
 
 let h: ApiHarness;
 let w: WorkerHarness;
-/** The proxy at its defaults. */
+/**
+ * The proxy at its defaults, except SSH_MAX_UNAUTH_PER_IP: the lockout burst opens 16 connections
+ * at once from one address, over the default of 10 (that cap: test/docker/ssh-connection-caps.test.ts).
+ */
 let s: SshdHarness;
 /** SSH_MAX_SESSIONS_PER_HOST=2 and SSH_LOCKOUT_MAX_PER_IP=3, to reach those limits cheaply. */
 let sSmall: SshdHarness;
@@ -295,7 +298,7 @@ beforeAll(async () => {
   h = await createApiHarness();
   w = await startTestWorker(h);
   [s, sSmall, sGrace] = await Promise.all([
-    startTestSshd(h),
+    startTestSshd(h, { SSH_MAX_UNAUTH_PER_IP: "32" }),
     startTestSshd(h, { SSH_MAX_SESSIONS_PER_HOST: "2", SSH_LOCKOUT_MAX_PER_IP: "3" }),
     startTestSshd(h, { SSH_LOGIN_GRACE_SECONDS: "2" }),
   ]);
@@ -725,6 +728,45 @@ describe("port forwarding (items 138, 139)", () => {
       server.close();
     }
   });
+
+  it("ssh -R bind addresses are checked as addresses: loopback in any spelling works, anything else is refused (issue 10 §4)", async () => {
+    const server = net.createServer((sock) => {
+      sock.on("error", () => {});
+      sock.end("pong-r\n");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const local = (server.address() as net.AddressInfo).port;
+    const remote = 10000 + Math.floor(Math.random() * 1000);
+    const t0 = Date.now();
+    // The loopback as a decimal number: the host listens on 127.0.0.1, and connections come back
+    // to the client under its own text (its forward table matches on it).
+    const ok = holdSsh(A.shortId, {
+      password: A.password,
+      extra: ["-v", "-N", "-o", "ExitOnForwardFailure=yes", "-R", `2130706433:${remote}:127.0.0.1:${local}`],
+    });
+    try {
+      await ok.waitFor("remote forward success", 20_000, "stderr");
+      const out = (await dockerExec(A, `echo hi | nc -N -w 10 127.0.0.1 ${remote}`)).trim();
+      expect(out).toBe("pong-r");
+    } finally {
+      ok.child.kill("SIGTERM");
+      await ok.done;
+    }
+    // A name (the host would resolve it with its tenant's DNS) and a non-loopback address.
+    for (const bind of ["attacker.example.test", "203.0.113.10", "0xa9fea9fe"]) {
+      const r = await ssh(A.shortId, { password: A.password }, ["-N", "-o", "ExitOnForwardFailure=yes", "-R", `${bind}:${remote + 1}:127.0.0.1:${local}`], { timeoutMs: 30_000 });
+      expect(r.code, bind).not.toBe(0);
+      expect(r.stderr.toString(), bind).toMatch(/remote port forwarding failed/i);
+    }
+    const ev = await waitUntil("3 bind_address denials", async () => {
+      const got = (await events("ssh.forward.denied", A.id)).filter((e) => Date.parse(e.created_at) >= t0 - 1000 && e.metadata.reason === "bind_address");
+      return got.length >= 3 ? got : null;
+    });
+    expect(new Map(ev.map((e) => [String(e.metadata.dest_host), e.metadata.address])) ).toEqual(
+      new Map<string, unknown>([["attacker.example.test", null], ["203.0.113.10", "203.0.113.10"], ["0xa9fea9fe", "169.254.169.254"]]),
+    );
+    server.close();
+  }, 120_000);
 });
 
 describe("failures and lockouts (items 132–134)", () => {

@@ -56,8 +56,9 @@ beforeAll(async () => {
   // The tenant's move: the desktop goes, their own server takes :6901 (as the tenant's user).
   await waitForPort6901(hostId);
   await stopDesktop(hostId);
-  docker(["cp", HOSTILE, `ccp-host-${hostId}:/tmp/vnc-hostile.py`]);
-  docker(["exec", "-d", "-u", "workspace", `ccp-host-${hostId}`, "python3", "/tmp/vnc-hostile.py", "6901"]);
+  // Not /tmp: it is a tmpfs in a host, and `docker cp` writes under the mount, unseen.
+  docker(["cp", HOSTILE, `ccp-host-${hostId}:/opt/vnc-hostile.py`]);
+  docker(["exec", "-d", "-u", "workspace", `ccp-host-${hostId}`, "python3", "/opt/vnc-hostile.py", "6901"]);
   await waitForPort6901(hostId);
   inHost(hostId, ": > /tmp/vnc-hostile.log");
 

@@ -1,8 +1,10 @@
+import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApiDeps } from "../../api/main.js";
 import { createApp } from "../../api/app.js";
 import { createDatabase } from "../../shared/db/client.js";
 import { publishHeartbeat } from "../../shared/health/heartbeats.js";
+import { redisKey } from "../../shared/redis.js";
 import { createLogger } from "../../shared/logger.js";
 import { createRedis } from "../../shared/redis.js";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
@@ -88,5 +90,77 @@ describe("GET /healthz", () => {
     expect(res.status).toBe(503);
     expect(((await res.json()) as { code: string }).code).toBe("service_unavailable");
     deadRedis.disconnect();
+  });
+});
+
+/**
+ * Issue 10 §2: /healthz and /readyz are public, so what they cost must not grow with anything
+ * tenants can make Redis hold (sessions, tickets, counters, heartbeats of dead workers). The cost
+ * is measured as the Redis commands the api's own connection sends for one request, read with
+ * MONITOR between two ECHO markers sent on that connection — never with a clock.
+ */
+describe("health checks cost O(1) Redis commands", () => {
+  async function commandsOf(path: string): Promise<string[]> {
+    const redis = h.deps.redis;
+    const info = String(await redis.call("CLIENT", "INFO"));
+    const addr = /(?:^|\s)addr=(\S+)/.exec(info)![1]!;
+    const monitor = await createRedis(h.env.REDIS_URL ?? "redis://127.0.0.1:6379").monitor();
+    const seen: string[][] = [];
+    const start = `start-${randomBytes(6).toString("hex")}`;
+    const end = `end-${randomBytes(6).toString("hex")}`;
+    let ended: () => void = () => {};
+    const endSeen = new Promise<void>((resolve) => (ended = resolve));
+    monitor.on("monitor", (_time: string, args: string[], source: string) => {
+      if (source !== addr) return;
+      seen.push(args);
+      if (args[0]?.toLowerCase() === "echo" && args[1] === end) ended();
+    });
+    try {
+      await redis.echo(start);
+      const res = await h.request("GET", path);
+      expect(res.status, res.text).toBe(200);
+      await redis.echo(end);
+      await Promise.race([
+        endSeen,
+        new Promise((_, reject) => setTimeout(() => reject(new Error("end marker not seen by MONITOR")), 10_000)),
+      ]);
+    } finally {
+      monitor.disconnect();
+    }
+    const from = seen.findIndex((a) => a[1] === start);
+    const to = seen.findIndex((a) => a[1] === end);
+    return seen.slice(from + 1, to).map((a) => a[0]!.toLowerCase());
+  }
+
+  it("the same commands with 1 and with 1,000 stale heartbeats and 1,000 other keys", async () => {
+    await beat("w-fresh", true);
+    const before = { healthz: await commandsOf("/healthz"), readyz: await commandsOf("/readyz") };
+
+    const redis = h.deps.redis;
+    const p = h.config.REDIS_PREFIX;
+    const pipe = redis.pipeline();
+    const longAgo = Date.now() - 3_600_000;
+    for (let i = 0; i < 1000; i++) {
+      // Heartbeats of 1,000 workers that died without removing theirs (in the index, and in the
+      // one-key-per-worker layout of before), and 1,000 keys of other kinds.
+      pipe.zadd(redisKey(p, "heartbeats", "at"), longAgo, `dead-${i}`);
+      pipe.hset(redisKey(p, "heartbeats"), `dead-${i}`, JSON.stringify({ worker_id: `dead-${i}`, engine_id: "default", docker_ok: true, at: new Date(longAgo).toISOString() }));
+      pipe.set(redisKey(p, "heartbeat", `dead-${i}`), "{}", "EX", 300);
+      pipe.set(redisKey(p, "desktop", `session-${i}`), "x", "EX", 300);
+    }
+    await pipe.exec();
+    const after = { healthz: await commandsOf("/healthz"), readyz: await commandsOf("/readyz") };
+
+    expect(after).toEqual(before);
+    // And what they are: no keyspace walk at all, a handful of commands.
+    for (const cmds of [before.healthz, before.readyz]) {
+      expect(cmds).not.toContain("scan");
+      expect(cmds).not.toContain("keys");
+      expect(cmds.length).toBeLessThanOrEqual(3);
+    }
+    // Readiness does not read workers at all.
+    expect(before.readyz).toEqual(["ping"]);
+    // The fresh worker is still seen among the dead ones.
+    expect((await h.request("GET", "/healthz")).body.checks.agent).toBe("ok");
   });
 });

@@ -7,6 +7,7 @@ import type { WorkerDeps } from "../deps.js";
 import type { ContainerState } from "../runtime/runtime.js";
 import { TaskError } from "../tasks/task-error.js";
 import { renderAuthorizedKeys } from "./authorized-keys.js";
+import { diskDirOf, homeDevice, runDiskOp } from "./disk.js";
 import { gatewayName, HOME_DIR, homeVolumeName, HOST_UID, hostContainerName, labelsFor } from "./names.js";
 import { probeSsh } from "./ssh-ready.js";
 import { activeUpload, applyGatewayFiles, gatewayHasFiles, nextGeneration, readGatewayStatus, reloadGateway, waitGatewayReady } from "../network/gateway.js";
@@ -68,8 +69,55 @@ export async function prepareKeys(deps: WorkerDeps, host: HostRow): Promise<Host
   return row!;
 }
 
+/** The size a new home gets: the host's own, else the engine's default (0 = no cap). */
+export const diskLimitOf = (deps: WorkerDeps, host: Pick<HostRow, "diskLimitMb">) => host.diskLimitMb ?? deps.config.HOST_DISK_LIMIT_MB;
+
+// Hosts whose home predates the disk cap: logged once per worker process, not on every start.
+const legacyHomesLogged = new Set<string>();
+
+/**
+ * The home volume, on its own fixed-size filesystem (worker/hosts/disk.ts). Runs before every
+ * start of the host container (create, start, ensure-running, rebuild): after a reboot of the
+ * engine's machine the loop mounts are gone, and the bind volume cannot start without them.
+ * A home created before the cap (a plain volume) is kept as it is, uncapped: its data is never
+ * moved or lost; a rebuild with wipe-home puts it on a capped disk.
+ */
 export async function prepareVolume(deps: WorkerDeps, host: HostRow): Promise<void> {
-  await deps.runtime.ensureVolume(homeVolumeName(host.id), labelsFor("home", host.id));
+  const name = homeVolumeName(host.id);
+  const existing = await deps.runtime.inspectVolume(name);
+  if (existing) {
+    const dir = diskDirOf(existing, host.id);
+    if (dir) {
+      await runDiskOp(deps, "mount", dir, host.id);
+    } else if (!legacyHomesLogged.has(host.id)) {
+      legacyHomesLogged.add(host.id);
+      deps.logger.warn({ hostId: host.id, volume: name }, "home volume predates the disk cap: kept as it is, uncapped");
+    }
+    return;
+  }
+  const mb = diskLimitOf(deps, host);
+  if (mb === 0) {
+    await deps.runtime.ensureVolume(name, labelsFor("home", host.id));
+    return;
+  }
+  const dir = deps.config.HOST_DISK_DIR;
+  await runDiskOp(deps, "ensure", dir, host.id, mb);
+  await deps.runtime.ensureVolume(name, labelsFor("home", host.id), { bindDevice: homeDevice(dir, host.id) });
+}
+
+/**
+ * Remove a home: the volume, then its filesystem (unmounted, image deleted). Idempotent: with the
+ * volume already gone (a redelivered delete) the image is still looked for where it would be.
+ */
+export async function removeHome(deps: WorkerDeps, hostId: string, diskLimitMb: number | null | undefined): Promise<void> {
+  const name = homeVolumeName(hostId);
+  const existing = await deps.runtime.inspectVolume(name);
+  const dir = existing ? diskDirOf(existing, hostId) : null;
+  await deps.runtime.removeVolume(name);
+  if (dir) await runDiskOp(deps, "remove", dir, hostId);
+  else if (!existing && (deps.config.HOST_DISK_LIMIT_MB > 0 || (diskLimitMb ?? 0) > 0)) {
+    await runDiskOp(deps, "remove", deps.config.HOST_DISK_DIR, hostId);
+  }
 }
 
 export async function ensureNetworks(deps: WorkerDeps) {
@@ -159,6 +207,9 @@ export async function startHostContainer(deps: WorkerDeps, host: HostRow, gatewa
     cpus: Number(host.cpuLimit),
     pids: host.pidsLimit,
     volume: { name: homeVolumeName(host.id), target: HOME_DIR },
+    tmpfsMb: deps.config.HOST_TMPFS_MB,
+    // The writable layer gets the home's cap where the storage driver can enforce it.
+    rootfsSizeMb: diskLimitOf(deps, host) || undefined,
     files: [
       {
         dir: "/",
@@ -257,6 +308,9 @@ export async function syncKeys(deps: WorkerDeps, host: HostRow): Promise<number>
   const next = renderAuthorizedKeys(existing, keys);
   if (next !== existing) {
     const w = await deps.runtime.exec(name, ["sh", "-c", WRITE_AUTHORIZED_KEYS, "sh", HOME_DIR], { user, stdin: next });
+    if (w.exitCode !== 0 && /No space left on device|Disk quota exceeded/.test(w.stderr)) {
+      throw new TaskError("host_disk_full", "the host's home is full: authorized_keys could not be written");
+    }
     if (w.exitCode !== 0) {
       throw new TaskError("internal_error", `could not write authorized_keys (exit ${w.exitCode})`);
     }

@@ -12,6 +12,7 @@ import {
   loadHost,
   prepareKeys,
   prepareVolume,
+  removeHome,
   removeUserIfLastHostGone,
   setHostStatus,
   startGateway,
@@ -43,7 +44,23 @@ async function bringUp(ctx: TaskContext, host: HostRow): Promise<{ mgmtAddress: 
   await ctx.step("verify_egress", () => verifyHostEgress(deps, { host, taskId: ctx.task.id, plan: gateway.plan, net: gateway.net }));
   await ctx.step("wait_ssh", () => waitSsh(deps, host, gateway.mgmtAddress));
   await ctx.step("sync_keys", async () => {
-    await syncKeys(deps, host);
+    try {
+      await syncKeys(deps, host);
+    } catch (err) {
+      // A tenant who filled their own home still gets their host back (the proxy's key is not in
+      // the home); the keys sync again once they free space. Only warned, like host.sync-keys.
+      if (!(err instanceof TaskError) || err.code !== "host_disk_full") throw err;
+      await recordEvent(deps.db, {
+        type: "host.keys.sync_failed",
+        level: "warn",
+        message: "SSH key sync failed: the host's home is full",
+        userId: host.userId,
+        hostId: host.id,
+        taskId: ctx.task.id,
+        metadata: { error_code: err.code },
+      });
+      return "skipped";
+    }
   });
   return { mgmtAddress: gateway.mgmtAddress };
 }
@@ -155,7 +172,8 @@ const rebuild: TaskProcessor = {
     const wipe = (task.payload as { mode?: string }).mode === "wipe-home";
     await ctx.step("wipe_home", async () => {
       if (!wipe) return "skipped";
-      await deps.runtime.removeVolume(homeVolumeName(host.id));
+      // The filesystem goes too: removing a bind volume leaves its directory's data in place.
+      await removeHome(deps, host.id, host.diskLimitMb);
     });
     // Keys are kept across rebuilds, so the proxy's pin stays valid (§4.5).
     host = await prepareKeys(deps, host);
@@ -230,7 +248,7 @@ const del: TaskProcessor = {
           .onConflictDoNothing();
         return "skipped";
       }
-      await deps.runtime.removeVolume(homeVolumeName(hostId));
+      await removeHome(deps, hostId, host?.diskLimitMb);
     });
     await ctx.step("remove_rows", async () => {
       await deps.db.transaction(async (tx) => {

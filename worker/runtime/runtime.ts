@@ -41,6 +41,19 @@ export interface ContainerState {
 export interface VolumeState {
   name: string;
   labels: Record<string, string>;
+  /** The local driver's options: `{type: "none", o: "bind", device}` for a home on its own disk. */
+  options: Record<string, string>;
+}
+
+/**
+ * The engine-wide privileged helper that loop-mounts the homes' fixed-size filesystems on the
+ * engine's machine (worker/hosts/disk.ts). Not stamped with an instance: every deployment on the
+ * engine shares it, like the networks.
+ */
+export interface DiskAgentSpec {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
 }
 
 export interface NetworkInfo {
@@ -69,6 +82,13 @@ export interface HostSpec {
   cpus: number;
   pids: number;
   volume: { name: string; target: string };
+  /** /tmp and /var/tmp are tmpfs of this size (their pages count in the memory limit). */
+  tmpfsMb: number;
+  /**
+   * Cap of the container's writable layer, applied only where the storage driver can
+   * (overlay2 on xfs with pquota); elsewhere the layer is not capped (README "Disk and logs").
+   */
+  rootfsSizeMb?: number;
   files: UploadGroup[];
 }
 
@@ -109,7 +129,11 @@ export interface Runtime {
   stopContainer(name: string, graceSeconds: number): Promise<void>;
   restartContainer(name: string, graceSeconds: number): Promise<void>;
   removeContainer(name: string): Promise<void>;
-  ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
+  /** `bindDevice`: a local-driver bind volume over that directory of the engine's machine. */
+  ensureVolume(name: string, labels: Record<string, string>, opts?: { bindDevice?: string }): Promise<void>;
+  inspectVolume(name: string): Promise<VolumeState | null>;
+  /** Create (if missing) and start the disk agent; returns its PID 1 as the engine's machine sees it. */
+  ensureDiskAgent(spec: DiskAgentSpec): Promise<{ pid: number }>;
   removeVolume(name: string): Promise<void>;
   /** Fixed argument vectors only; data goes through `stdin`, never a shell string. */
   /**

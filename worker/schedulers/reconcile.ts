@@ -3,6 +3,7 @@ import { hosts, retainedVolumes, tasks, type HostRow } from "../../shared/db/sch
 import { recordEvent } from "../../shared/services/events.js";
 import { insertTask } from "../../shared/services/tasks/create.js";
 import type { WorkerDeps } from "../deps.js";
+import { diskDirOf, runDiskOp } from "../hosts/disk.js";
 import { LABEL_HOST_ID, LABEL_ROLE, LABEL_TASK_ID } from "../hosts/names.js";
 import type { ContainerState } from "../runtime/runtime.js";
 import { reportRulesetRestores } from "../network/ruleset-watch.js";
@@ -108,6 +109,15 @@ export async function runReconcile(deps: WorkerDeps): Promise<{ repairs: number;
     const hostId = v.labels[LABEL_HOST_ID];
     if (!hostId || known.has(hostId) || retained.has(v.name)) continue;
     await runtime.removeVolume(v.name);
+    // A home on its own filesystem: unmount it and delete its image too. (An image whose volume
+    // was never created — a worker killed between the two — is not found by this sweep.)
+    const diskDir = diskDirOf(v, hostId);
+    if (diskDir) {
+      // Logged, not thrown: one home the agent cannot remove must not stop the rest of the sweep.
+      await runDiskOp(deps, "remove", diskDir, hostId).catch((err: unknown) =>
+        deps.logger.warn({ err, hostId }, "could not remove the filesystem of an orphaned home"),
+      );
+    }
     await recordEvent(db, {
       type: "reconcile.orphan.removed",
       message: `removed orphaned volume ${v.name}`,

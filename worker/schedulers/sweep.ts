@@ -62,6 +62,9 @@ export async function runSweep(deps: WorkerDeps): Promise<{ requeued: number; st
     }
   }
 
+  // Tasks parked behind a stale one are woken now rather than at their safety-net recheck.
+  for (const hostId of new Set(stuck.flatMap((t) => (t.hostId ? [t.hostId] : [])))) await deps.wakeHost(hostId);
+
   const tickets = await deps.db.delete(sshTickets).where(lt(sshTickets.expiresAt, now)).returning({ id: sshTickets.id });
 
   return { requeued, stale: stuck.length, tickets: tickets.length };

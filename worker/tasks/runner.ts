@@ -6,12 +6,16 @@ import { isInfrastructureError } from "../../shared/infra-errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { recordEvent } from "../../shared/services/events.js";
 import type { WorkerDeps } from "../deps.js";
+import { promoteJob } from "../../shared/queue/wake.js";
 import { ContainerOperationError, EngineUnavailableError } from "../runtime/runtime.js";
 import { TaskCanceled, TaskError } from "./task-error.js";
 
 export const TASK_HEARTBEAT_MS = 15_000;
-/** How long a job waits before looking again when its host is busy (never a failure). */
-export const BUSY_DELAY_MS = 1000;
+/**
+ * How long a job waits before trying again when no older task holds its host but the host lock is
+ * still taken (the task ahead released it a moment later than it ended). Never a failure.
+ */
+export const LOCK_RETRY_DELAY_MS = 250;
 
 export interface TaskContext {
   deps: WorkerDeps;
@@ -86,14 +90,24 @@ export async function runTaskJob(
     return Boolean(older);
   };
   // Tasks of one host run one at a time and in creation order; a busy host delays, never fails.
-  if (await olderUnfinished()) await delayJob(job, token, BUSY_DELAY_MS);
+  // The job is parked (delayed by the long safety-net interval) and woken by whoever ends the
+  // task ahead of it (shared/queue/wake.ts): a flood of waiting tasks costs nothing per second.
+  const park = async (): Promise<never> => {
+    await job.moveToDelayed(Date.now() + deps.config.TASK_WAIT_RECHECK_SECONDS * 1000, token);
+    // The task ahead may have ended between our look and the park, and its wake found this job
+    // still active: look once more, now that a wake would find it delayed.
+    if (!(await olderUnfinished())) await promoteJob(deps.queues, task);
+    throw new DelayedError();
+  };
+  if (await olderUnfinished()) await park();
   const lock = await deps.locks.acquire(resource);
-  if (!lock) await delayJob(job, token, BUSY_DELAY_MS);
+  if (!lock) await delayJob(job, token, LOCK_RETRY_DELAY_MS);
   let heartbeat: NodeJS.Timeout | undefined;
+  let ended = false;
   try {
     if (await olderUnfinished()) {
       await lock!.release();
-      await delayJob(job, token, BUSY_DELAY_MS);
+      await park();
     }
     const plan = processor.plan(task);
     const steps: TaskStep[] = plan.map((name) => ({ name, status: "pending", started_at: null, duration_ms: null }));
@@ -200,7 +214,7 @@ export async function runTaskJob(
       // terminal: whoever waits for the task then reads the host's final state, never `starting`.
       if (err instanceof TaskCanceled) {
         await processor.onCanceled?.(ctx).catch((e: unknown) => log.error({ err: e }, "cleanup after cancel failed"));
-        await finish(deps, claimed, ownerId, "canceled", { code: "canceled", message: "canceled on request", steps, result: null });
+        ended = await finish(deps, claimed, ownerId, "canceled", { code: "canceled", message: "canceled on request", steps, result: null });
         return;
       }
       if (!(err instanceof TaskError) && isInfrastructureError(err)) throw err; // Postgres/Redis down: retry the job
@@ -215,13 +229,15 @@ export async function runTaskJob(
         throw te; // BullMQ retries with exponential backoff; the task stays `running`
       }
       await processor.onFailure?.(ctx, te).catch((e: unknown) => log.error({ err: e }, "cleanup after failure failed"));
-      await finish(deps, claimed, ownerId, "failed", { code: te.code, message: te.message, steps, result });
+      ended = await finish(deps, claimed, ownerId, "failed", { code: te.code, message: te.message, steps, result });
       throw new UnrecoverableError(te.code);
     }
-    await finish(deps, claimed, ownerId, "succeeded", { code: null, message: null, steps, result });
+    ended = await finish(deps, claimed, ownerId, "succeeded", { code: null, message: null, steps, result });
   } finally {
     if (heartbeat) clearInterval(heartbeat);
     await lock?.release().catch(() => {});
+    // After the release, so the woken job finds the lock free.
+    if (ended && task.hostId) await deps.wakeHost(task.hostId);
   }
 }
 

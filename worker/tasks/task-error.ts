@@ -19,6 +19,11 @@ export const TASK_ERROR_CODES = [
   // A file inside the host that the worker reads is larger or other than it can safely read
   // (the tenant controls it); the tenant fixes it, retrying cannot help (issue 10 §2).
   "host_file_rejected",
+  // The engine's disk agent could not create, mount or remove a home's fixed-size filesystem
+  // (no loop device, e2fsprogs missing, image gone): an operator fixes the engine (issue 10 §2).
+  "disk_setup_failed",
+  // The host's home filesystem is full, so the worker could not write into it (the tenant frees space).
+  "host_disk_full",
   "internal_error",
 ] as const;
 export type TaskErrorCode = (typeof TASK_ERROR_CODES)[number];

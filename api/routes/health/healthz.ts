@@ -14,8 +14,12 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   ]);
 }
 
-/** Database, Redis and worker-agent checks, each bounded by 2 s (behaviour.md §8.9). */
-export async function runHealthChecks(deps: ApiDeps) {
+/**
+ * Database and Redis checks, each bounded by 2 s (behaviour.md §8.9). Constant work per request
+ * (issue 10 §2): `select 1` and PING; these routes are public, so their cost must not grow with
+ * anything a tenant can create.
+ */
+async function runBackendChecks(deps: ApiDeps) {
   const [database, redis] = await Promise.all([
     withTimeout(deps.database.sql`select 1`, CHECK_TIMEOUT_MS).then(
       () => "ok" as const,
@@ -26,10 +30,18 @@ export async function runHealthChecks(deps: ApiDeps) {
       () => "error" as const,
     ),
   ]);
+  return { database, redis };
+}
+
+/** Backend checks plus the worker agent, read with one bounded Redis command (shared/health/heartbeats.ts). */
+export async function runHealthChecks(deps: ApiDeps) {
+  const { database, redis } = await runBackendChecks(deps);
+  const now = deps.clock();
+  const freshness = deps.config.HEARTBEAT_FRESHNESS_SECONDS;
   const agent =
     redis === "ok"
-      ? await withTimeout(readHeartbeats(deps.redis, deps.config.REDIS_PREFIX), CHECK_TIMEOUT_MS).then(
-          (beats) => agentState(beats, deps.clock(), deps.config.HEARTBEAT_FRESHNESS_SECONDS),
+      ? await withTimeout(readHeartbeats(deps.redis, deps.config.REDIS_PREFIX, freshness, now), CHECK_TIMEOUT_MS).then(
+          (beats) => agentState(beats, now, freshness),
           () => "no_workers" as const,
         )
       : ("no_workers" as const);
@@ -55,7 +67,7 @@ export const healthzRoute = defineRoute({
   },
 });
 
-/** Readiness for load balancers: this replica can serve (database and Redis answer). */
+/** Readiness for load balancers: this replica can serve (database and Redis answer; workers are not read). */
 export const readyzRoute = defineRoute({
   method: "get",
   path: "/readyz",
@@ -64,7 +76,7 @@ export const readyzRoute = defineRoute({
   tags: ["health"],
   responses: { 200: jsonDoc("Ready"), 503: jsonDoc("Not ready") },
   handler: async ({ c, deps }) => {
-    const checks = await runHealthChecks(deps);
+    const checks = await runBackendChecks(deps);
     const ready = checks.database === "ok" && checks.redis === "ok";
     return json(c, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", checks: { database: checks.database, redis: checks.redis } });
   },

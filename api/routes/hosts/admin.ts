@@ -10,7 +10,7 @@ import { listHosts } from "../../../shared/services/hosts/list.js";
 import { createHostInput, deleteHostQuery, listHostsQuery, rebuildInput } from "../../../shared/services/hosts/schemas.js";
 import { json } from "../../http/reply.js";
 import { type AnyRoute, defineRoute } from "../../http/route.js";
-import { jsonDoc, listDoc, std } from "../docs.js";
+import { jsonDoc, listDoc, std, throttledDoc } from "../docs.js";
 import { accessSettings } from "./access-settings.js";
 
 const hostDoc = z.object({}).passthrough();
@@ -59,7 +59,7 @@ const lifecycleRoute = (op: "start" | "stop") =>
     tags,
     body: z.strictObject({}),
     bodyOptional: true,
-    responses: { 202: jsonDoc("Accepted", taskIdDoc), 401: std[401], 403: std[403], 404: std[404], 409: std[409] },
+    responses: { 202: jsonDoc("Accepted", taskIdDoc), 401: std[401], 403: std[403], 404: std[404], 409: std[409], 429: throttledDoc },
     handler: async ({ c, ctx, params }) => json(c, 202, await requestHostLifecycle({ ctx, hostId: params.hostID!, op })),
   });
 
@@ -71,7 +71,7 @@ export const rebuildHostRoute = defineRoute({
   tags,
   body: rebuildInput,
   bodyOptional: true,
-  responses: { 202: jsonDoc("Accepted", taskIdDoc), 400: std[400], 401: std[401], 403: std[403], 404: std[404], 409: std[409] },
+  responses: { 202: jsonDoc("Accepted", taskIdDoc), 400: std[400], 401: std[401], 403: std[403], 404: std[404], 409: std[409], 429: throttledDoc },
   handler: async ({ c, ctx, params, body }) =>
     json(c, 202, await requestHostLifecycle({ ctx, hostId: params.hostID!, op: "rebuild", mode: body.mode })),
 });

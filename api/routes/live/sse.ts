@@ -11,6 +11,8 @@ const streamDoc = (description: string) => ({
   content: { "text/event-stream": { schema: { type: "string" as const } } },
 });
 
+const tooMany = { ...std[429], description: "too_many_connections: SSE_MAX_STREAMS_PER_USER streams already open" };
+
 /** The bearer token of a request that the route layer already authenticated. */
 function bearer(c: Context): string {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
@@ -30,7 +32,7 @@ export const liveRoutes: AnyRoute[] = [
     access: "admin",
     summary: "Live task and host updates (Server-Sent Events)",
     tags,
-    responses: { 200: streamDoc("Event stream: ready, task, host, host_removed, revoked"), 401: std[401], 403: std[403] },
+    responses: { 200: streamDoc("Event stream: ready, task, host, host_removed, revoked"), 401: std[401], 403: std[403], 429: tooMany },
     handler: async ({ c, deps, actor }) =>
       openLiveStream({ c, deps, actor: actor!, token: bearer(c), audience: { kind: "admin" } }),
   }),
@@ -40,7 +42,7 @@ export const liveRoutes: AnyRoute[] = [
     access: "user",
     summary: "Live updates of your own hosts and their tasks (Server-Sent Events)",
     tags,
-    responses: { 200: streamDoc("Event stream: ready, task, host, host_removed, revoked"), 401: std[401] },
+    responses: { 200: streamDoc("Event stream: ready, task, host, host_removed, revoked"), 401: std[401], 429: tooMany },
     handler: async ({ c, deps, actor }) =>
       openLiveStream({ c, deps, actor: actor!, token: bearer(c), audience: { kind: "user", userId: actor!.id } }),
   }),

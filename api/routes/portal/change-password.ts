@@ -9,6 +9,7 @@ export const changePasswordRoute = defineRoute({
   method: "post",
   path: "/v1/user/change-password",
   access: "user",
+  unbudgeted: true,
   summary: "Change your own password (revokes your other tokens; returns a fresh one)",
   tags: ["portal"],
   body: changePasswordInput,

@@ -51,6 +51,8 @@ export interface Host {
   memory_limit_mb: number;
   cpu_limit: number;
   pids_limit: number;
+  /** null: the engine's default size (HOST_DISK_LIMIT_MB). */
+  disk_limit_mb: number | null;
   timezone: string;
   image?: string | null;
   binding_id?: string | null;

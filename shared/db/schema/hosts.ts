@@ -32,6 +32,8 @@ export const hosts = pgTable(
     memoryLimitMb: integer().notNull().default(4096),
     cpuLimit: numeric({ precision: 6, scale: 2, mode: "number" }).notNull().default(2),
     pidsLimit: integer().notNull().default(1024),
+    /** Size of the home's fixed-size filesystem; null = the engine's HOST_DISK_LIMIT_MB at creation. */
+    diskLimitMb: integer(),
     timezone: text().notNull().default("UTC"),
     /** Encrypted (shared/crypto/secrets). */
     sshPasswordEnc: text().notNull(),
@@ -63,6 +65,7 @@ export const hosts = pgTable(
     check("hosts_memory_ck", sql`${t.memoryLimitMb} between 128 and 262144`),
     check("hosts_cpu_ck", sql`${t.cpuLimit} between 0.1 and 64`),
     check("hosts_pids_ck", sql`${t.pidsLimit} between 64 and 131072`),
+    check("hosts_disk_ck", sql`${t.diskLimitMb} between 256 and 1048576`),
   ],
 );
 

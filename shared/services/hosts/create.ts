@@ -42,6 +42,7 @@ export async function createHost({ ctx, input }: { ctx: ServiceContext; input: C
             memoryLimitMb: input.memory_limit_mb,
             cpuLimit: input.cpu_limit,
             pidsLimit: input.pids_limit,
+            diskLimitMb: input.disk_limit_mb ?? null,
             timezone: input.timezone,
             sshPasswordEnc: ctx.secrets.encrypt(generatePassword(), secretAt.host(id, "ssh_password_enc")),
             engineId: "default",
@@ -60,6 +61,7 @@ export async function createHost({ ctx, input }: { ctx: ServiceContext; input: C
             memory_limit_mb: host!.memoryLimitMb,
             cpu_limit: Number(host!.cpuLimit),
             pids_limit: host!.pidsLimit,
+            disk_limit_mb: host!.diskLimitMb,
             timezone: host!.timezone,
           },
         });

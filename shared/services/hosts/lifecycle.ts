@@ -8,6 +8,7 @@ import type { TaskKind } from "../../queue/contracts.js";
 import type { ServiceContext } from "../context.js";
 import { recordEvent } from "../events.js";
 import { insertTask } from "../tasks/create.js";
+import { requestHostTask } from "../tasks/request.js";
 import { isExpired } from "../users/render.js";
 import { assertNotDeleting, getHost } from "./lookup.js";
 
@@ -33,7 +34,7 @@ export async function requestHostLifecycle({
   /** Portal calls: the host must belong to this user (else 404). */
   ownerId?: string;
 }) {
-  const task = await ctx.db.transaction(async (tx) => {
+  const { task, created } = await ctx.db.transaction(async (tx) => {
     const host = await getHost(tx, hostId, { forUpdate: true, ownerId });
     assertNotDeleting(host);
     const [owner] = await tx.select().from(users).where(eq(users.id, host.userId));
@@ -44,12 +45,14 @@ export async function requestHostLifecycle({
       .update(hosts)
       .set({ desiredState: op === "stop" ? "stopped" : "running", updatedAt: ctx.clock(), repairAttempts: 0, repairNotBefore: null })
       .where(eq(hosts.id, host.id));
-    const task = await insertTask(tx, {
-      kind: KIND[op],
-      hostId: host.id,
-      requestedBy: ctx.actor!.id,
-      payload: op === "rebuild" ? { mode: mode ?? "preserve-home" } : {},
-    });
+    const { task, created } = await requestHostTask(
+      tx,
+      { kind: KIND[op], hostId: host.id, requestedBy: ctx.actor!.id, payload: op === "rebuild" ? { mode: mode ?? "preserve-home" } : {} },
+      ctx.maxPendingTasksPerHost,
+    );
+    // A repeat of the request already waiting changes nothing: no second event either (a flood
+    // of identical requests must not fill the event log).
+    if (!created) return { task, created };
     await recordEvent(tx, {
       type: `host.${op}.requested`,
       message: `${op} requested for host ${host.shortId}`,
@@ -59,9 +62,9 @@ export async function requestHostLifecycle({
       taskId: task.id,
       metadata: op === "rebuild" ? { mode: mode ?? "preserve-home" } : {},
     });
-    return task;
+    return { task, created };
   });
-  await ctx.enqueue(task);
+  if (created) await ctx.enqueue(task);
   return { task_id: task.id };
 }
 

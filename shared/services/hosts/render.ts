@@ -44,6 +44,8 @@ export function renderAdminHost(r: HostJoinRow) {
     memory_limit_mb: h.memoryLimitMb,
     cpu_limit: Number(h.cpuLimit),
     pids_limit: h.pidsLimit,
+    /** null: the engine's HOST_DISK_LIMIT_MB (or an uncapped home created before the cap existed). */
+    disk_limit_mb: h.diskLimitMb,
     timezone: h.timezone,
     image: h.image,
     binding_id: r.binding?.id ?? null,

@@ -17,6 +17,8 @@ export const createHostInput = z.strictObject({
     .refine((v) => Math.abs(Math.round(v * 100) - v * 100) < 1e-9, { message: "must have at most 2 decimals" })
     .default(2),
   pids_limit: z.number().int().min(64).max(131072).default(1024),
+  /** MiB of the home's fixed-size filesystem; omitted = the engine's HOST_DISK_LIMIT_MB. */
+  disk_limit_mb: z.number().int().min(256).max(1048576).nullish(),
   timezone: timezoneField.default("UTC"),
 });
 export type CreateHostInput = z.output<typeof createHostInput>;

@@ -1,7 +1,7 @@
 import { and, count, desc, eq } from "drizzle-orm";
 import type { Tx } from "../../db/client.js";
 import { hosts, sshKeys, type TaskRow, type UserRow } from "../../db/schema/index.js";
-import { insertTask } from "../tasks/create.js";
+import { requestHostTask } from "../tasks/request.js";
 import { isUniqueViolation } from "../../db/pg-errors.js";
 import { Conflict, Invalid, NotFound } from "../../errors.js";
 import { generateEd25519KeyPair } from "../../ssh/keygen.js";
@@ -23,13 +23,22 @@ import { type AddKeyInput, type GenerateKeyInput, MAX_KEYS_PER_USER } from "./sc
  * When the owner's host is running, a `host.sync-keys` task installs the change in its
  * authorized_keys (behaviour.md §3.4). Called inside the key change's transaction.
  */
-async function syncTaskIfRunning(tx: Tx, ownerId: string, requestedBy: string | undefined): Promise<TaskRow | null> {
+async function syncTaskIfRunning(ctx: ServiceContext, tx: Tx, ownerId: string): Promise<TaskRow | null> {
+  // Locked: requestHostTask's "already waiting" and cap checks hold under concurrent requests.
   const [host] = await tx
     .select({ id: hosts.id })
     .from(hosts)
-    .where(and(eq(hosts.userId, ownerId), eq(hosts.status, "running")));
+    .where(and(eq(hosts.userId, ownerId), eq(hosts.status, "running")))
+    .for("update");
   if (!host) return null;
-  return insertTask(tx, { kind: "host.sync-keys", hostId: host.id, requestedBy: requestedBy ?? "system:keys" });
+  // A sync already waiting covers this change too (it reads the keys when it runs); enqueueing
+  // its job again is a no-op (job id = task id).
+  const { task } = await requestHostTask(
+    tx,
+    { kind: "host.sync-keys", hostId: host.id, requestedBy: ctx.actor?.id ?? "system:keys" },
+    ctx.maxPendingTasksPerHost,
+  );
+  return task;
 }
 
 export async function listKeys({ ctx, ownerId, page }: { ctx: ServiceContext; ownerId: string; page: Pagination }) {
@@ -60,7 +69,7 @@ async function insertKey(
         .insert(sshKeys)
         .values({ userId: owner.id, ...key })
         .returning();
-      const task = await syncTaskIfRunning(tx, owner.id, ctx.actor?.id);
+      const task = await syncTaskIfRunning(ctx, tx, owner.id);
       await recordEvent(tx, {
         type: eventType,
         message: `SSH key ${row!.fingerprint} ${eventType === "ssh_key.added" ? "added" : "generated"} for ${owner.username}`,
@@ -157,7 +166,7 @@ export async function deleteKey({ ctx, ownerId, keyId }: { ctx: ServiceContext; 
       userId: owner.id,
       metadata: { key_id: row.id, fingerprint: row.fingerprint, key_type: row.keyType, label: row.label },
     });
-    return syncTaskIfRunning(tx, owner.id, ctx.actor?.id);
+    return syncTaskIfRunning(ctx, tx, owner.id);
   });
   if (task) await ctx.enqueue(task);
 }

@@ -30,6 +30,13 @@ export type CancelOutcome = { status: 200 | 202; task: TaskView };
  * waits for us and then finds nothing to claim.
  */
 export async function cancelTask({ ctx, taskId }: { ctx: ServiceContext; taskId: string }): Promise<CancelOutcome> {
+  const outcome = await cancelInTx(ctx, taskId);
+  // A pending task that ended here may have been the one its host's next task was parked behind.
+  if (outcome.status === 200 && outcome.task.host_id) await ctx.wakeHost(outcome.task.host_id);
+  return outcome;
+}
+
+async function cancelInTx(ctx: ServiceContext, taskId: string): Promise<CancelOutcome> {
   return ctx.db.transaction(async (tx) => {
     const task = await findTask(tx, taskId, { forUpdate: true });
     if (!CANCELABLE_KINDS.has(task.kind)) {

@@ -7,6 +7,7 @@ import {
   READ_FILE_LIMIT,
   type ContainerState,
   type DirSpec,
+  type DiskAgentSpec,
   EngineUnavailableError,
   type ExecResult,
   type FileSpec,
@@ -66,14 +67,38 @@ function toState(info: Docker.ContainerInspectInfo): ContainerState {
   };
 }
 
+/** Docker refuses `--storage-opt size` unless overlay2 sits on xfs mounted with pquota. */
+const STORAGE_OPT_REFUSED = /storage-?opt|pquota|quota/i;
+
 /**
  * @param instance  the deployment's REDIS_PREFIX; stamped on every object this runtime creates
  *                  and the filter of every listing, so one engine can serve several deployments.
+ * @param logs      json-file rotation of every container this runtime creates (CONTAINER_LOG_MAX_*):
+ *                  without it a host printing to its PID 1's stdout fills the engine's disk.
  */
-export function createDockerRuntime(opts: { socketPath: string; instance: string }): Runtime {
+export function createDockerRuntime(opts: {
+  socketPath: string;
+  instance: string;
+  logs?: { maxSize: string; maxFiles: number };
+}): Runtime {
   const instanceLabel = `${INSTANCE_LABEL}=${opts.instance}`;
   const stamp = (labels: Record<string, string>) => ({ ...labels, [INSTANCE_LABEL]: opts.instance });
   const docker = new Docker({ socketPath: opts.socketPath });
+  const LogConfig = {
+    Type: "json-file",
+    Config: { "max-size": opts.logs?.maxSize ?? "10m", "max-file": String(opts.logs?.maxFiles ?? 3) },
+  };
+  // Whether the writable layer can be capped: only overlay2 on xfs (and then only with pquota,
+  // which `docker info` does not report: a refusal turns it off for this process).
+  let storageOptUsable: Promise<boolean> | undefined;
+  const canCapRootfs = () =>
+    (storageOptUsable ??= docker
+      .info()
+      .then((info: { Driver?: string; DriverStatus?: [string, string][] }) => {
+        const backing = (info.DriverStatus ?? []).find(([k]) => k === "Backing Filesystem")?.[1];
+        return info.Driver === "overlay2" && backing === "xfs";
+      })
+      .catch(() => false));
 
   const inspectContainer = async (name: string): Promise<ContainerState | null> =>
     guard(`inspect ${name}`, async () => {
@@ -195,6 +220,7 @@ export function createDockerRuntime(opts: { socketPath: string; instance: string
                 },
                 Memory: 128 * 1024 * 1024,
                 PidsLimit: 256,
+                LogConfig,
                 NetworkMode: first,
                 RestartPolicy: { Name: "no" },
                 SecurityOpt: ["no-new-privileges"],
@@ -231,25 +257,41 @@ export function createDockerRuntime(opts: { socketPath: string; instance: string
     createHost: (spec: HostSpec) =>
       guard(`create host ${spec.name}`, async () => {
         if (!(await inspectContainer(spec.name))) {
-          await createIfAbsent(spec.name, () =>
-            docker.createContainer({
-              name: spec.name,
-              Image: spec.image,
-              Labels: stamp(spec.labels),
-              Env: spec.env,
-              HostConfig: {
-                NetworkMode: `container:${spec.gatewayName}`,
-                CapDrop: ["NET_RAW"],
-                SecurityOpt: ["no-new-privileges"],
-                Memory: spec.memoryMb * 1024 * 1024,
-                NanoCpus: Math.round(spec.cpus * 1e9),
-                PidsLimit: spec.pids,
-                Mounts: [{ Type: "volume", Source: spec.volume.name, Target: spec.volume.target }],
-                RestartPolicy: { Name: "no" },
-                Init: false,
-              },
-            }),
-          );
+          // Writable tmp dirs are tmpfs: bounded, and never on the engine's disk. mode=1777 as a
+          // normal /tmp; exec allowed (tools unpack and run things there).
+          const tmpfs = `rw,nosuid,nodev,size=${spec.tmpfsMb}m,mode=1777`;
+          const create = (storageOpt: boolean) =>
+            createIfAbsent(spec.name, () =>
+              docker.createContainer({
+                name: spec.name,
+                Image: spec.image,
+                Labels: stamp(spec.labels),
+                Env: spec.env,
+                HostConfig: {
+                  NetworkMode: `container:${spec.gatewayName}`,
+                  CapDrop: ["NET_RAW"],
+                  SecurityOpt: ["no-new-privileges"],
+                  Memory: spec.memoryMb * 1024 * 1024,
+                  NanoCpus: Math.round(spec.cpus * 1e9),
+                  PidsLimit: spec.pids,
+                  Mounts: [{ Type: "volume", Source: spec.volume.name, Target: spec.volume.target }],
+                  Tmpfs: { "/tmp": tmpfs, "/var/tmp": tmpfs },
+                  LogConfig,
+                  ...(storageOpt ? { StorageOpt: { size: `${spec.rootfsSizeMb}m` } } : {}),
+                  RestartPolicy: { Name: "no" },
+                  Init: false,
+                },
+              }),
+            );
+          const capRootfs = spec.rootfsSizeMb !== undefined && (await canCapRootfs());
+          try {
+            await create(capRootfs);
+          } catch (err) {
+            const detail = (err as DockerError)?.json?.message ?? (err as Error)?.message ?? "";
+            if (!capRootfs || !STORAGE_OPT_REFUSED.test(detail)) throw err;
+            storageOptUsable = Promise.resolve(false); // xfs without pquota: uncapped layer
+            await create(false);
+          }
         }
         const state = await inspectContainer(spec.name);
         if (state && !state.running) await uploadAll(spec.name, spec.files);
@@ -276,6 +318,7 @@ export function createDockerRuntime(opts: { socketPath: string; instance: string
             SecurityOpt: ["no-new-privileges"],
             Memory: 64 * 1024 * 1024,
             PidsLimit: 64,
+            LogConfig,
             RestartPolicy: { Name: "no" },
             AutoRemove: false,
           },
@@ -316,14 +359,99 @@ export function createDockerRuntime(opts: { socketPath: string; instance: string
         }
       }),
 
-    ensureVolume: (name, labels) =>
+    ensureVolume: (name, labels, volOpts = {}) =>
       guard(`volume ${name}`, async () => {
         try {
           await docker.getVolume(name).inspect();
         } catch (err) {
           if (statusOf(err) !== 404) throw err;
-          await docker.createVolume({ Name: name, Labels: stamp(labels) });
+          await docker.createVolume({
+            Name: name,
+            Labels: stamp(labels),
+            ...(volOpts.bindDevice
+              ? { Driver: "local", DriverOpts: { type: "none", o: "bind", device: volOpts.bindDevice } }
+              : {}),
+          });
         }
+      }),
+
+    inspectVolume: (name) =>
+      guard(`inspect volume ${name}`, async () => {
+        try {
+          const v = (await docker.getVolume(name).inspect()) as { Name: string; Labels?: Record<string, string> | null; Options?: Record<string, string> | null };
+          return { name: v.Name, labels: v.Labels ?? {}, options: v.Options ?? {} };
+        } catch (err) {
+          if (statusOf(err) === 404) return null;
+          throw err;
+        }
+      }),
+
+    ensureDiskAgent: (spec: DiskAgentSpec) =>
+      guard(`disk agent ${spec.name}`, async () => {
+        const read = async () => {
+          try {
+            return await docker.getContainer(spec.name).inspect();
+          } catch (err) {
+            if (statusOf(err) === 404) return null;
+            throw err;
+          }
+        };
+        let info = await read();
+        // An agent made by an older release (other labels: another spec) is replaced; it holds no
+        // state, the mounts live in the engine's namespace.
+        const stale = info && Object.entries(spec.labels).some(([k, v]) => info!.Config?.Labels?.[k] !== v);
+        if (stale) {
+          try {
+            await docker.getContainer(spec.name).remove({ force: true });
+          } catch (err) {
+            if (statusOf(err) !== 404 && statusOf(err) !== 409) throw err;
+          }
+          info = await read();
+        }
+        if (!info) {
+          await createIfAbsent(spec.name, () =>
+            docker.createContainer({
+              name: spec.name,
+              Image: spec.image,
+              Labels: spec.labels,
+              Entrypoint: ["sleep"],
+              Cmd: ["infinity"],
+              HostConfig: {
+                // Not --privileged: CAP_SYS_ADMIN (mount, setns) and CAP_SYS_PTRACE (to open the
+                // engine's namespace), loop devices only (block major 7, /dev/loop-control), the
+                // machine's PID namespace (to find the engine's process), no network. AppArmor's
+                // docker-default profile forbids mount, hence unconfined; seccomp stays default.
+                CapDrop: ["ALL"],
+                CapAdd: ["SYS_ADMIN", "SYS_PTRACE", "SYS_CHROOT", "CHOWN", "DAC_OVERRIDE", "FOWNER"],
+                DeviceCgroupRules: ["b 7:* rwm", "c 10:237 rwm"],
+                SecurityOpt: ["apparmor=unconfined", "label=disable"],
+                PidMode: "host",
+                NetworkMode: "none",
+                Memory: 256 * 1024 * 1024,
+                PidsLimit: 128,
+                LogConfig,
+                RestartPolicy: { Name: "no" },
+              },
+            }),
+          );
+          info = await read();
+        }
+        if (info && !info.State?.Running) {
+          try {
+            await docker.getContainer(spec.name).start();
+          } catch (err) {
+            if (statusOf(err) !== 304 && statusOf(err) !== 409) throw err;
+          }
+          // Two tasks may start it at once: the loser's start returns before the winner's is done.
+          for (let i = 0; i < 50; i++) {
+            info = await read();
+            if (!info || info.State?.Running) break;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+        const pid = info?.State?.Pid ?? 0;
+        if (!info?.State?.Running || pid < 2) throw new ContainerOperationError(`disk agent ${spec.name} is not running`);
+        return { pid };
       }),
 
     removeVolume: (name) =>
@@ -432,7 +560,7 @@ export function createDockerRuntime(opts: { socketPath: string; instance: string
     listManagedVolumes: () =>
       guard("list volumes", async () => {
         const res = await docker.listVolumes({ filters: { label: [`${MANAGED_LABEL}=true`, instanceLabel] } });
-        return (res.Volumes ?? []).map((v): VolumeState => ({ name: v.Name, labels: v.Labels ?? {} }));
+        return (res.Volumes ?? []).map((v): VolumeState => ({ name: v.Name, labels: v.Labels ?? {}, options: (v.Options as Record<string, string> | null) ?? {} }));
       }),
   };
 }

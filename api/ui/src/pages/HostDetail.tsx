@@ -176,6 +176,8 @@ export function HostDetailPage({ id, portal }: { id: string; portal: Portal }) {
             <dd>{h.cpu_limit}</dd>
             <dt>Processes</dt>
             <dd>{h.pids_limit}</dd>
+            <dt>Home disk</dt>
+            <dd>{h.disk_limit_mb !== null ? `${h.disk_limit_mb} MiB` : "engine default"}</dd>
             <dt>Time zone</dt>
             <dd>{h.timezone}</dd>
             {h.image !== undefined ? (

@@ -146,6 +146,7 @@ function CreateHostForm({ onClose, fixedUser }: { onClose: () => void; fixedUser
   const [memory, setMemory] = useState("4096");
   const [cpu, setCpu] = useState("2");
   const [pids, setPids] = useState("1024");
+  const [disk, setDisk] = useState("");
   const [timezone, setTimezone] = useState("UTC");
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
@@ -163,6 +164,7 @@ function CreateHostForm({ onClose, fixedUser }: { onClose: () => void; fixedUser
         timezone: timezone.trim(),
       };
       if (egressId) body.egress_ip_id = egressId;
+      if (disk.trim()) body.disk_limit_mb = Number(disk);
       const res = await api.post<{ host: Host; task_id: string }>("/v1/admin/hosts", body);
       onClose();
       navigate(`/admin/hosts/${res.body.host.id}`);
@@ -214,6 +216,9 @@ function CreateHostForm({ onClose, fixedUser }: { onClose: () => void; fixedUser
           {(id, d) => <input id={id} aria-describedby={d} type="number" min={64} max={131072} step={1} required value={pids} onChange={(e) => setPids(e.target.value)} />}
         </Field>
       </div>
+      <Field label="Home disk (MiB, optional)" hint="Size of the home's own filesystem; empty: the server's default." error={fieldError(error, "disk_limit_mb")}>
+        {(id, d) => <input id={id} aria-describedby={d} type="number" min={256} max={1048576} step={1} value={disk} onChange={(e) => setDisk(e.target.value)} />}
+      </Field>
       <Field label="Time zone" hint="IANA name, e.g. Europe/Paris" error={fieldError(error, "timezone")}>
         {(id, d) => <input id={id} aria-describedby={d} required value={timezone} onChange={(e) => setTimezone(e.target.value)} />}
       </Field>

@@ -1,0 +1,48 @@
+import { and, asc, eq } from "drizzle-orm";
+import type { Db } from "../db/client.js";
+import { tasks } from "../db/schema/index.js";
+import type { Logger } from "../logger.js";
+import { isJobName, JOB_CONTRACTS } from "./contracts.js";
+import type { Queues } from "./queues.js";
+
+/**
+ * Hand a host's turn to its next task (issue 10 §2, task floods). A job whose host is busy is
+ * parked as a delayed job with a long safety-net delay (worker/tasks/runner.ts, TASK_WAIT_RECHECK_SECONDS)
+ * instead of looking again every second; whoever ends a task of the host — the worker when a task
+ * finishes, the API when a pending task is canceled, the sweeper when one goes stale — calls this
+ * after the host lock is released, and the oldest pending task's job is promoted at once.
+ *
+ * One indexed query and one Redis round trip per finished task, however many tasks wait. A wake
+ * that finds the job not delayed (still waiting, or active) does nothing: an active job re-checks
+ * after parking itself, so a wake that races with it is never lost.
+ */
+export function createHostWaker(db: Db, queues: Queues, logger: Logger) {
+  return async (hostId: string): Promise<void> => {
+    try {
+      const [next] = await db
+        .select({ id: tasks.id, kind: tasks.kind })
+        .from(tasks)
+        .where(and(eq(tasks.hostId, hostId), eq(tasks.status, "pending")))
+        .orderBy(asc(tasks.createdAt), asc(tasks.id))
+        .limit(1);
+      if (!next || !isJobName(next.kind)) return;
+      await promoteJob(queues, next);
+    } catch (err) {
+      // Best effort: the parked job looks again after its safety-net delay.
+      logger.warn({ host_id: hostId, err: (err as Error).message }, "could not wake the host's next task");
+    }
+  };
+}
+
+/** Promote a task's job if it is delayed; anything else (waiting, active, gone) is left alone. */
+export async function promoteJob(queues: Queues, task: { id: string; kind: string }): Promise<boolean> {
+  if (!isJobName(task.kind)) return false;
+  const job = await queues.get(JOB_CONTRACTS[task.kind].queue).getJob(task.id);
+  if (!job) return false;
+  try {
+    await job.promote();
+    return true;
+  } catch {
+    return false; // not delayed (any more): nothing to do
+  }
+}
