@@ -3,6 +3,10 @@
  * all three, under one supervisor with combined logs; if one dies, all stop).
  * `node dist/main.js migrate` applies the committed migrations and exits.
  * `node dist/main.js secrets:rotate` re-encrypts every stored secret with the current SECRETS_KEY.
+ * `node dist/main.js checkd` is the egress check service, run alone on its own public machine
+ * (checkd/main.ts, README "Deploying the egress check service (checkd)"); never part of the default.
+ * `node dist/main.js --help` lists the roles and commands; `--version` prints the package version.
+ * `node dist/main.js admin <command>` is the break-glass admin CLI (cli/admin.ts, README "Admin CLI").
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -15,6 +19,7 @@ import { parseConfig } from "./shared/config/parse.js";
 import { createDatabase } from "./shared/db/client.js";
 import { parseOrExit } from "./shared/process/boot.js";
 import { rotateSecrets, SecretsRotationError } from "./shared/services/secrets/rotate.js";
+import { VERSION } from "./shared/version.js";
 
 const ROLES = ["api", "worker", "sshd"] as const;
 type Role = (typeof ROLES)[number];
@@ -43,7 +48,7 @@ async function migrateCommand(): Promise<void> {
   }
 }
 
-/** behaviour.md §10.5: run after every process was restarted with the new SECRETS_KEY. */
+/** docs/operations.md#rotate-keys: run after every process was restarted with the new SECRETS_KEY. */
 async function rotateSecretsCommand(): Promise<void> {
   const cfg = parseOrExit(
     () =>
@@ -111,14 +116,45 @@ function supervise(roles: Role[]): void {
   }
 }
 
+/** `--help`: the roles and commands (README "Other scripts"). */
+function usage(): string {
+  return [
+    `cloud-cli-proxy ${VERSION}`,
+    "",
+    "usage: node dist/main.js [roles | command] [--help | --version]",
+    "",
+    `roles (comma-separated; default: all of them under one supervisor): ${ROLES.join(", ")}`,
+    "",
+    "commands:",
+    "  migrate            apply the committed database migrations and exit",
+    "  secrets:rotate     re-encrypt every stored secret with the current SECRETS_KEY",
+    "  checkd             the egress check service (IP echo, DNS canary), on its own machine",
+    "  admin <command>    the break-glass admin CLI (README \"Admin CLI\")",
+    "",
+    "options:",
+    "  --help, -h         this text",
+    "  --version          the version (package.json), as /healthz reports it",
+    "",
+    "Configuration comes from the environment (see .env.example and README \"Configuration\").",
+    "",
+  ].join("\n");
+}
+
 async function run(argv: string[]): Promise<void> {
   const arg = argv[0] ?? ROLES.join(",");
+  if (arg === "--version") return void process.stdout.write(`${VERSION}\n`);
+  if (arg === "--help" || arg === "-h" || arg === "help") return void process.stdout.write(usage());
   if (arg === "migrate") return migrateCommand();
   if (arg === "secrets:rotate") return rotateSecretsCommand();
+  if (arg === "checkd") return (await import("./checkd/main.js")).main();
+  if (arg === "admin") {
+    process.exitCode = await (await import("./cli/admin.js")).runAdmin(argv.slice(1));
+    return;
+  }
   const roles = [...new Set(arg.split(",").map((r) => r.trim()).filter(Boolean))];
   const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
   if (unknown.length || roles.length === 0) {
-    process.stderr.write(`usage: main.js [api,worker,sshd | migrate | secrets:rotate] (unknown: ${unknown.join(", ")})\n`);
+    process.stderr.write(`usage: main.js [api,worker,sshd | migrate | secrets:rotate | admin <command>] (unknown: ${unknown.join(", ")})\n`);
     process.exit(2);
   }
   if (roles.length === 1) return runRole(roles[0] as Role);

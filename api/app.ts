@@ -7,14 +7,14 @@ import { errorResponse, internalErrorResponse, SecretUnreadable } from "./http/e
 import { json } from "./http/reply.js";
 import { registerRoutes, type RouteTable } from "./http/route.js";
 import { registerUi } from "./http/ui.js";
-import { requestContext } from "./middleware/request-context.js";
+import { requestContext, requestIdOf, requestLogger, setRouteTemplate } from "./middleware/request-context.js";
 import { allRoutes, entryListenerRoutes } from "./routes/index.js";
 import { registerVncRoutes } from "./vnc/routes.js";
 
 /** Build the HTTP application from explicit dependencies (no globals; tests build their own). */
 export function createApp(deps: ApiDeps) {
   const app = new OpenAPIHono();
-  app.use("*", requestContext(deps.logger, deps.clientIp));
+  app.use("*", requestContext(deps));
 
   const table = registerRoutes(app, deps, allRoutes);
   registerVncRoutes(app, deps);
@@ -28,8 +28,11 @@ export function createApp(deps: ApiDeps) {
     openapi: "3.1.0",
     info: { title: "cloud-cli-proxy", version: "1.0.0", description: "Control plane API of cloud-cli-proxy." },
   });
-  app.get("/openapi.json", (c) => json(c, 200, openapi));
-  // After every API route: the UI only ever sees paths the API does not own (behaviour.md §1.2).
+  app.get("/openapi.json", (c) => {
+    setRouteTemplate(c, "/openapi.json");
+    return json(c, 200, openapi);
+  });
+  // After every API route: the UI only ever sees paths the API does not own (docs/api.md#routing).
   registerUi(app, deps.ui);
 
   handleUnmatchedAndErrors(app, deps, table);
@@ -37,13 +40,13 @@ export function createApp(deps: ApiDeps) {
 }
 
 /**
- * The app of the optional ENTRY_LISTEN_ADDR listener (behaviour.md §1.1): only
+ * The app of the optional ENTRY_LISTEN_ADDR listener (docs/architecture.md#processes): only
  * `GET /entry/{shortId}`, so that `curl -sSf http://HOST/entry/<id> | bash` needs no port. Any
  * other path answers the JSON 404 `not_found`, whatever the main API serves there.
  */
 export function createEntryApp(deps: ApiDeps) {
   const app = new OpenAPIHono();
-  app.use("*", requestContext(deps.logger, deps.clientIp));
+  app.use("*", requestContext(deps));
   const table = registerRoutes(app, deps, entryListenerRoutes);
   handleUnmatchedAndErrors(app, deps, table);
   return app;
@@ -70,16 +73,15 @@ function handleUnmatchedAndErrors(app: OpenAPIHono, deps: ApiDeps, table: RouteT
     if (err instanceof SecretUnreadableError || err instanceof UnknownKeyVersionError) {
       // A stored secret that does not decrypt where it is (moved from another row, tampered, key
       // version missing): the operator's problem, named in the log; the client gets a clear 409.
-      const requestId = (c.get("requestId" as never) as string | undefined) ?? "unknown";
-      deps.logger.warn({ err: err.message, request_id: requestId }, "stored secret unreadable");
+      requestLogger(c, deps.logger).warn({ err: err.message }, "stored secret unreadable");
       return errorResponse(c, SecretUnreadable());
     }
     if (isInfrastructureError(err)) {
-      deps.logger.warn({ err: (err as Error).message }, "backing service unavailable");
+      requestLogger(c, deps.logger).warn({ err: (err as Error).message }, "backing service unavailable");
       return errorResponse(c, Unavailable());
     }
-    const requestId = (c.get("requestId" as never) as string | undefined) ?? "unknown";
-    deps.logger.error({ err, request_id: requestId }, "unhandled error");
+    const requestId = requestIdOf(c) ?? "unknown";
+    requestLogger(c, deps.logger).error({ err }, "unhandled error");
     return internalErrorResponse(c, requestId);
   });
 }

@@ -5,6 +5,7 @@ import type { Actor, AuthDeps, ServiceDeps } from "../shared/services/context.js
 import type { RequestRate } from "../shared/auth/request-rate.js";
 import type { UiBundle } from "./http/ui.js";
 import type { LiveHub } from "./live/hub.js";
+import type { ApiMetrics } from "./metrics.js";
 import type { DesktopSessions } from "./vnc/desktop-sessions.js";
 import type { VncSessions } from "./vnc/sessions.js";
 
@@ -24,4 +25,6 @@ export interface ApiDeps extends ServiceDeps, AuthDeps {
   desktops: DesktopSessions;
   /** Per-user budget of mutating requests (USER_MUTATIONS_PER_MINUTE). */
   mutations: RequestRate;
+  /** This process's Prometheus registry and the series the request path feeds (api/metrics.ts). */
+  metrics: ApiMetrics;
 }

@@ -20,10 +20,14 @@ import { createQueues, type Queues } from "../shared/queue/queues.js";
 import { authenticateToken } from "../shared/services/auth/authenticate.js";
 import { AdminSeedError, seedAdmin } from "../shared/services/auth/seed-admin.js";
 import { publishRevocation } from "../shared/services/revocations.js";
+import { egressChecksAvailable } from "../shared/health/heartbeats.js";
 import { createApp, createEntryApp } from "./app.js";
 import type { ApiDeps } from "./deps.js";
 import { createClientIpResolver } from "./http/client-ip.js";
 import { createLiveHub } from "./live/hub.js";
+import { createApiMetrics } from "./metrics.js";
+import { createMetricsRegistry } from "../shared/metrics/registry.js";
+import { type MetricsServer, serveMetrics } from "../shared/metrics/server.js";
 import { DEFAULT_UI_DIR, loadUiBundle, type UiBundle } from "./http/ui.js";
 import { createVncSessions } from "./vnc/sessions.js";
 import { serveVncWebSockets } from "./vnc/websocket.js";
@@ -38,6 +42,13 @@ export function buildApiDeps(
   const tokens = createTokenService({ secret: config.ADMIN_JWT_SECRET, ttlSeconds: config.JWT_TTL_SECONDS });
   const authenticate = (token: string) => authenticateToken({ db: parts.database.db, tokens, clock }, token);
   const desktops = createDesktopSessions(parts.redis, config.REDIS_PREFIX, config.VNC_SESSION_IDLE_SECONDS);
+  const vnc = createVncSessions({ db: parts.database.db, logger, prefix: config.REDIS_PREFIX, desktops, recheckMs: parts.vncRecheckMs });
+  const metrics = createApiMetrics(createMetricsRegistry("api"), {
+    db: parts.database.db,
+    queues: parts.queues,
+    logger,
+    openDesktopSessions: () => vnc.count(),
+  });
   return {
     config,
     logger,
@@ -49,6 +60,7 @@ export function buildApiDeps(
     wakeHost: createHostWaker(parts.database.db, parts.queues, logger),
     maxPendingTasksPerHost: config.HOST_MAX_PENDING_TASKS,
     revoke: (r) => publishRevocation(parts.redis, config.REDIS_PREFIX, r, logger),
+    egressChecksAvailable: () => egressChecksAvailable(parts.redis, config.REDIS_PREFIX, config.HEARTBEAT_FRESHNESS_SECONDS, new Date()),
     secrets: createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS),
     tokens,
     limiter: new FailureLimiter(parts.redis, config.REDIS_PREFIX, {
@@ -62,8 +74,9 @@ export function buildApiDeps(
     authenticate,
     live: createLiveHub({ db: parts.database.db, logger, pollMs: config.SSE_POLL_INTERVAL_MS }),
     ui: parts.ui === undefined ? loadUiBundle() : parts.ui,
-    vnc: createVncSessions({ db: parts.database.db, logger, prefix: config.REDIS_PREFIX, desktops, recheckMs: parts.vncRecheckMs }),
+    vnc,
     desktops,
+    metrics,
   };
 }
 
@@ -109,14 +122,20 @@ export async function main(): Promise<void> {
       servers.push(server);
     });
   await listen(config.API_LISTEN_ADDR, app.fetch, "api");
-  // VNC WebSockets (behaviour.md §4.7) on the main listener only; revocations close them at once.
+  // VNC WebSockets (docs/api.md#vnc-proxy) on the main listener only; revocations close them at once.
   const stopVnc = await serveVncWebSockets(servers[0] as import("node:http").Server, deps, redis);
-  // Optional second listener (e.g. :80) serving only GET /entry/{shortId} (behaviour.md §1.1).
+  // Optional second listener (e.g. :80) serving only GET /entry/{shortId} (docs/architecture.md#processes).
   if (config.ENTRY_LISTEN_ADDR) await listen(config.ENTRY_LISTEN_ADDR, createEntryApp(deps).fetch, "entry listener");
+  // Optional metrics listener: /metrics without a token, for a scraper on a private address
+  // (README "Observability"); the main listener's /metrics still needs an admin token.
+  const metricsServer: MetricsServer | null = config.METRICS_LISTEN_ADDR
+    ? await serveMetrics(deps.metrics.registry, config.METRICS_LISTEN_ADDR, logger, "api")
+    : null;
 
   handleShutdown(logger, 10_000, async () => {
     // Open event streams would otherwise hold server.close() until the grace period ends.
     deps.live.close();
+    await metricsServer?.close();
     await stopVnc();
     await Promise.all(
       servers.map(

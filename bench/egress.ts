@@ -1,5 +1,5 @@
 /**
- * Egress data plane benchmark against the test lab (issue 5; behaviour.md §6, §6.10).
+ * Egress data plane benchmark against the test lab (issue 5; docs/egress.md#data-plane, docs/egress.md#lab).
  *
  *   npx tsx bench/egress.ts [N_FIRST_BYTE=12]
  *
@@ -284,7 +284,7 @@ async function main() {
       process.stdout.write(`  round ${round}: ${line.join("   ")}\n`);
     }
 
-    // The WireGuard key can hold one endpoint at a time (§6.8): unbind the host before the
+    // The WireGuard key can hold one endpoint at a time (docs/egress.md#egress-test): unbind the host before the
     // ephemeral gateways below use the same key. Its gateway goes blocked (live apply).
     for (const kind of ["wireguard", "shadowsocks"] as const) {
       await request("DELETE", `/v1/admin/bindings/${hosts[kind].bindingId}`, token);

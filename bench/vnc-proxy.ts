@@ -1,5 +1,5 @@
 /**
- * VNC proxy benchmark (issue 6; behaviour.md §4.7): WebSocket throughput and round-trip time
+ * VNC proxy benchmark (issue 6; docs/api.md#vnc-proxy): WebSocket throughput and round-trip time
  * through the API's VNC proxy vs straight to the host's :6901, in the same run.
  *
  *   npx tsx bench/vnc-proxy.ts [--mib 256] [--rounds 5] [--pings 300]

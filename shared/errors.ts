@@ -54,7 +54,7 @@ export const RateLimited = (retryAfterSeconds: number) =>
   });
 /**
  * A per-user cap on long-lived connections (SSE streams, desktop WebSockets) is reached (issue 10
- * §2): 429 before anything streams. `retry_after` is a hint; a slot frees when one closes.
+ * docs/api.md#auth): 429 before anything streams. `retry_after` is a hint; a slot frees when one closes.
  */
 export const TooManyConnections = (what: string, limit: number) =>
   new ServiceError("rate_limited", "too_many_connections", `too many open ${what} (at most ${limit}); close one and try again`, {
@@ -63,7 +63,7 @@ export const TooManyConnections = (what: string, limit: number) =>
 export const Unavailable = (code = "service_unavailable", message = "service temporarily unavailable") =>
   new ServiceError("unavailable", code, message);
 
-/** An upstream the API proxies to (a host's VNC server) could not be reached (behaviour.md §4.7). */
+/** An upstream the API proxies to (a host's VNC server) could not be reached (docs/api.md#vnc-proxy). */
 export const BadGateway = (code = "upstream_unreachable", message = "the host's desktop could not be reached") =>
   new ServiceError("bad_gateway", code, message);
 

@@ -1,6 +1,6 @@
 /**
  * Errors that mean a backing service (Postgres, Redis) is unavailable rather than that the
- * request was wrong. The API answers these with 503 `service_unavailable` (behaviour.md §1.3);
+ * request was wrong. The API answers these with 503 `service_unavailable` (docs/api.md#errors);
  * the worker treats them as transient.
  */
 const NODE_NET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENOTFOUND", "EAI_AGAIN"]);

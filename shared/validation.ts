@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-/** Field rules shared by request schemas (behaviour.md §1.5, §3.1). */
+/** Field rules shared by request schemas (docs/api.md#validation, docs/api.md#users). */
 
 // eslint-disable-next-line no-control-regex
 export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
@@ -69,7 +69,7 @@ export const uuidField = z
   .refine(isUuid, { message: "must be a UUID" })
   .transform((v) => v.toLowerCase());
 
-/** `limit` (default 50, clamped to 200) and `offset` (default 0) (behaviour.md §1.4). */
+/** `limit` (default 50, clamped to 200) and `offset` (default 0) (docs/api.md#pagination). */
 export const paginationShape = {
   limit: z
     .string()

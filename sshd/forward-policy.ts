@@ -3,7 +3,7 @@ import { BlockList, isIP } from "node:net";
 import { parseAddressLiteral } from "./forward-address.js";
 
 /**
- * Which `direct-tcpip` destinations (`ssh -L`) are refused (behaviour.md §7.4): cloud metadata,
+ * Which `direct-tcpip` destinations (`ssh -L`) are refused (docs/architecture.md#ssh-proxy): cloud metadata,
  * the control plane's own addresses (the management and underlay bridges: the Docker host, where
  * api, sshd, Postgres and Redis run), Docker API ports, and the operator's extra entries.
  * Everything else is opened by the host's own sshd, inside its namespace and kill switch.

@@ -13,13 +13,16 @@ import { createForwardPolicy } from "./forward-policy.js";
 import { watchRevocations } from "./revocations.js";
 import { createSshServer, type SshdDeps } from "./server.js";
 import { SessionRegistry } from "./session-registry.js";
+import { createSshdMetrics } from "./metrics.js";
+import { createMetricsRegistry } from "../shared/metrics/registry.js";
+import { serveMetrics } from "../shared/metrics/server.js";
 
 /** Start the SSH entry proxy on the given dependencies (used by main() and by tests). */
 export async function startSshd(
   config: SshdConfig,
   logger: Logger,
   parts: { database: Database },
-): Promise<{ port: number; hostKey: string; deps: SshdDeps; stop: () => Promise<void> }> {
+): Promise<{ port: number; hostKey: string; deps: SshdDeps; metricsPort: number | null; stop: () => Promise<void> }> {
   const redis = createRedis(config.REDIS_URL, { name: "ccp-sshd" });
   redis.on("error", (err) => logger.warn({ err: err.message }, "redis connection error"));
   await waitForRedis(redis, 30000);
@@ -28,6 +31,7 @@ export async function startSshd(
   const secrets = createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS);
   // Persistent and shared by all replicas, so clients pinning it keep working across restarts.
   const hostKey = await ensureSystemKeyPair(parts.database.db, secrets, SSH_PROXY_HOST_KEY);
+  const sessions = new SessionRegistry(redis, config.REDIS_PREFIX);
   const deps: SshdDeps = {
     db: parts.database.db,
     redis,
@@ -45,8 +49,9 @@ export async function startSshd(
       },
       "sshfail",
     ),
-    sessions: new SessionRegistry(redis, config.REDIS_PREFIX),
+    sessions,
     forwardPolicy: createForwardPolicy(config.SSH_FORWARD_BLOCKLIST),
+    metrics: createSshdMetrics(createMetricsRegistry("sshd"), { openSessions: () => sessions.all().length }),
   };
   const stopWatching = await watchRevocations(deps, subscriber);
   const server = createSshServer(deps, hostKey.privateKey);
@@ -59,11 +64,17 @@ export async function startSshd(
   });
   const port = (server.address() as { port: number }).port;
   logger.info({ port, host_key: hostKey.publicKey }, "ssh proxy listening");
+  // Off unless SSHD_METRICS_LISTEN_ADDR is set (README "Observability").
+  const metricsServer = config.SSHD_METRICS_LISTEN_ADDR
+    ? await serveMetrics(deps.metrics.registry, config.SSHD_METRICS_LISTEN_ADDR, logger, "sshd")
+    : null;
   return {
     port,
     hostKey: hostKey.publicKey,
     deps,
+    metricsPort: metricsServer?.port ?? null,
     stop: async () => {
+      await metricsServer?.close();
       // Stop listening; open sessions get up to the grace period to end on their own.
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await stopWatching();

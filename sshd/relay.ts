@@ -108,7 +108,7 @@ function bridge(down: ssh2.ServerChannel, up: ssh2.ClientChannel, stats: RelaySt
 }
 
 /**
- * Relay one authenticated client connection to the host's sshd (behaviour.md §7.4): session
+ * Relay one authenticated client connection to the host's sshd (docs/architecture.md#ssh-proxy): session
  * channels with their requests, `ssh -L` through the host, `ssh -R` back to the client.
  */
 export function relayConnection(client: ssh2.Connection, upstream: ssh2.Client, opts: RelayOptions): void {
@@ -171,7 +171,7 @@ export function relayConnection(client: ssh2.Connection, upstream: ssh2.Client, 
       up?.signal(info.name);
       ok(accept);
     });
-    // Agent and X11 forwarding are off (behaviour.md §7.4).
+    // Agent and X11 forwarding are off (docs/architecture.md#ssh-proxy).
     session.on("auth-agent", (_accept: Accept<void>, reject: Accept<void>) => no(reject));
     session.on("x11", (_accept: Accept<void>, reject: Accept<void>) => no(reject));
 

@@ -10,7 +10,7 @@ export interface Target {
 const SHORT_ID = /^[a-z0-9]{6}$/;
 
 /**
- * Login name → host (behaviour.md §7.4): a short id first; otherwise (or when no host matches) a
+ * Login name → host (docs/architecture.md#ssh-proxy): a short id first; otherwise (or when no host matches) a
  * username whose owner has exactly one host that is not being deleted. No match → null, and every
  * credential then simply fails (no oracle).
  */

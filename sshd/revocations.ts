@@ -9,7 +9,7 @@ import type { SshdDeps } from "./server.js";
 export const RECHECK_INTERVAL_MS = 10_000;
 
 /**
- * End live sessions when access is revoked (behaviour.md §7.4): at once on a published
+ * End live sessions when access is revoked (docs/architecture.md#ssh-proxy): at once on a published
  * revocation, and at the latest at the next periodic re-check.
  */
 export async function watchRevocations(deps: SshdDeps, subscriber: Redis): Promise<() => Promise<void>> {

@@ -19,8 +19,9 @@ import type { ForwardPolicy } from "./forward-policy.js";
 import { type RelayStats, relayConnection } from "./relay.js";
 import { resolveTarget, type Target } from "./resolve-target.js";
 import type { SessionRegistry } from "./session-registry.js";
+import type { SshdMetrics } from "./metrics.js";
 
-/** The server identification clients see: `SSH-2.0-cloud-cli-proxy` (behaviour.md §11.12). */
+/** The server identification clients see: `SSH-2.0-cloud-cli-proxy` (docs/architecture.md#ssh-proxy). */
 export const SSH_IDENT = "cloud-cli-proxy";
 
 export interface SshdDeps {
@@ -34,6 +35,8 @@ export interface SshdDeps {
   sessions: SessionRegistry;
   forwardPolicy: ForwardPolicy;
   clock: () => Date;
+  /** This process's Prometheus registry and the series sessions and logins feed. */
+  metrics: SshdMetrics;
 }
 
 const METHODS: ssh2.AuthenticationType[] = ["password", "publickey"];
@@ -86,7 +89,7 @@ function dialHost(deps: SshdDeps, target: Target): Promise<ssh2.Client> {
       readyTimeout: deps.config.SSH_HOST_DIAL_TIMEOUT_SECONDS * 1000,
       keepaliveInterval: 15_000,
       keepaliveCountMax: 3,
-      // A host presenting any other key is "unreachable", never trusted (behaviour.md §7.4).
+      // A host presenting any other key is "unreachable", never trusted (docs/architecture.md#ssh-proxy).
       hostVerifier: (key: Buffer) => key.toString("base64") === pinned,
     });
     // See TCP_NODELAY in handleConnection: here it took the dial from ~75 ms to ~30 ms.
@@ -230,6 +233,8 @@ function handleConnection(
     // fix as the API's login (FailureLimiter.acquire).
     const blocked = await deps.limiter.acquire(keys);
     if (blocked) {
+      // Only guessable passwords have lockout keys (above), so only they can be locked out.
+      deps.metrics.auth.inc({ method: "password", result: "locked" });
       if (blocked.firstRejection) {
         await recordEvent(db, {
           type: "ssh.auth.locked",
@@ -263,6 +268,7 @@ function handleConnection(
       await deps.limiter.release(keys).catch(() => {});
       throw err;
     }
+    deps.metrics.auth.inc({ method, result: ok ? "success" : "failure" });
     if (!ok) {
       failures++; // already counted by acquire()
       await recordEvent(db, {
@@ -326,6 +332,7 @@ function handleConnection(
   function startSession(t: Target, upstream: ssh2.Client, method: AuthMethod, login: string) {
     const started = Date.now();
     const stats: RelayStats = { bytesIn: 0, bytesOut: 0, lastActivity: Date.now() };
+    const untrackBytes = deps.metrics.bytes.track(() => ({ in: stats.bytesIn, out: stats.bytesOut }));
     let closeReason = "client_closed";
     let closed = false;
     let idleTimer: NodeJS.Timeout | undefined;
@@ -334,6 +341,7 @@ function handleConnection(
       closed = true;
       closeReason = reason;
       if (idleTimer) clearInterval(idleTimer);
+      untrackBytes();
       upstream.end();
       if (reason !== "client_closed") disconnectWithMessage(client, `session closed: ${reason.replace(/_/g, " ")}`);
       void deps.sessions.remove({ id: sessionId, hostId: t.host.id });

@@ -38,7 +38,7 @@ function labRunning(): boolean {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const env = loadEnvironment();
   // The egress suites start the lab when they need it (test/lab/up.sh); a lab this run started is
-  // removed at the end (behaviour.md §6.10), one a developer had running is left alone.
+  // removed at the end (docs/egress.md#lab), one a developer had running is left alone.
   const labWasRunning = labRunning();
   const admin = postgres(adminDatabaseUrl(env), { max: 1, onnotice: () => {} });
   const existing = await admin<{ datname: string }[]>`

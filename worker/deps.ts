@@ -1,6 +1,8 @@
 import type { WorkerConfig } from "../shared/config/worker.js";
 import type { Queues } from "../shared/queue/queues.js";
 import type { ServiceDeps } from "../shared/services/context.js";
+import type { SshProbe } from "./hosts/ssh-ready.js";
+import type { WorkerMetrics } from "./metrics.js";
 import type { Runtime } from "./runtime/runtime.js";
 import type { HostLocks } from "./tasks/host-lock.js";
 
@@ -8,6 +10,10 @@ import type { HostLocks } from "./tasks/host-lock.js";
 export interface WorkerDeps extends ServiceDeps {
   config: WorkerConfig;
   runtime: Runtime;
+  /** Whether a host's sshd answers with its pinned key (the wait_ssh step). */
+  sshProbe: SshProbe;
   queues: Queues;
   locks: HostLocks;
+  /** This process's Prometheus registry and the series the runner and egress checks feed. */
+  metrics: WorkerMetrics;
 }

@@ -4,7 +4,7 @@ import type { Logger } from "../shared/logger.js";
 
 /**
  * Publish this worker's liveness and its view of the Docker engine every interval
- * (behaviour.md §8.5); /healthz's `agent` check reads these records.
+ * (docs/architecture.md#schedulers); /healthz's `agent` check reads these records.
  */
 export function startHeartbeat(opts: {
   redis: Redis;
@@ -13,6 +13,8 @@ export function startHeartbeat(opts: {
   prefix: string;
   workerId: string;
   engineId: string;
+  /** Whether this worker has the egress check endpoints (the API refuses egress tests and bindings otherwise). */
+  egressChecks: boolean;
   intervalSeconds: number;
   logger: Logger;
 }): { stop: () => Promise<void> } {
@@ -30,7 +32,7 @@ export function startHeartbeat(opts: {
     await publishHeartbeat(
       opts.redis,
       opts.prefix,
-      { worker_id: opts.workerId, engine_id: opts.engineId, docker_ok: dockerOk, at: new Date().toISOString() },
+      { worker_id: opts.workerId, engine_id: opts.engineId, docker_ok: dockerOk, egress_checks: opts.egressChecks, at: new Date().toISOString() },
       ttl,
     );
   };

@@ -14,6 +14,11 @@ import { publishRevocation } from "../shared/services/revocations.js";
 import { startConsumers } from "./consumers.js";
 import type { WorkerDeps } from "./deps.js";
 import { startHeartbeat } from "./heartbeat.js";
+import { createWorkerMetrics } from "./metrics.js";
+import { createMetricsRegistry } from "../shared/metrics/registry.js";
+import { serveMetrics } from "../shared/metrics/server.js";
+import { startImageWatch } from "./images.js";
+import { type SshProbe, probeSsh } from "./hosts/ssh-ready.js";
 import { ensureNetworks } from "./hosts/steps.js";
 import { buildRegistry } from "./registry.js";
 import { createDockerRuntime } from "./runtime/docker/docker-runtime.js";
@@ -27,8 +32,8 @@ import { HostLocks } from "./tasks/host-lock.js";
 export async function startWorker(
   config: WorkerConfig,
   logger: Logger,
-  parts: { database: Database; runtime?: Runtime },
-): Promise<{ deps: WorkerDeps; stop: () => Promise<void> }> {
+  parts: { database: Database; runtime?: Runtime; sshProbe?: SshProbe },
+): Promise<{ deps: WorkerDeps; metricsPort: number | null; stop: () => Promise<void> }> {
   const redis = createRedis(config.REDIS_URL, { name: "ccp-worker" });
   redis.on("error", (err) => logger.warn({ err: err.message }, "redis connection error"));
   await waitForRedis(redis, 30000);
@@ -52,8 +57,10 @@ export async function startWorker(
     revoke: (r) => publishRevocation(redis, config.REDIS_PREFIX, r, logger),
     config,
     runtime,
+    sshProbe: parts.sshProbe ?? probeSsh,
     queues,
     locks: new HostLocks(redis, config.REDIS_PREFIX),
+    metrics: createWorkerMetrics(createMetricsRegistry("worker")),
   };
   const registry = buildRegistry(deps);
   if (await runtime.ping()) {
@@ -66,17 +73,27 @@ export async function startWorker(
     prefix: config.REDIS_PREFIX,
     workerId: config.WORKER_ID,
     engineId: config.ENGINE_ID,
+    egressChecks: config.EGRESS_CHECKS !== null,
     intervalSeconds: config.HEARTBEAT_INTERVAL_SECONDS,
     logger,
   });
+  // Which images are current, for the API's `image_outdated` (README "Upgrading").
+  const images = startImageWatch(deps, config.RECONCILE_INTERVAL_SECONDS);
   const consumers = await startConsumers(deps, registry, bull);
+  // Off unless WORKER_METRICS_LISTEN_ADDR is set (README "Observability").
+  const metricsServer = config.WORKER_METRICS_LISTEN_ADDR
+    ? await serveMetrics(deps.metrics.registry, config.WORKER_METRICS_LISTEN_ADDR, logger, "worker")
+    : null;
   logger.info({ engine_id: config.ENGINE_ID, concurrency: config.WORKER_CONCURRENCY }, "worker started");
   return {
     deps,
+    metricsPort: metricsServer?.port ?? null,
     stop: async () => {
       // Finish (or hand back) in-flight jobs first, then stop reporting liveness.
       await consumers.close();
+      await images.stop();
       await heartbeat.stop();
+      await metricsServer?.close();
       await queues.close();
       bull.disconnect();
       redis.disconnect();

@@ -14,7 +14,7 @@ export type JobHandler = (job: Job, token: string | undefined) => Promise<void>;
 type SchedulerFn = (deps: WorkerDeps) => Promise<Record<string, number>>;
 
 /**
- * Scheduler runs leave a task row only when they changed something or failed (behaviour.md §8.1),
+ * Scheduler runs leave a task row only when they changed something or failed (docs/api.md#task-object),
  * so a quiet system does not fill the task list with no-ops.
  */
 function scheduler(deps: WorkerDeps, kind: JobName, fn: SchedulerFn): JobHandler {
@@ -57,7 +57,7 @@ function scheduler(deps: WorkerDeps, kind: JobName, fn: SchedulerFn): JobHandler
   };
 }
 
-/** Job name → handler. Fails at boot if any job of the contracts has no handler (STYLE.md §11). */
+/** Job name → handler. Fails at boot if any job of the contracts has no handler (docs/architecture.md#tree). */
 export function buildRegistry(deps: WorkerDeps): Map<JobName, JobHandler> {
   const registry = new Map<JobName, JobHandler>();
   for (const [kind, processor] of Object.entries(taskProcessors)) {

@@ -5,7 +5,7 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 
 /**
  * Read the request body with a hard 1 MiB cap whether or not Content-Length is sent; stops
- * reading as soon as the cap is passed (behaviour.md §1.2).
+ * reading as soon as the cap is passed (docs/api.md#routing).
  */
 export async function readBodyText(req: Request, limit = MAX_BODY_BYTES): Promise<string> {
   const declared = req.headers.get("content-length");

@@ -10,7 +10,7 @@ export interface TrustedCidr {
 const unmap = (ip: string) => (ip.startsWith("::ffff:") && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip);
 
 /**
- * The client address (behaviour.md §1.2): the TCP peer, unless the peer is a trusted proxy, in
+ * The client address (docs/api.md#routing): the TCP peer, unless the peer is a trusted proxy, in
  * which case the right-most X-Forwarded-For entry that is not itself trusted.
  */
 export function createClientIpResolver(trusted: TrustedCidr[]) {

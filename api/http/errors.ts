@@ -3,7 +3,7 @@ import { type ErrorKind, ServiceError } from "../../shared/errors.js";
 import { AccessError } from "../../shared/services/access/errors.js";
 import { json } from "./reply.js";
 
-/** The one place where domain error kinds become HTTP statuses (STYLE.md §3). */
+/** The one place where domain error kinds become HTTP statuses (docs/architecture.md#tree). */
 const STATUS: Record<ErrorKind, number> = {
   invalid: 400,
   unauthorized: 401,
@@ -43,7 +43,7 @@ export function errorEnvelope(
     body.retry_after = s;
     headers["retry-after"] = String(s);
   } else if (err.extra.retryAfterSeconds !== undefined) {
-    // e.g. 503 `ssh_not_ready` on a bootstrap handoff requested too early (behaviour.md §7.1).
+    // e.g. 503 `ssh_not_ready` on a bootstrap handoff requested too early (docs/api.md#bootstrap).
     headers["retry-after"] = String(err.extra.retryAfterSeconds);
   }
   if (err.kind === "unauthorized") {

@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 
-/** JSON responses with the charset the spec names (behaviour.md §1.2). */
+/** JSON responses with the charset the spec names (docs/api.md#routing). */
 export function json(c: Context, status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {
     status,

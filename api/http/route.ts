@@ -8,6 +8,7 @@ import type { ApiDeps } from "../deps.js";
 import { parseJsonObject, readBodyText } from "./body.js";
 import { throttledDoc } from "../routes/docs.js";
 import { validate } from "./validate.js";
+import { requestIdOf, requestLogger, setRouteTemplate } from "../middleware/request-context.js";
 
 type Method = "get" | "post" | "put" | "patch" | "delete";
 export type Access = "public" | "user" | "admin";
@@ -31,7 +32,7 @@ export interface RouteDef<BS extends z.ZodType | undefined = undefined, QS exten
   summary: string;
   tags: string[];
   body?: BS;
-  /** An empty body means `{}` (behaviour.md §1.2). */
+  /** An empty body means `{}` (docs/api.md#routing). */
   bodyOptional?: boolean;
   /**
    * Exempt from the per-user budget of mutating requests: only the routes a user needs to take
@@ -71,7 +72,7 @@ export interface RouteTable {
 
 /**
  * Register routes on the app: the handler (with auth → role → body size → validation, in the
- * order of behaviour.md §1.9) and the OpenAPI description generated from the same schemas.
+ * order of docs/api.md#evaluation-order) and the OpenAPI description generated from the same schemas.
  */
 export function registerRoutes(app: OpenAPIHono, deps: ApiDeps, routes: AnyRoute[]): RouteTable {
   const table: { method: string; re: RegExp }[] = [];
@@ -79,6 +80,7 @@ export function registerRoutes(app: OpenAPIHono, deps: ApiDeps, routes: AnyRoute
     table.push({ method: r.method.toUpperCase(), re: pathRegex(r.path) });
     registerDoc(app, r);
     app.on(r.method.toUpperCase(), honoPath(r.path), async (c) => {
+      setRouteTemplate(c, r.path);
       const ip = deps.clientIp(c);
       let actor: Actor | null = null;
       if (r.access !== "public") {
@@ -91,7 +93,18 @@ export function registerRoutes(app: OpenAPIHono, deps: ApiDeps, routes: AnyRoute
         body = validate(r.body, parseJsonObject(text, r.bodyOptional ?? false));
       }
       const query = r.query ? validate(r.query, Object.fromEntries(new URL(c.req.url).searchParams), "query") : undefined;
-      const ctx: ServiceContext = { ...deps, actor, ip };
+      // The request's logger (every line carries request_id) and id, down to the services: a task
+      // they create records the id, and the worker's lines for that task carry it too.
+      const log = requestLogger(c, deps.logger);
+      const ctx: ServiceContext = {
+        ...deps,
+        logger: log,
+        enqueue: (task) => deps.enqueue(task, log),
+        wakeHost: (hostId) => deps.wakeHost(hostId, log),
+        requestId: requestIdOf(c),
+        actor,
+        ip,
+      };
       return r.handler({ c, deps, ctx, actor, body, query, params: c.req.param() as Record<string, string> } as never);
     });
   }

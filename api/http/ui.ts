@@ -2,12 +2,13 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join, relative, sep } from "node:path";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { projectRoot } from "../../shared/paths.js";
+import { setRouteTemplate } from "../middleware/request-context.js";
 
 /**
  * The web UI (api/ui, built by `npm run build:ui` into dist/ui) served by the API.
  *
  * Paths outside /v1/, /entry/, /healthz, /readyz and /openapi.json belong to the UI
- * (behaviour.md §1.2): a file of the bundle is served as it is, any other path gets index.html
+ * (docs/api.md#routing): a file of the bundle is served as it is, any other path gets index.html
  * so that client-side routes survive a reload. The whole bundle (a few hundred KiB) is read into
  * memory once at start: requests are answered from a map, so no request path ever reaches the
  * file system (no traversal to guard against) and a rebuild under a running process cannot serve
@@ -98,7 +99,7 @@ export function loadUiBundle(dir: string = DEFAULT_UI_DIR): UiBundle | null {
   return { dir, index: readFileSync(indexPath), files };
 }
 
-/** Paths the API owns (behaviour.md §1.2); never answered with the UI. */
+/** Paths the API owns (docs/api.md#routing); never answered with the UI. */
 export function isApiPath(path: string): boolean {
   return (
     path === "/v1" ||
@@ -107,7 +108,8 @@ export function isApiPath(path: string): boolean {
     path.startsWith("/entry/") ||
     path === "/healthz" ||
     path === "/readyz" ||
-    path === "/openapi.json"
+    path === "/openapi.json" ||
+    path === "/metrics"
   );
 }
 
@@ -140,6 +142,7 @@ export function registerUi(app: OpenAPIHono, ui: UiBundle | null): void {
       // The page names the current hashed bundle: always revalidate it.
       cache = "no-cache";
     }
+    setRouteTemplate(c, "ui"); // one series for the whole web UI, whatever the path
     const headers = { ...SECURITY_HEADERS, "content-type": type, "cache-control": cache, "content-length": String(body.byteLength) };
     return new Response(c.req.method === "HEAD" ? null : (body as Uint8Array<ArrayBuffer>), { status: 200, headers });
   });

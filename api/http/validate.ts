@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import { type FieldIssue, Invalid } from "../../shared/errors.js";
 
-/** Turn zod issues into the `details` of a 400 (behaviour.md §1.3), one entry per problem. */
+/** Turn zod issues into the `details` of a 400 (docs/api.md#errors), one entry per problem. */
 export function zodIssuesToDetails(issues: z.core.$ZodIssue[], prefix?: string): FieldIssue[] {
   const details: FieldIssue[] = [];
   const name = (path: PropertyKey[]) => {

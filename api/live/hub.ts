@@ -59,14 +59,14 @@ export function adminHostView(h: HostState) {
   };
 }
 
-/** The portal host object has no desired_state (behaviour.md §4.1). */
+/** The portal host object has no desired_state (docs/api.md#hosts). */
 export function userHostView(h: HostState) {
   return { id: h.id, short_id: h.shortId, status: h.status, updated_at: h.updatedAt.toISOString() };
 }
 
-/** A user's own task without who requested it (that may be the admin) or egress/result data. */
+/** A user's own task without who requested it (that may be the admin, with their request id) or egress/result data. */
 export function userTaskView(t: TaskRow) {
-  const { requested_by: _r, egress_ip_id: _e, result: _res, cancel_requested: _c, ...rest } = renderTask(t);
+  const { requested_by: _r, request_id: _q, egress_ip_id: _e, result: _res, cancel_requested: _c, ...rest } = renderTask(t);
   return rest;
 }
 

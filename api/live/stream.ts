@@ -12,7 +12,7 @@ import type { LiveAudience, LiveEventName } from "./hub.js";
  * - `event: task` / `host` / `host_removed` with a JSON payload per change;
  * - a `: ping` comment every SSE_HEARTBEAT_SECONDS so that idle proxies keep the connection;
  * - the token is re-checked every SSE_AUTH_RECHECK_SECONDS with the per-request checks of
- *   behaviour.md §2.3; when it no longer passes, `event: revoked` and the stream ends.
+ *   docs/api.md#token-checks; when it no longer passes, `event: revoked` and the stream ends.
  *
  * A client that does not read fast enough is dropped rather than buffered without bound: it
  * reconnects (or polls) and reloads, which costs it nothing it could not recover.

@@ -9,6 +9,7 @@ import { bootstrapScriptRoute } from "./bootstrap/script.js";
 import { entryAuthRoute } from "./entry/auth.js";
 import { entryScriptRoute } from "./entry/script.js";
 import { healthzRoute, readyzRoute } from "./health/healthz.js";
+import { metricsRoute } from "./metrics/get.js";
 import { adminHostRoutes } from "./hosts/admin.js";
 import { createBindingRoute } from "./bindings/create.js";
 import { deleteBindingRoute } from "./bindings/delete.js";
@@ -39,6 +40,7 @@ import { liveRoutes } from "./live/sse.js";
 export const allRoutes: AnyRoute[] = [
   healthzRoute,
   readyzRoute,
+  metricsRoute,
   loginRoute,
   legacyLoginRoute,
   logoutAllRoute,
@@ -78,5 +80,5 @@ export const allRoutes: AnyRoute[] = [
   entryAuthRoute,
 ];
 
-/** The ENTRY_LISTEN_ADDR listener serves this route and nothing else (behaviour.md §1.1). */
+/** The ENTRY_LISTEN_ADDR listener serves this route and nothing else (docs/architecture.md#processes). */
 export const entryListenerRoutes: AnyRoute[] = [entryScriptRoute];

@@ -80,7 +80,7 @@ ccp_request() {
 
 ccp_unreachable() { ccp_die 2 "Error: could not reach $BASE_URL."; }
 
-# Exit codes of behaviour.md §7.1.
+# Exit codes of docs/api.md#bootstrap.
 ccp_exit_code() {
   case $1 in
     auth_invalid | invalid_credentials) echo 10 ;;

@@ -6,7 +6,7 @@ import type { VncPortal } from "./target.js";
 
 /**
  * Browser access to a desktop without a login token in any URL or cookie (issue 10 §1,
- * behaviour.md §4.7 as revised 2026-12-03).
+ * docs/api.md#vnc-proxy as revised 2026-12-03).
  *
  * 1. `POST …/vnc/session` (Bearer) mints a one-time **ticket**: 32 random bytes, stored in Redis
  *    under its SHA-256 only, valid `TICKET_TTL_SECONDS`, bound to the user, role, token version,

@@ -1,9 +1,9 @@
 /**
- * Header rules of the VNC proxy (behaviour.md §4.7). Content served by a host is untrusted, and
+ * Header rules of the VNC proxy (docs/api.md#vnc-proxy). Content served by a host is untrusted, and
  * what the browser sends to the API (its token, its cookies) never reaches the host.
  */
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) plus the ones the proxy owns. */
+/** Hop-by-hop headers (RFC 9110 docs/architecture.md#ssh-proxy) plus the ones the proxy owns. */
 const HOP_BY_HOP = new Set([
   "connection",
   "keep-alive",

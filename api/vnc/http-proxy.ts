@@ -6,7 +6,7 @@ import type { ApiDeps } from "../deps.js";
 import { forwardRequestHeaders, forwardResponseHeaders, type HeaderList, pairs } from "./headers.js";
 import { assertDesktopOrigin, parseVncPath, resolveVncTarget, type VncPath, vncCookie } from "./target.js";
 
-/** Connect / response-head timeout towards a host's VNC server (behaviour.md §4.7, §10.7). */
+/** Connect / response-head timeout towards a host's VNC server (docs/api.md#vnc-proxy, docs/operations.md#deploy). */
 export const VNC_DIAL_TIMEOUT_MS = 5_000;
 
 const NO_BODY_STATUS = new Set([101, 204, 205, 304]);

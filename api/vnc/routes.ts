@@ -2,16 +2,22 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
 import type { ApiDeps } from "../deps.js";
 import { errorDoc } from "../routes/docs.js";
+import { setRouteTemplate } from "../middleware/request-context.js";
 import { vncHttpHandler } from "./http-proxy.js";
 
 /**
- * The VNC reverse proxy's HTTP side (behaviour.md §4.7): any method under
+ * The VNC reverse proxy's HTTP side (docs/api.md#vnc-proxy): any method under
  * `/v1/{admin,user}/hosts/{hostID}/vnc/…`, and `…/vnc` → 301 to `…/vnc/`. WebSocket upgrades on
  * the same paths are served by attachVncUpgrade on the node server.
  */
 export function registerVncRoutes(app: OpenAPIHono, deps: ApiDeps): void {
-  const handler = vncHttpHandler(deps);
+  const proxy = vncHttpHandler(deps);
   for (const portal of ["admin", "user"] as const) {
+    const template = `/v1/${portal}/hosts/{hostID}/vnc/{path}`;
+    const handler: typeof proxy = (c) => {
+      setRouteTemplate(c, template);
+      return proxy(c);
+    };
     app.all(`/v1/${portal}/hosts/:hostID/vnc`, handler);
     app.all(`/v1/${portal}/hosts/:hostID/vnc/*`, handler);
     app.openAPIRegistry.registerPath({

@@ -8,7 +8,7 @@ import { subscribeRevocations } from "../../shared/services/revocations.js";
 import type { DesktopSessions } from "./desktop-sessions.js";
 import type { VncPortal } from "./target.js";
 
-/** How often open VNC WebSockets are re-checked (behaviour.md §2.3 / §4.7). */
+/** How often open VNC WebSockets are re-checked (docs/api.md#token-checks / docs/api.md#vnc-proxy). */
 export const VNC_RECHECK_INTERVAL_MS = 30_000;
 
 export interface VncSession {

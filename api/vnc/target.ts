@@ -5,7 +5,7 @@ import { actorForClaims } from "../../shared/services/auth/authenticate.js";
 import { getHost } from "../../shared/services/hosts/lookup.js";
 import type { ApiDeps } from "../deps.js";
 
-/** Port of the web VNC server inside every host (behaviour.md §4.6). */
+/** Port of the web VNC server inside every host (docs/architecture.md#containers). */
 export const VNC_PORT = 6901;
 export const VNC_COOKIE = "ccp_vnc";
 
@@ -36,7 +36,7 @@ export function parseVncPath(pathname: string): VncPath | null {
 }
 
 /**
- * What a request presents, in the order of §4.7: `Authorization: Bearer` (API clients), else the
+ * What a request presents, in the order of docs/api.md#vnc-proxy: `Authorization: Bearer` (API clients), else the
  * `ccp_vnc` desktop-session cookie. A login token in the query string is not accepted: it would
  * reach host content through `location`, `Referer` and history (issue 10 §1).
  */
@@ -80,7 +80,7 @@ function presented(cred: VncCredentials): Presented | null {
 
 /**
  * The actor behind a desktop session, or null: the session exists (its idle timer restarts), it
- * was opened for this portal and host, and its user still passes §2.3 with the same role and
+ * was opened for this portal and host, and its user still passes docs/api.md#token-checks with the same role and
  * token version (so a password change or "log out everywhere" ends it).
  */
 async function sessionActor(deps: ApiDeps, id: string, path: VncPath): Promise<Actor | null> {
@@ -90,7 +90,7 @@ async function sessionActor(deps: ApiDeps, id: string, path: VncPath): Promise<A
 }
 
 /**
- * Authenticate and authorise a VNC proxy request and find where it goes (behaviour.md §4.7):
+ * Authenticate and authorise a VNC proxy request and find where it goes (docs/api.md#vnc-proxy):
  * 401 without a valid token, 403 for a user token on the admin route, 404 for another user's
  * host, 409 `host_not_running`, 502 when a running host has no management address yet.
  */

@@ -36,7 +36,7 @@ export async function serveVncWebSockets(server: Server, deps: ApiDeps, redis: R
 
 /**
  * Serve WebSocket upgrades on the API's HTTP server: VNC proxy paths are bridged to the host's
- * VNC server (behaviour.md §4.7); any other upgrade (e.g. `Upgrade: h2c` from curl) is answered as
+ * VNC server (docs/api.md#vnc-proxy); any other upgrade (e.g. `Upgrade: h2c` from curl) is answered as
  * the plain HTTP request it also is, on a connection that then closes.
  */
 export function attachVncUpgrade(server: Server, deps: ApiDeps): void {
@@ -153,6 +153,11 @@ function pipeSession(
   // Counted from the sockets' own counters at the end: no per-chunk work on the hot path.
   const upstreamReadBefore = upstream.bytesRead - alreadyOut;
   const clientReadBefore = client.bytesRead;
+  // ccp_desktop_bytes_total reads the same counters when scraped (and once more at the end).
+  const untrackBytes = deps.metrics.desktopBytes.track(() => ({
+    in: client.bytesRead - clientReadBefore,
+    out: upstream.bytesRead - upstreamReadBefore,
+  }));
   let closeReason = "closed";
   client.setNoDelay(true);
   upstream.setNoDelay(true);
@@ -179,6 +184,7 @@ function pipeSession(
   const finish = () => {
     if (finished) return;
     finished = true;
+    untrackBytes();
     deps.vnc.remove(session);
     client.destroy();
     upstream.destroy();

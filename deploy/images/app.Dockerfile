@@ -9,7 +9,7 @@ FROM cloud-cli-proxy/base:bookworm
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin cloudproxy
 
-# The host's Node 20 binary (the official build links only glibc and libstdc++).
+# The host's Node.js binary (an official build links only glibc and libstdc++).
 COPY deploy/images/node /usr/local/bin/node
 
 WORKDIR /app

@@ -20,10 +20,14 @@ docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 ||
   die "base image $BASE_IMAGE is missing: build it first (deploy/images/build.sh)"
 
 node_bin=$(readlink -f "$(command -v node)") || die "node not found"
-[ "$(node -p 'process.versions.node.split(".")[0]')" = 20 ] || die "Node 20 is needed, found $(node --version)"
+# The engines range of package.json (^20.19.0 || >=22.12.0), as deploy/scripts/setup.sh checks it.
+node -e '
+  const [maj, min] = process.versions.node.split(".").map(Number);
+  process.exit((maj === 20 && min >= 19) || (maj === 22 && min >= 12) || maj > 22 ? 0 : 1);
+' || die "Node.js 20.19+ or 22.12+ is needed, found $(node --version)"
 # Debian's own nodejs package links libnode/libuv, which the base image does not have.
 if ldd "$node_bin" | grep -qE 'libnode|libuv|not found'; then
-  die "$node_bin is not a self-contained Node build (see ldd); install the official Node 20 build"
+  die "$node_bin is not a self-contained Node build (see ldd); install an official Node.js build"
 fi
 
 [ -d node_modules ] || npm ci --no-audit --no-fund --include=dev

@@ -18,7 +18,9 @@
 # /etc/apt/sources.list.d/*.{list,sources}: the Debian entries for bookworm), rendered into the
 # build context at build time; they are never taken from the repository.
 #
-# Prints one line per image. A failed build prints the tail of its log and exits non-zero.
+# Prints one line per image and, while an image builds, one line per build step with the seconds
+# since that build began ("images: host: step 3/9 RUN apt-get install … (45 s)"). A failed build
+# prints the tail of its log and exits non-zero.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -175,16 +177,42 @@ mirror_uri() {
 # ----------------------------------------------------------------------------------------------
 OLD_IDS=()
 
+# progress LABEL LOG — copies a build's output (stdin) to LOG and prints one line per build step
+# with the seconds since the build began: the legacy builder's "Step 3/9 : RUN …" and BuildKit's
+# plain "#7 [3/9] RUN …" (each step once, cached steps included). The output itself stays in LOG.
+progress() {
+  local label=$1 log=$2 line key what seen=$'\n' t0=$SECONDS
+  while IFS= read -r line || [ -n "$line" ]; do
+    printf '%s\n' "$line" >>"$log"
+    if [[ $line =~ ^Step\ ([0-9]+/[0-9]+)\ :\ (.*)$ ]]; then
+      key=${BASH_REMATCH[1]} what=${BASH_REMATCH[2]}
+    elif [[ $line =~ ^#[0-9]+\ \[([^]]*[0-9]+/[0-9]+)\]\ (.*)$ ]]; then
+      key=${BASH_REMATCH[1]} what=${BASH_REMATCH[2]}
+    else
+      continue
+    fi
+    case $seen in *$'\n'"$key"$'\n'*) continue ;; esac
+    seen+="$key"$'\n'
+    what=${what//$'\t'/ }
+    while [[ $what == *"  "* ]]; do what=${what//  / }; done
+    [ "${#what}" -le 72 ] || what="${what:0:71}…"
+    say "$label: step $key $what ($((SECONDS - t0)) s)"
+  done
+  return 0
+}
+
 # docker_build TAG HASH CONTEXT [docker build arguments...]
 docker_build() {
   local tag=$1 hash=$2 ctx=$3
   shift 3
-  local log=$WORK/build-${tag//[\/:]/_}.log old
+  local log=$WORK/build-${tag//[\/:]/_}.log old label=${tag#cloud-cli-proxy/}
+  label=${label%%:*}
   old=$(image_id "$tag")
+  : >"$log"
   # --network host: RUN steps use this machine's resolver and routes directly (no NAT, no
   # Docker DNS fallback), which is what reaches the apt mirror here.
-  if ! "${BUILD[@]}" --network host --label "$HASH_LABEL=$hash" -t "$tag" "$@" "$ctx" \
-    >"$log" 2>&1; then
+  if ! "${BUILD[@]}" --network host --label "$HASH_LABEL=$hash" -t "$tag" "$@" "$ctx" 2>&1 |
+    progress "$label" "$log"; then
     tail -n 40 "$log" >&2
     die "building $tag failed (the last 40 lines of the build log are above)"
   fi
@@ -217,6 +245,7 @@ obtain_rootfs() {
   mirror=$(mirror_uri "$WORK/base/debian.sources")
   [ -n "$mirror" ] || die "no Debian mirror for $RELEASE in this machine's apt sources"
   local attempt log=$WORK/debootstrap.log
+  say "base: no registry answers: debootstrap $RELEASE from $mirror (a few minutes)"
   for attempt in 1 2 3; do
     ROOTFS_DIR=$(mktemp -d /var/tmp/ccp-rootfs.XXXXXX)
     if debootstrap --variant=minbase "$RELEASE" "$ROOTFS_DIR" "$mirror" >"$log" 2>&1; then

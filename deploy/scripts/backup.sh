@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Back up the cloud-cli-proxy database (behaviour.md §10.4):
+# Back up the cloud-cli-proxy database (docs/operations.md#backup):
 #
 #   sudo bash deploy/scripts/backup.sh
 #   BACKUP_DIR=/data/backups RETENTION_DAYS=30 bash deploy/scripts/backup.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Restore a backup made by backup.sh into DATABASE_URL (behaviour.md §10.4):
+# Restore a backup made by backup.sh into DATABASE_URL (docs/operations.md#backup):
 #
 #   sudo bash deploy/scripts/restore.sh /var/backups/cloud-cli-proxy/cloud-cli-proxy_<ts>.dump
 #

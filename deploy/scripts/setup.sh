@@ -127,13 +127,14 @@ rand_base64_32() { node -e 'process.stdout.write(require("crypto").randomBytes(3
 # Node.js
 # ==============================================================================================
 step_node() {
-  have node || die "node not found: install Node.js 20.12 or newer"
+  have node || die "node not found: install Node.js 20.19+ (or 22.12+)"
   have npm || die "npm not found: install npm (it ships with Node.js)"
-  # 20.12: util.parseEnv, used for .env here and in shared/config/env-file.ts.
+  # package.json engines: ^20.19.0 || >=22.12.0, what the build tools (Vite 7) accept; the code
+  # itself needs 20.12 (util.parseEnv). test/unit/dependencies.test.ts keeps the two in step.
   node -e '
     const [maj, min] = process.versions.node.split(".").map(Number);
-    process.exit(maj > 20 || (maj === 20 && min >= 12) ? 0 : 1);
-  ' || die "Node.js 20.12 or newer is needed, found $(node --version)"
+    process.exit((maj === 20 && min >= 19) || (maj === 22 && min >= 12) || maj > 22 ? 0 : 1);
+  ' || die "Node.js 20.19+ or 22.12+ is needed, found $(node --version)"
   say "node $(node --version)"
 }
 
@@ -144,11 +145,11 @@ ENV_KEYS=(
   DATABASE_URL REDIS_URL REDIS_PREFIX SECRETS_KEY ADMIN_JWT_SECRET ADMIN_USERNAME ADMIN_PASSWORD
   PUBLIC_BASE_URL LOG_LEVEL LOG_FORMAT
   EGRESS_DEFAULT_DNS_SERVER EGRESS_CHECK_URL EGRESS_ECHO_URL EGRESS_DNS_CANARY_DOMAIN
-  EGRESS_DNS_CANARY_API EGRESS_CHECK_FORBIDDEN_RESOLVER
+  EGRESS_DNS_CANARY_API EGRESS_DNS_CANARY_API_SECRET EGRESS_CHECK_FORBIDDEN_RESOLVER
 )
 
 # The value a fresh .env gets for KEY. Egress settings point at the test lab (documentation
-# addresses, behaviour.md §6.10), never at a public service.
+# addresses, docs/egress.md#lab), never at a public service.
 env_default() {
   case $1 in
     DATABASE_URL) printf 'postgres://ccp:%s@127.0.0.1:5432/ccp' "$(rand_alnum 24)" ;;
@@ -166,6 +167,8 @@ env_default() {
     EGRESS_ECHO_URL) printf 'http://203.0.113.10/ip' ;;
     EGRESS_DNS_CANARY_DOMAIN) printf 'egress.test' ;;
     EGRESS_DNS_CANARY_API) printf 'http://203.0.113.53:8053' ;;
+    # The test lab's checkd uses its own secret (lab.json's env); this one only completes the set.
+    EGRESS_DNS_CANARY_API_SECRET) rand_alnum 40 ;;
     EGRESS_CHECK_FORBIDDEN_RESOLVER) printf '203.0.113.54' ;;
     *) die "no default for $1" ;;
   esac

@@ -24,7 +24,7 @@ async function evalStrict(redis: Redis, script: string, keys: string[], args: st
 }
 
 /**
- * Password-failure counters (behaviour.md §2.4): fixed windows that start at the first failure.
+ * Password-failure counters (docs/api.md#limits): fixed windows that start at the first failure.
  * Keys: `<prefix>:authfail:user:<username>` and `<prefix>:authfail:ip:<ip>`.
  */
 export interface FailureLimits {

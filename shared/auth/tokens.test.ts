@@ -44,7 +44,7 @@ async function craft(
 }
 
 describe("createTokenService", () => {
-  it("issues an HS256 JWT with the claims of behaviour.md §2.2 and verifies it", async () => {
+  it("issues an HS256 JWT with the claims of docs/api.md#tokens and verifies it", async () => {
     const { svc } = service(86400);
     const { token, expiresIn } = await svc.issue(USER);
     expect(expiresIn).toBe(86400);

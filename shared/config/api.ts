@@ -38,6 +38,9 @@ export const apiConfigSchema = z.object({
   VNC_SESSION_IDLE_SECONDS: intVar(1800, 10, 86400),
   API_LISTEN_ADDR: listenAddrVar(":8080"),
   ENTRY_LISTEN_ADDR: optionalListenAddrVar(),
+  // Optional listener serving only GET /metrics, without a token (README "Observability"): for a
+  // Prometheus on loopback or a private network. Unset, /metrics is on the main listener, admin only.
+  METRICS_LISTEN_ADDR: optionalListenAddrVar(),
   TRUST_PROXY_CIDRS: cidrListVar(),
   ADMIN_USERNAME: z
     .string()
@@ -74,7 +77,7 @@ export const apiConfigSchema = z.object({
   EGRESS_REQUIRED: boolVar(false),
   // Live updates (GET /v1/admin/sse, /v1/user/sse): how often Postgres is polled for changed
   // tasks and hosts, the heartbeat comment that keeps proxies from closing an idle stream, and
-  // how often a stream's token is re-checked (the same 30 s as a VNC WebSocket, behaviour.md §2.3).
+  // how often a stream's token is re-checked (the same 30 s as a VNC WebSocket, docs/api.md#token-checks).
   SSE_POLL_INTERVAL_MS: intVar(1000, 100, 60_000),
   SSE_HEARTBEAT_SECONDS: intVar(15, 1, 3600),
   SSE_AUTH_RECHECK_SECONDS: intVar(30, 1, 3600),

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { intVar, isNotPlaceholder, PLACEHOLDER_MESSAGE } from "./fields.js";
 
-/** Variables every process reads (behaviour.md §10.6, "A W S"). */
+/** Variables every process reads (docs/operations.md#configure, "A W S"). */
 export const commonConfigShape = {
   DATABASE_URL: z
     .string()

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { parseApiConfig } from "./api.js";
 import { ConfigError } from "./parse.js";
 import { parseSshdConfig } from "./sshd.js";
-import { parseWorkerConfig } from "./worker.js";
+import { EGRESS_CHECK_VARIABLES, parseWorkerConfig } from "./worker.js";
 
 const KEY = `v1:${Buffer.alloc(32, 1).toString("base64")}`;
 const common = { DATABASE_URL: "postgres://u:p@127.0.0.1:5432/db", SECRETS_KEY: KEY };
@@ -20,6 +20,7 @@ const egress = {
   EGRESS_ECHO_URL: "http://203.0.113.10/ip",
   EGRESS_DNS_CANARY_DOMAIN: "egress.test",
   EGRESS_DNS_CANARY_API: "http://203.0.113.53:8053",
+  EGRESS_DNS_CANARY_API_SECRET: "s".repeat(40),
   EGRESS_CHECK_FORBIDDEN_RESOLVER: "203.0.113.54",
 };
 
@@ -104,12 +105,43 @@ describe("api configuration", () => {
 });
 
 describe("worker configuration", () => {
-  it("requires every EGRESS_* endpoint so no default points at a public service", () => {
-    expect(parseWorkerConfig({ ...common, ...egress }).EGRESS_UNBOUND_POLICY).toBe("block");
-    for (const name of Object.keys(egress)) {
+  it("takes the egress check variables all together, with no defaults that could point at a public service", () => {
+    const cfg = parseWorkerConfig({ ...common, ...egress });
+    expect(cfg.EGRESS_UNBOUND_POLICY).toBe("block");
+    expect(cfg.EGRESS_CHECKS).toEqual({
+      checkUrl: "http://203.0.113.10/generate_204",
+      echoUrl: "http://203.0.113.10/ip",
+      canaryDomain: "egress.test",
+      canaryApi: "http://203.0.113.53:8053",
+      canaryApiSecret: "s".repeat(40),
+      forbiddenResolver: "203.0.113.54",
+      defaultDnsServer: "203.0.113.53",
+    });
+    // Any one missing from the set: the error names it and lists every missing one.
+    for (const name of EGRESS_CHECK_VARIABLES) {
       const err = errorOf(() => parseWorkerConfig({ ...common, ...egress, [name]: "" }));
       expect(err.variable).toBe(name);
+      expect(err.message).toContain(`missing: ${name}`);
     }
+    const two = errorOf(() => parseWorkerConfig({ ...common, ...egress, EGRESS_ECHO_URL: "", EGRESS_DNS_CANARY_API_SECRET: "" }));
+    expect(two.message).toContain("EGRESS_ECHO_URL is required");
+    expect(two.message).toContain("missing: EGRESS_ECHO_URL, EGRESS_DNS_CANARY_API_SECRET");
+    // With the checks, the default resolver is required too.
+    expect(errorOf(() => parseWorkerConfig({ ...common, ...egress, EGRESS_DEFAULT_DNS_SERVER: "" })).variable).toBe("EGRESS_DEFAULT_DNS_SERVER");
+  });
+
+  it("starts without any egress check variable: EGRESS_CHECKS is null", () => {
+    const cfg = parseWorkerConfig(common);
+    expect(cfg.EGRESS_CHECKS).toBeNull();
+    expect(cfg.EGRESS_DEFAULT_DNS_SERVER).toBeUndefined();
+    // Direct-mode hosts need a resolver even without the checks.
+    expect(errorOf(() => parseWorkerConfig({ ...common, EGRESS_UNBOUND_POLICY: "direct" })).variable).toBe("EGRESS_DEFAULT_DNS_SERVER");
+    expect(parseWorkerConfig({ ...common, EGRESS_UNBOUND_POLICY: "direct", EGRESS_DEFAULT_DNS_SERVER: "203.0.113.53" }).EGRESS_CHECKS).toBeNull();
+  });
+
+  it("refuses a placeholder or short canary API secret", () => {
+    expect(errorOf(() => parseWorkerConfig({ ...common, ...egress, EGRESS_DNS_CANARY_API_SECRET: "change-me".repeat(5) })).message).toContain("change-me");
+    expect(errorOf(() => parseWorkerConfig({ ...common, ...egress, EGRESS_DNS_CANARY_API_SECRET: "short" })).message).toContain("at least 32 bytes");
   });
 
   it("has the documented defaults", () => {
@@ -124,7 +156,13 @@ describe("worker configuration", () => {
       TASK_STALE_AFTER_SECONDS: 600,
       HEARTBEAT_INTERVAL_SECONDS: 5,
     });
-    expect(cfg.WORKER_ID).toMatch(/-\d+$/);
+    expect(cfg.WORKER_ID).toMatch(new RegExp(`-${process.pid}-[0-9a-f]{8}$`));
+  });
+
+  it("gives two workers of one process image (same hostname, same pid) distinct default ids", () => {
+    // Compose replicas with host networking all run as PID 1 under the machine's hostname.
+    const ids = new Set([0, 1, 2].map(() => parseWorkerConfig({ ...common, ...egress }).WORKER_ID));
+    expect(ids.size).toBe(3);
   });
 });
 
@@ -144,12 +182,12 @@ describe("placeholder secrets of .env.example (issue 10 §5)", () => {
   const valid = { ...api, ...egress };
 
   it("the example's secrets are all placeholders", () => {
-    expect(placeholders.map(([k]) => k).sort()).toEqual(["ADMIN_JWT_SECRET", "ADMIN_PASSWORD", "DATABASE_URL", "SECRETS_KEY"]);
+    expect(placeholders.map(([k]) => k).sort()).toEqual(["ADMIN_JWT_SECRET", "ADMIN_PASSWORD", "DATABASE_URL", "EGRESS_DNS_CANARY_API_SECRET", "SECRETS_KEY"]);
   });
 
   for (const [name, value] of placeholders) {
     it(`every process that reads ${name} refuses its placeholder, naming the variable and not the value`, () => {
-      const readers = name.startsWith("ADMIN_") ? (["api"] as const) : (["api", "worker", "sshd"] as const);
+      const readers = name.startsWith("ADMIN_") ? (["api"] as const) : name.startsWith("EGRESS_") ? (["worker"] as const) : (["api", "worker", "sshd"] as const);
       for (const process of readers) {
         const err = errorOf(() => parsers[process]({ ...valid, [name]: value }));
         expect(err.variable, process).toBe(name);

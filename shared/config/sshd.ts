@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { commonConfigShape } from "./common.js";
-import { intVar, listenAddrVar } from "./fields.js";
+import { intVar, listenAddrVar, optionalListenAddrVar } from "./fields.js";
 import { parseConfig } from "./parse.js";
 
 export const sshdConfigSchema = z.object({
@@ -25,6 +25,8 @@ export const sshdConfigSchema = z.object({
   SSH_MAX_SESSIONS_PER_HOST: intVar(10, 1),
   SSH_HOST_DIAL_TIMEOUT_SECONDS: intVar(10, 1),
   SSH_FORWARD_BLOCKLIST: z.string().default(""),
+  // Optional listener serving only GET /metrics, without a token (README "Observability").
+  SSHD_METRICS_LISTEN_ADDR: optionalListenAddrVar(),
   HOST_SSH_USER: z.string().default("workspace"),
 });
 

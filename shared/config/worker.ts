@@ -1,8 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { z } from "zod";
 import { commonConfigShape } from "./common.js";
-import { boolVar, cidrListVar, intVar, ipv4Var, urlVar } from "./fields.js";
-import { parseConfig } from "./parse.js";
+import { boolVar, cidrListVar, intVar, ipv4Var, isNotPlaceholder, optionalListenAddrVar, PLACEHOLDER_MESSAGE, urlVar } from "./fields.js";
+import { ConfigError, parseConfig } from "./parse.js";
 
 export const workerConfigSchema = z.object({
   ...commonConfigShape,
@@ -18,13 +19,27 @@ export const workerConfigSchema = z.object({
   MGMT_SUBNET: z.string().optional(),
   EGRESS_UNDERLAY_NETWORK: z.string().default("ccp-underlay"),
   EGRESS_UNBOUND_POLICY: z.enum(["block", "direct"]).default("block"),
-  // Required, with no defaults, so that no default ever points at a public service.
-  EGRESS_DEFAULT_DNS_SERVER: ipv4Var(),
-  EGRESS_CHECK_URL: urlVar(),
-  EGRESS_ECHO_URL: urlVar(),
-  EGRESS_DNS_CANARY_DOMAIN: z.string().refine((v) => /^[a-z0-9.-]{1,253}$/i.test(v), "must be a DNS name"),
-  EGRESS_DNS_CANARY_API: urlVar(),
-  EGRESS_CHECK_FORBIDDEN_RESOLVER: ipv4Var(),
+  // No defaults, so that no default ever points at a public service. The resolver of direct-mode
+  // hosts and of proxy egresses without their own: required with EGRESS_UNBOUND_POLICY=direct or
+  // with the egress checks below.
+  EGRESS_DEFAULT_DNS_SERVER: ipv4Var().optional(),
+  // The egress checks (README "Deploying the egress check service (checkd)"): all of them or none
+  // (EGRESS_CHECK_VARIABLES). Without them the worker runs hosts without an egress; testing an
+  // egress or binding one answers 409 egress_checks_not_configured.
+  EGRESS_CHECK_URL: urlVar().optional(),
+  EGRESS_ECHO_URL: urlVar().optional(),
+  EGRESS_DNS_CANARY_DOMAIN: z
+    .string()
+    .refine((v) => /^[a-z0-9.-]{1,253}$/i.test(v), "must be a DNS name")
+    .optional(),
+  EGRESS_DNS_CANARY_API: urlVar().optional(),
+  // checkd's CHECKD_API_SECRET: the canary's query API answers only this bearer token.
+  EGRESS_DNS_CANARY_API_SECRET: z
+    .string()
+    .refine(isNotPlaceholder, PLACEHOLDER_MESSAGE)
+    .refine((v) => Buffer.byteLength(v, "utf8") >= 32, "must be at least 32 bytes")
+    .optional(),
+  EGRESS_CHECK_FORBIDDEN_RESOLVER: ipv4Var().optional(),
   EGRESS_DNS_ALLOWED_RESOLVERS: cidrListVar(),
   EGRESS_UNDERLAY_PUBLIC_IPS: cidrListVar(),
   EGRESS_CHECK_TIMEOUT_SECONDS: intVar(10, 1),
@@ -55,11 +70,64 @@ export const workerConfigSchema = z.object({
   HOST_TMPFS_MB: intVar(512, 16, 65536),
   CONTAINER_LOG_MAX_SIZE: z.string().default("10m").refine((v) => /^[1-9]\d{0,5}[kmg]$/.test(v), "must look like 10m (k, m or g)"),
   CONTAINER_LOG_MAX_FILES: intVar(3, 1, 100),
+  // Optional listener serving only GET /metrics, without a token (README "Observability").
+  WORKER_METRICS_LISTEN_ADDR: optionalListenAddrVar(),
 });
 
-export type WorkerConfig = z.output<typeof workerConfigSchema> & { WORKER_ID: string };
+/** The variables of the egress checks: a worker has all of them or none. */
+export const EGRESS_CHECK_VARIABLES = [
+  "EGRESS_CHECK_URL",
+  "EGRESS_ECHO_URL",
+  "EGRESS_DNS_CANARY_DOMAIN",
+  "EGRESS_DNS_CANARY_API",
+  "EGRESS_DNS_CANARY_API_SECRET",
+  "EGRESS_CHECK_FORBIDDEN_RESOLVER",
+] as const;
+
+/** Where a worker's egress checks go (all set), or null when the checks are not configured. */
+export interface EgressChecksConfig {
+  checkUrl: string;
+  echoUrl: string;
+  canaryDomain: string;
+  canaryApi: string;
+  canaryApiSecret: string;
+  forbiddenResolver: string;
+  defaultDnsServer: string;
+}
+
+export type WorkerConfig = z.output<typeof workerConfigSchema> & { WORKER_ID: string; EGRESS_CHECKS: EgressChecksConfig | null };
 
 export function parseWorkerConfig(source: Record<string, string | undefined>): WorkerConfig {
   const cfg = parseConfig(workerConfigSchema, source);
-  return { ...cfg, WORKER_ID: cfg.WORKER_ID ?? `${hostname()}-${process.pid}` };
+  const set = EGRESS_CHECK_VARIABLES.filter((k) => cfg[k] !== undefined);
+  const missing = EGRESS_CHECK_VARIABLES.filter((k) => cfg[k] === undefined);
+  if (set.length > 0 && missing.length > 0) {
+    // Half a check configuration is a mistake, never a choice: name what is missing.
+    throw new ConfigError(missing[0]!, `is required: the egress check variables are set all or none (missing: ${missing.join(", ")})`);
+  }
+  if (cfg.EGRESS_DEFAULT_DNS_SERVER === undefined && (set.length > 0 || cfg.EGRESS_UNBOUND_POLICY === "direct")) {
+    throw new ConfigError("EGRESS_DEFAULT_DNS_SERVER", "is required with the egress checks or EGRESS_UNBOUND_POLICY=direct");
+  }
+  const checks: EgressChecksConfig | null =
+    set.length > 0
+      ? {
+          checkUrl: cfg.EGRESS_CHECK_URL!,
+          echoUrl: cfg.EGRESS_ECHO_URL!,
+          canaryDomain: cfg.EGRESS_DNS_CANARY_DOMAIN!.replace(/\.$/, ""),
+          canaryApi: cfg.EGRESS_DNS_CANARY_API!,
+          canaryApiSecret: cfg.EGRESS_DNS_CANARY_API_SECRET!,
+          forbiddenResolver: cfg.EGRESS_CHECK_FORBIDDEN_RESOLVER!,
+          defaultDnsServer: cfg.EGRESS_DEFAULT_DNS_SERVER!,
+        }
+      : null;
+  return { ...cfg, WORKER_ID: cfg.WORKER_ID ?? defaultWorkerId(), EGRESS_CHECKS: checks };
+}
+
+/**
+ * hostname-pid plus 4 random bytes: replicas in containers sharing the machine's network (compose
+ * `network_mode: host`, `--scale worker=3`) all see the same hostname and run as PID 1, so
+ * hostname-pid alone gave every one of them the same id and heartbeat.
+ */
+export function defaultWorkerId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(4).toString("hex")}`;
 }

@@ -26,7 +26,7 @@ export function warmDummyHash(): Promise<string> {
 
 /**
  * Verifies against a throwaway hash so that an unknown username costs the same time as a known
- * one: the answer must not reveal whether the account exists (behaviour.md §2.1).
+ * one: the answer must not reveal whether the account exists (docs/api.md#login).
  */
 export async function verifyDummy(password: string): Promise<false> {
   await verifyPassword(await warmDummyHash(), password);

@@ -20,7 +20,7 @@ export function randomString(length: number, alphabet: string = ALNUM): string {
   return out;
 }
 
-/** Generated passwords: 20 characters of [A-Za-z0-9] (behaviour.md §3.1). */
+/** Generated passwords: 20 characters of [A-Za-z0-9] (docs/api.md#users). */
 export const generatePassword = () => randomString(20, ALNUM);
-/** Host short ids: 6 characters of [a-z0-9] (behaviour.md §4.1). */
+/** Host short ids: 6 characters of [a-z0-9] (docs/api.md#hosts). */
 export const generateShortId = () => randomString(6, LOWER_ALNUM);

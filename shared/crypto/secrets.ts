@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 
 /**
- * AES-256-GCM for reversible secrets at rest (behaviour.md §1.6, §10.5).
+ * AES-256-GCM for reversible secrets at rest (docs/api.md#secrets, docs/operations.md#rotate-keys).
  *
  * Ciphertext formats (N names the key, so SECRETS_KEY can rotate while older ciphertexts stay
  * readable through SECRETS_KEY_PREVIOUS):

@@ -1,11 +1,16 @@
 import type { Redis } from "ioredis";
 import { redisKey } from "../redis.js";
 
-/** A worker's liveness record (behaviour.md §8.5): written every few seconds with a short TTL. */
+/** A worker's liveness record (docs/architecture.md#schedulers): written every few seconds with a short TTL. */
 export interface Heartbeat {
   worker_id: string;
   engine_id: string;
   docker_ok: boolean;
+  /**
+   * The worker has its egress check endpoints (EGRESS_CHECK_URL and the rest). Absent in the
+   * records of workers older than the field, which could not start without them: absent = true.
+   */
+  egress_checks?: boolean;
   at: string;
 }
 
@@ -91,9 +96,21 @@ export async function readHeartbeats(redis: Redis, prefix: string, freshnessSeco
   return out;
 }
 
+/**
+ * Whether egress checks can run (README "Deploying the egress check service (checkd)"): false only
+ * when fresh heartbeats exist and none of them has the check endpoints. With no fresh worker at all
+ * the answer is "unknown" (null): a task then waits for a worker, which refuses it itself if it
+ * lacks the checks (egress_checks_not_configured), so nothing is ever taken as verified.
+ */
+export async function egressChecksAvailable(redis: Redis, prefix: string, freshnessSeconds: number, now: Date): Promise<boolean | null> {
+  const beats = await readHeartbeats(redis, prefix, freshnessSeconds, now);
+  if (beats.length === 0) return null;
+  return beats.some((b) => b.egress_checks !== false);
+}
+
 export type AgentState = "ok" | "docker_unreachable" | "no_workers";
 
-/** `ok` when a fresh heartbeat reached Docker; `docker_unreachable` when fresh ones did not (§8.9). */
+/** `ok` when a fresh heartbeat reached Docker; `docker_unreachable` when fresh ones did not (docs/operations.md#health). */
 export function agentState(beats: Heartbeat[], now: Date, freshnessSeconds: number): AgentState {
   const fresh = beats.filter((b) => now.getTime() - Date.parse(b.at) <= freshnessSeconds * 1000);
   if (fresh.length === 0) return "no_workers";

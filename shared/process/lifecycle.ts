@@ -2,7 +2,7 @@ import type { Logger } from "../logger.js";
 
 /**
  * Run `stop` once on SIGTERM/SIGINT, then exit 0; exit 1 if it takes longer than `graceMs`
- * (behaviour.md §10.1: api 10 s, worker 60 s, sshd 10 s).
+ * (docs/operations.md#processes: api 10 s, worker 60 s, sshd 10 s).
  */
 export function handleShutdown(logger: Logger, graceMs: number, stop: () => Promise<void>): void {
   let stopping = false;

@@ -1,7 +1,7 @@
 import { z } from "zod";
 
 /**
- * Queue contracts (DESIGN.md §4, STYLE.md §7): queue names, job names, one zod payload per job.
+ * Queue contracts (docs/architecture.md#tasks, docs/architecture.md#tree): queue names, job names, one zod payload per job.
  * Payloads carry ids only; Postgres holds the state. Evolve them additively.
  */
 export const QUEUE_NAMES = {
@@ -41,5 +41,5 @@ export function isJobName(name: string): name is JobName {
   return Object.hasOwn(JOB_CONTRACTS, name);
 }
 
-/** Kinds that start or keep a host running; canceling one leaves the host stopped (§8.2). */
+/** Kinds that start or keep a host running; canceling one leaves the host stopped (docs/architecture.md#tasks). */
 export const START_KINDS: readonly TaskKind[] = ["host.create", "host.start", "host.rebuild", "host.ensure-running"];

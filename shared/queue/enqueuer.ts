@@ -6,10 +6,11 @@ const ENQUEUE_TIMEOUT_MS = 3000;
 /**
  * The `enqueue` dependency: after a task row is committed, hand it to BullMQ. A failure (Redis
  * down) is logged and swallowed: the request already succeeded and the sweeper enqueues pending
- * tasks without a job (behaviour.md §1.8). Bounded, so a dead Redis never hangs a request.
+ * tasks without a job (docs/architecture.md#async-work). Bounded, so a dead Redis never hangs a request.
  */
 export function createEnqueuer(queues: Queues, logger: Logger) {
-  return async (task: { id: string; kind: string }): Promise<void> => {
+  // `log`: the caller's logger (a request's, so the line carries its request_id).
+  return async (task: { id: string; kind: string }, log: Logger = logger): Promise<void> => {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
@@ -19,7 +20,7 @@ export function createEnqueuer(queues: Queues, logger: Logger) {
         }),
       ]);
     } catch (err) {
-      logger.warn({ task_id: task.id, kind: task.kind, err: (err as Error).message }, "enqueue failed; the sweeper will retry");
+      log.warn({ task_id: task.id, kind: task.kind, err: (err as Error).message }, "enqueue failed; the sweeper will retry");
     } finally {
       clearTimeout(timer);
     }

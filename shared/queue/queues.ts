@@ -2,7 +2,7 @@ import { Queue, type ConnectionOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import { JOB_CONTRACTS, type JobName, type JobPayload, QUEUE_NAMES, type QueueName, type TaskKind } from "./contracts.js";
 
-/** Retry policy for transient failures: 3 retries at 2 s, 4 s, 8 s (behaviour.md §8.2). */
+/** Retry policy for transient failures: 3 retries at 2 s, 4 s, 8 s (docs/architecture.md#tasks). */
 export const TASK_JOB_ATTEMPTS = 4;
 export const TASK_JOB_BACKOFF = { type: "exponential" as const, delay: 2000 };
 

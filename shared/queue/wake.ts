@@ -17,7 +17,8 @@ import type { Queues } from "./queues.js";
  * after parking itself, so a wake that races with it is never lost.
  */
 export function createHostWaker(db: Db, queues: Queues, logger: Logger) {
-  return async (hostId: string): Promise<void> => {
+  // `log`: the caller's logger (a request's, so the line carries its request_id).
+  return async (hostId: string, log: Logger = logger): Promise<void> => {
     try {
       const [next] = await db
         .select({ id: tasks.id, kind: tasks.kind })
@@ -29,7 +30,7 @@ export function createHostWaker(db: Db, queues: Queues, logger: Logger) {
       await promoteJob(queues, next);
     } catch (err) {
       // Best effort: the parked job looks again after its safety-net delay.
-      logger.warn({ host_id: hostId, err: (err as Error).message }, "could not wake the host's next task");
+      log.warn({ host_id: hostId, err: (err as Error).message }, "could not wake the host's next task");
     }
   };
 }

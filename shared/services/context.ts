@@ -12,18 +12,23 @@ export interface ServiceDeps {
   db: Db;
   /**
    * Hand a committed task to the queue (job id = task id). Failures are logged, not thrown: the
-   * request already succeeded and the sweeper enqueues pending tasks that have no job (§1.8).
+   * request already succeeded and the sweeper enqueues pending tasks that have no job (docs/architecture.md#async-work).
    */
-  enqueue: (task: { id: string; kind: string }) => Promise<void>;
+  enqueue: (task: { id: string; kind: string }, log?: Logger) => Promise<void>;
   /**
    * After a task of a host ended (or was canceled while pending): promote the host's next pending
    * task's job, parked while the host was busy (shared/queue/wake.ts). Best effort, never throws.
    */
-  wakeHost: (hostId: string) => Promise<void>;
+  wakeHost: (hostId: string, log?: Logger) => Promise<void>;
   /** HOST_MAX_PENDING_TASKS: requested tasks one host may have waiting (shared/services/tasks/request.ts). */
   maxPendingTasksPerHost: number;
   /** Broadcast an access revocation to the SSH proxies (after commit; best effort). */
   revoke: (r: Revocation) => Promise<void>;
+  /**
+   * Whether a live worker can run egress checks (false: none can; null: no live worker). Set by the
+   * API from the workers' heartbeats (shared/services/egress/checks.ts); absent elsewhere.
+   */
+  egressChecksAvailable?: () => Promise<boolean | null>;
   redis: Redis;
   secrets: SecretBox;
   logger: Logger;
@@ -40,6 +45,11 @@ export interface Actor {
 export interface ServiceContext extends ServiceDeps {
   actor: Actor | null;
   ip: string;
+  /**
+   * The HTTP request's id (X-Request-Id), when the verb runs for one: tasks it creates record it,
+   * so one id follows an operation from the request to the worker's log lines (README "Observability").
+   */
+  requestId?: string;
 }
 
 export interface AuthDeps {

@@ -14,7 +14,7 @@ export interface EventInput {
 
 const MAX_USER_STRING = 100;
 
-/** User-supplied strings in metadata are truncated (behaviour.md §1.7). Callers never pass secrets. */
+/** User-supplied strings in metadata are truncated (docs/api.md#events). Callers never pass secrets. */
 function truncateStrings(meta: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(meta)) {

@@ -4,7 +4,7 @@ import type { Logger } from "../logger.js";
 import { redisKey } from "../redis.js";
 
 /**
- * Access revocations broadcast to every SSH proxy replica (behaviour.md §7.4 "Session closing"):
+ * Access revocations broadcast to every SSH proxy replica (docs/architecture.md#ssh-proxy "Session closing"):
  * live sessions of a user or a host are closed when the owner is disabled, expires or is deleted,
  * and when the host is stopped, rebuilt or deleted.
  */

@@ -1,5 +1,5 @@
 // SSH key pair generation for `POST …/ssh-keys/generate`, host keys and the proxy's keys
-// (behaviour.md §3.4, §4.6).
+// (docs/api.md#ssh-keys, docs/architecture.md#containers).
 //
 // Written on node:crypto rather than ssh2's generateKeyPairSync: ssh2 drops leading zero bytes of
 // the ed25519 public key, so about one key in 256 came out 31 bytes long and invalid.

@@ -1,4 +1,4 @@
-// Validation and normalisation of user-supplied SSH public keys (behaviour.md §3.4).
+// Validation and normalisation of user-supplied SSH public keys (docs/api.md#ssh-keys).
 //
 // Pure logic: no I/O. The wire format is parsed here rather than by a library so that every
 // rule is explicit: these keys end up in the proxy's auth path and in hosts' authorized_keys,
@@ -6,7 +6,7 @@
 
 import { createHash, createPublicKey } from 'node:crypto';
 
-/** Upper bound on the raw `public_key` field (§3.4), in UTF-8 bytes, checked before trimming. */
+/** Upper bound on the raw `public_key` field (docs/api.md#ssh-keys), in UTF-8 bytes, checked before trimming. */
 export const MAX_PUBLIC_KEY_INPUT_BYTES = 16 * 1024;
 /** Upper bound on the comment, in characters (code points). */
 export const MAX_PUBLIC_KEY_COMMENT_LENGTH = 255;
@@ -209,7 +209,7 @@ function decodeBase64Strict(s: string): Buffer {
   return blob;
 }
 
-/** Sequential reader over SSH wire-format fields (RFC 4251 §5). */
+/** Sequential reader over SSH wire-format fields (RFC 4251 docs/api.md#egress-ips). */
 class WireReader {
   private pos = 0;
   constructor(private readonly buf: Buffer) {}

@@ -14,6 +14,8 @@ export interface SshdHarness {
   hostKey: string;
   deps: SshdDeps;
   logs: string[];
+  /** The port of SSHD_METRICS_LISTEN_ADDR when the overrides set it. */
+  metricsPort: number | null;
   /** A scratch dir with a known_hosts pinning the proxy and an askpass helper. */
   dir: string;
   knownHosts: string;
@@ -42,6 +44,7 @@ export async function startTestSshd(h: ApiHarness, overrides: Record<string, str
     hostKey: s.hostKey,
     deps: s.deps,
     logs,
+    metricsPort: s.metricsPort,
     dir,
     knownHosts,
     stop: async () => {

@@ -3,9 +3,12 @@ import { Writable } from "node:stream";
 import { startWorker } from "../../worker/main.js";
 import type { WorkerDeps } from "../../worker/deps.js";
 import { DISK_AGENT_NAME, diskAgentArgv, diskDirOf } from "../../worker/hosts/disk.js";
+import { probeSsh } from "../../worker/hosts/ssh-ready.js";
 import type { Redis } from "ioredis";
 import { createDockerRuntime } from "../../worker/runtime/docker/docker-runtime.js";
 import { HostLocks } from "../../worker/tasks/host-lock.js";
+import { createWorkerMetrics } from "../../worker/metrics.js";
+import { createMetricsRegistry } from "../metrics/registry.js";
 import { parseWorkerConfig, type WorkerConfig } from "../config/worker.js";
 import { createSecretBox } from "../crypto/secrets.js";
 import { createLogger } from "../logger.js";
@@ -51,6 +54,8 @@ export interface WorkerHarness {
   deps: WorkerDeps;
   config: WorkerConfig;
   logs: string[];
+  /** The port of WORKER_METRICS_LISTEN_ADDR when the overrides set it. */
+  metricsPort: number | null;
   stop(): Promise<void>;
 }
 
@@ -81,7 +86,7 @@ export async function startTestWorker(h: ApiHarness, overrides: Record<string, s
   });
   const logger = createLogger({ level: "debug" }, sink);
   const w = await startWorker(config, logger, { database: h.database });
-  return { deps: w.deps, config, logs, stop: w.stop };
+  return { deps: w.deps, config, logs, metricsPort: w.metricsPort, stop: w.stop };
 }
 
 /** Remove every container and volume this test run's instance created, and the homes' disks. */
@@ -144,7 +149,9 @@ export function bareWorkerDeps(h: ApiHarness, redis: Redis, overrides: Record<st
     revoke: async () => {},
     config,
     runtime: createDockerRuntime({ socketPath: config.DOCKER_SOCKET, instance: h.prefix }),
+    sshProbe: probeSsh,
     queues: h.queues,
     locks: new HostLocks(redis, h.prefix),
+    metrics: createWorkerMetrics(createMetricsRegistry("worker")),
   };
 }

@@ -11,9 +11,9 @@ import { type ApiHarness, createApiHarness, type TestUser } from "../../shared/t
 import { removeInstanceObjects, startTestWorker, waitForTask, type WorkerHarness } from "../../shared/test/worker-harness.js";
 
 /**
- * The REAL bootstrap and entry scripts (behaviour.md §7.2, §7.3), fetched with curl from a real
+ * The REAL bootstrap and entry scripts (docs/api.md#bootstrap, docs/api.md#entry), fetched with curl from a real
  * listening API and run by bash under a pseudo-terminal, against a real worker on the engine:
- * every exit code of §7.1 (checklist 118), no secret on any argv (119), a stopped host started by
+ * every exit code of docs/api.md#bootstrap (checklist 118), no secret on any argv (119), a stopped host started by
  * the flow (120). `ssh` is a fake first on PATH that records how it was exec'd and runs the askpass
  * helper; the SSH proxy itself is tested end to end elsewhere.
  */

@@ -19,7 +19,7 @@ import type { WorkerDeps } from "../../worker/deps.js";
 import { runSweep } from "../../worker/schedulers/sweep.js";
 
 /**
- * Task execution rules under concurrency and failure (behaviour.md §8.2, §8.5; checklist 94,
+ * Task execution rules under concurrency and failure (docs/architecture.md#tasks, docs/architecture.md#schedulers; checklist 94,
  * 147, 148): several real workers on one Redis prefix, a worker process killed with SIGKILL
  * mid-task, and no worker at all.
  */
@@ -386,7 +386,7 @@ describe("no worker running (checklist 148) and the sweeper", () => {
     expect(failed.finished_at).not.toBeNull();
     const ev = await h.database.sql<{ metadata: unknown }[]>`select metadata from events where task_id = ${taskId} and type = 'task.failed'`;
     expect(ev).toHaveLength(1);
-    // The host whose create died is `failed` (§4.4), so the reconciler retries it with backoff.
+    // The host whose create died is `failed` (docs/architecture.md#host-status), so the reconciler retries it with backoff.
     expect((await getHost(hostId))?.status).toBe("failed");
   });
 

@@ -23,7 +23,7 @@ import {
 } from "./egress-lab.js";
 
 /**
- * The egress data plane end to end against the test lab (behaviour.md §6, §11.14): a running
+ * The egress data plane end to end against the test lab (docs/egress.md#data-plane): a running
  * host is bound live (host.apply-egress) to a WireGuard egress, then to proxy egresses; from inside
  * the host its traffic leaves with the egress address, DNS reaches the canary only from the
  * egress, the forbidden resolver never answers, and an egress outage blocks everything (no leak
@@ -114,7 +114,7 @@ describe("egress data plane against the lab", () => {
     const forbidden = execIn(hostOf(hostId), ["dig", `@${lab.resolver.address}`, "+tries=1", "+time=2", `f${randomLabel()}.${lab.dns.domain}`]);
     expect(forbidden.code).not.toBe(0);
     expect(forbidden.stdout).toMatch(/no servers could be reached|timed out/);
-    // Root in the host points the resolver file elsewhere: lookups fail, nothing leaks (§6.6).
+    // Root in the host points the resolver file elsewhere: lookups fail, nothing leaks (docs/egress.md#data-plane).
     const r = execIn(hostOf(hostId), ["sh", "-c", `printf 'nameserver ${lab.resolver.address}\\n' > /etc/resolv.conf; getent ahostsv4 r${randomLabel()}.${lab.dns.domain}; echo rc=$?`]);
     expect(r.stdout).toMatch(/rc=2$/);
     // The supervisor's resolver file comes back with the next apply; put it back by hand here.
@@ -129,7 +129,7 @@ describe("egress data plane against the lab", () => {
     }
     expect(execIn(hostOf(hostId), ["cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6"]).stdout).toBe("1");
     expect(hostCurl("http://169.254.169.254/", 2).code).not.toBe(0);
-    // Binding to the underlay interface does not get around the tunnel (§11.14 item 163).
+    // Binding to the underlay interface does not get around the tunnel.
     const ifname = execIn(hostOf(hostId), ["sh", "-c", `ip -o -4 addr show | awk '$4 ~ /^${gwIp.replace(/\./g, "\\.")}\\// { print $2 }'`]).stdout;
     expect(ifname).toMatch(/^eth\d$/);
     expect(execIn(hostOf(hostId), ["curl", "-s", "-m", "2", "--interface", ifname, `http://${lab.echo.address}/ip`], { user: "workspace" }).code).not.toBe(0);
@@ -137,7 +137,7 @@ describe("egress data plane against the lab", () => {
     expect(hostCurl("http://[2001:db8::10]/", 2).code).not.toBe(0);
     expect(hostCurl(`http://${lab.networks.mgmt.gateway}:8080/`, 2).code).not.toBe(0);
     expect(execIn(hostOf(hostId), ["nc", "-z", "-w", "2", lab.networks.mgmt.gateway, "22"]).code).not.toBe(0);
-    // No secret in either container's environment or command line (§11.14 item 174).
+    // No secret in either container's environment or command line.
     for (const c of [gatewayOf(hostId), hostOf(hostId)]) {
       const cfg = docker(["inspect", "-f", "{{json .Config.Env}} {{json .Config.Cmd}} {{json .Config.Entrypoint}}", c]);
       expect(cfg).not.toContain(lab.wireguard.egress.wg_private_key as string);
@@ -215,7 +215,7 @@ describe("egress data plane against the lab", () => {
     expect(s.ruleset_restores).toBe(1);
     expect(Date.now() - t0).toBeLessThan(6500);
     expect(execIn(gatewayOf(hostId), ["nft", "list", "chain", "inet", "ccp", "postrouting"]).stdout).toContain("policy drop");
-    // The reconciler reports it once (§6.2, §11.14 item 172).
+    // The reconciler reports it once (docs/egress.md#gateway).
     await runReconcile(w.deps);
     await runReconcile(w.deps);
     const ev = await h.request("GET", `/v1/admin/events?host_id=${hostId}&type=egress.ruleset.restored`, { token: await h.adminToken() });

@@ -9,7 +9,7 @@ import { type GatewayConfig, type GatewayFiles, renderGatewayFiles } from "../..
 import { renderV2rayConfig, type SingBoxOutbound } from "../../worker/network/v2ray.js";
 
 /**
- * The gateway image on its own (behaviour.md §6.2), without the lab: every rendered file is
+ * The gateway image on its own (docs/egress.md#gateway), without the lab: every rendered file is
  * accepted by the tool that reads it (nft, v2ray, unbound, wg), and the supervisor's fail-closed,
  * legacy, live-apply and ruleset-restore behaviours.
  */

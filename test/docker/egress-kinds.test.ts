@@ -23,7 +23,7 @@ import {
 } from "./egress-lab.js";
 
 /**
- * Every egress kind of the lab, one after the other, on ONE running host (behaviour.md §6, §11.14
+ * Every egress kind of the lab, one after the other, on ONE running host (docs/egress.md#data-plane
  * items 154–157, 173): WireGuard and each proxy kind (shadowsocks, vmess, trojan with a pinned
  * certificate, socks with UDP (v2ray), socks declared `network:"tcp"` (dante), http).
  *
@@ -43,12 +43,12 @@ import {
  *
  * The order mixes the transitions: proxy → proxy, proxy → WireGuard (item 173), WireGuard → proxy,
  * UDP-capable → TCP-only (DNS stub starts), TCP-only → TCP-only. At the end the observed UDP/DNS
- * support matrix per kind is printed (and compared with §6.4's table).
+ * support matrix per kind is printed (and compared with docs/egress.md#mode-proxy's table).
  */
 
 type Kind = "shadowsocks" | "vmess" | "trojan" | "wireguard" | "socks_udp" | "socks" | "http";
 const ORDER: Kind[] = ["shadowsocks", "vmess", "trojan", "wireguard", "socks_udp", "socks", "http"];
-/** §6.4's table: what each kind must do with UDP. */
+/** docs/egress.md#mode-proxy's table: what each kind must do with UDP. */
 const UDP_CAPABLE: Record<Kind, boolean> = {
   wireguard: true,
   shadowsocks: true,
@@ -272,7 +272,7 @@ describe("every egress kind on one host, rebound live", () => {
         expect(f.stdout).not.toMatch(/ANSWER SECTION/);
       }
 
-      // DNS path: resolver file and the stub, as §6.4 / §6.6 say for the kind.
+      // DNS path: resolver file and the stub, as docs/egress.md#mode-proxy / docs/egress.md#data-plane say for the kind.
       const tcpOnly = !UDP_CAPABLE[kind];
       const dnsServer = kind === "wireguard" ? (e.egress.wg_dns_server as string) : lab.env.EGRESS_DEFAULT_DNS_SERVER!;
       expect(resolv.stdout).toBe(`nameserver ${dnsServer}${tcpOnly ? "\noptions use-vc" : ""}`);
@@ -354,7 +354,7 @@ describe("every egress kind on one host, rebound live", () => {
     });
   }
 
-  it("support matrix (observed) matches §6.4; leak sentinel over the whole suite is empty", () => {
+  it("support matrix (observed) matches docs/egress.md#mode-proxy; leak sentinel over the whole suite is empty", () => {
     expect(rows.map((r) => r.kind)).toEqual(ORDER);
     const cols: [keyof Row, string][] = [
       ["kind", "kind"],
@@ -377,7 +377,7 @@ describe("every egress kind on one host, rebound live", () => {
       ...rows.map((r) => `| ${cols.map(([k]) => String(r[k])).join(" | ")} |`),
     ].join("\n");
     console.log(`\nUDP/DNS support matrix per egress kind (observed from inside one host, rebound live):\n${table}\n`);
-    // §6.4's table, as observed: UDP proxied exactly for the UDP-capable kinds, the TCP stub exactly
+    // docs/egress.md#mode-proxy's table, as observed: UDP proxied exactly for the UDP-capable kinds, the TCP stub exactly
     // for the others, DNS from the egress address on every path, SSH kept after every unbind.
     for (const r of rows) {
       expect(r.udp.startsWith("reply "), r.kind).toBe(UDP_CAPABLE[r.kind]);

@@ -5,7 +5,7 @@ import type { ApiHarness } from "../../shared/test/api-harness.js";
 import { docker, waitForTask } from "../../shared/test/worker-harness.js";
 
 /**
- * The test lab (behaviour.md §6.10, test/lab/) for the egress suites: started (idempotent, well
+ * The test lab (docs/egress.md#lab, test/lab/) for the egress suites: started (idempotent, well
  * under a second when it already runs) and described by its lab.json. Every egress setting of the
  * worker under test points at the lab; nothing here talks to an outside address.
  */
@@ -24,7 +24,7 @@ export interface Lab {
   env: Record<string, string>;
   networks: { inet: { name: string; gateway: string }; mgmt: { name: string; gateway: string; subnet: string } };
   echo: { address: string; udp_port: number };
-  dns: { address: string; api: string; domain: string };
+  dns: { address: string; api: string; api_secret: string; domain: string };
   resolver: { address: string };
   wireguard: LabEgress & { public_key: string; client_public_key: string };
   proxies: Record<"shadowsocks" | "vmess" | "trojan" | "socks" | "socks_udp" | "http", LabEgress>;
@@ -95,9 +95,12 @@ export function gatewayStatus(hostOrGateway: string) {
   };
 }
 
-/** The canary's sources for a name (the worker polls the same API; the lab is up). */
+/** The canary's sources for a name: checkd's query API, as the worker reads it (the lab is up). */
 export async function canary(lab: Lab, name: string): Promise<string[]> {
-  const res = await fetch(`${lab.dns.api}/queries?name=${encodeURIComponent(name)}`);
+  const res = await fetch(`${lab.dns.api}/v1/canary/${encodeURIComponent(name)}`, {
+    headers: { authorization: `Bearer ${lab.dns.api_secret}` },
+  });
+  if (res.status !== 200) throw new Error(`canary API answered ${res.status}: ${await res.text()}`);
   return ((await res.json()) as { sources: string[] }).sources;
 }
 

@@ -9,8 +9,8 @@ import { runIsolationCheck } from "../../worker/network/verify.js";
 import { createRunningHost, execIn, gatewayOf, gatewayStatus, hostOf, type Lab, labUp, labWorkerEnv, randomLabel, sshBanner, underlayIp } from "./egress-lab.js";
 
 /**
- * Mode selection for unbound hosts (behaviour.md §6.5) against the lab: blocked by default (with
- * the isolation check of §6.7), direct on the operator's opt-in, refused with EGRESS_REQUIRED; and
+ * Mode selection for unbound hosts (docs/egress.md#modes) against the lab: blocked by default (with
+ * the isolation check of docs/egress.md#verification), direct on the operator's opt-in, refused with EGRESS_REQUIRED; and
  * the isolation check itself catching a gateway that lets traffic out.
  */
 
@@ -99,7 +99,7 @@ describe("the isolation check", () => {
   });
 });
 
-// Reused: a host bound to a disabled egress at start is blocked (§6.5).
+// Reused: a host bound to a disabled egress at start is blocked (docs/egress.md#modes).
 describe("a host bound to a disabled egress", () => {
   it("starts blocked", async () => {
     w = await startTestWorker(h, labWorkerEnv(lab));

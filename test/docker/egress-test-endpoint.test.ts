@@ -3,7 +3,7 @@ import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness
 import { removeInstanceObjects, startTestWorker, waitForTask, type WorkerHarness } from "../../shared/test/worker-harness.js";
 import { createEgress, type Lab, labUp, labWorkerEnv } from "./egress-lab.js";
 
-/** `POST /v1/admin/egress-ips/{ipID}/test` through the API, a real worker and the lab (§5.4). */
+/** `POST /v1/admin/egress-ips/{ipID}/test` through the API, a real worker and the lab (docs/api.md#egress-test-api). */
 let lab: Lab;
 let h: ApiHarness;
 let w: WorkerHarness;

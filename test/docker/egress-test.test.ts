@@ -6,7 +6,7 @@ import { docker, instanceObjects, removeInstanceObjects, startTestWorker, waitFo
 import { bind, createEgress, createRunningHost, type Lab, type LabEgress, labUp, labWorkerEnv, until } from "./egress-lab.js";
 
 /**
- * egress.test (behaviour.md §5.4, §6.8) against the lab: an ephemeral gateway per run, the three
+ * egress.test (docs/api.md#egress-test-api, docs/egress.md#egress-test) against the lab: an ephemeral gateway per run, the three
  * checks from a probe in its namespace, the result stored as last_test and as the task's result,
  * health and events, and nothing left behind.
  */

@@ -22,9 +22,9 @@ import {
 } from "./egress-lab.js";
 
 /**
- * Verification outcomes at host tasks (behaviour.md §6.7, §4.5): the start path in tunnel modes,
+ * Verification outcomes at host tasks (docs/egress.md#verification, docs/architecture.md#host-flows): the start path in tunnel modes,
  * a wrong declared address failing closed, a disabled egress cutting the host off, and the leak
- * detector catching deliberately leaky gateways (§11.14 item 171).
+ * detector catching deliberately leaky gateways.
  */
 
 let lab: Lab;

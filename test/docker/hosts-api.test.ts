@@ -14,8 +14,8 @@ import {
 import { runReconcile } from "../../worker/schedulers/reconcile.js";
 
 /**
- * The host API against a real worker and engine (behaviour.md §4.1–§4.5, §8.2 cancel; checklist
- * §11.8 items 84–100 without egress/VNC/SSH-proxy, §11.13 item 146). Two hosts at most run at
+ * The host API against a real worker and engine (docs/api.md#hosts, docs/architecture.md#host-flows, docs/architecture.md#tasks cancel; checklist
+ *  without egress/VNC/SSH-proxy). Two hosts at most run at
  * once: A (owner `ua`, the portal user) and B (owner `ub`).
  */
 let h: ApiHarness;
@@ -26,7 +26,7 @@ let adminId: string;
 const TS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const PUBLIC = "http://cloud.example.test:8080";
 const ADMIN_HOST_KEYS = [
-  "binding_id", "cpu_limit", "created_at", "desired_state", "disk_limit_mb", "egress", "id", "image", "memory_limit_mb", "pids_limit",
+  "binding_id", "cpu_limit", "created_at", "desired_state", "disk_limit_mb", "egress", "id", "image", "image_outdated", "memory_limit_mb", "pids_limit",
   "short_id", "status", "timezone", "updated_at", "user_id", "username",
 ];
 const USER_HOST_KEYS = ADMIN_HOST_KEYS.filter((k) => !["binding_id", "desired_state", "image"].includes(k));
@@ -257,7 +257,7 @@ describe("hosts on the engine", () => {
       id: createA, kind: "host.create", status: "succeeded", progress_percent: 100, progress_message: "done",
       error_code: null, error_message: null, created_at: expect.stringMatching(TS), finished_at: expect.stringMatching(TS),
     });
-    // A forged Host header changes nothing (§1.1).
+    // A forged Host header changes nothing (docs/architecture.md#processes).
     const forged = await h.request("GET", `/v1/admin/hosts/${hostA}`, { token: admin, headers: { host: "evil.example" } });
     expect(forged.body.access).toEqual(res.body.access);
   });
@@ -628,7 +628,7 @@ describe("hosts on the engine", () => {
     expect(one("task.started").map((e) => e.task_id).sort()).toEqual(ran.map((r) => r.id).sort());
   });
 
-  // §1.7: user_id is the user the event concerns — for host work, the owner.
+  // docs/api.md#events: user_id is the user the event concerns — for host work, the owner.
   it("task.* events written by the worker name the host's owner as user_id", async () => {
     const evs = (await hostEvents(hostA)).filter((e) => ["task.started", "task.succeeded"].includes(e.type));
     expect(evs.length).toBeGreaterThan(0);

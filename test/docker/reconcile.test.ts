@@ -14,7 +14,7 @@ import {
 } from "../../shared/test/worker-harness.js";
 
 /**
- * The reconciler against the real engine (behaviour.md §8.5, checklist 101, 102): drift made
+ * The reconciler against the real engine (docs/architecture.md#schedulers, checklist 101, 102): drift made
  * behind the worker's back with the docker CLI, then `runReconcile` called directly (the
  * scheduler interval is an hour) — except in the last test, which lets the scheduler fire.
  */
@@ -146,7 +146,7 @@ describe("reconcile repairs drift on the real engine", () => {
     expect(t.status, JSON.stringify(t)).toBe("succeeded");
     expect(exists(hc(hostId))).toBe(true);
     await expectRunningWithSsh(hostId);
-    // A success resets the backoff (§8.5).
+    // A success resets the backoff (docs/architecture.md#schedulers).
     expect(await hostRow(hostId)).toMatchObject({ repair_attempts: 0, repair_not_before: null });
   });
 
@@ -242,7 +242,7 @@ describe("reconcile repairs drift on the real engine", () => {
     expect(running(gw(hostId))).toBe(false);
     const stopped = await eventsOf("host.stopped", { taskId: created[0]!.id });
     expect(stopped[0]?.metadata).toMatchObject({ reason: "reconcile" });
-    // A successful repair resets the backoff (§8.5), whatever the repair was.
+    // A successful repair resets the backoff (docs/architecture.md#schedulers), whatever the repair was.
     expect(await hostRow(hostId)).toMatchObject({ status: "stopped", desired_state: "stopped", repair_attempts: 0, repair_not_before: null });
     expect((await reconcileOnce(hostId)).created).toEqual([]);
 

@@ -1,5 +1,5 @@
 /**
- * The SSH entry proxy end to end (behaviour.md §7.4, checklist §11.12 items 128–144, 56 and 95):
+ * The SSH entry proxy end to end (docs/architecture.md#ssh-proxy):
  * the real API, a real worker creating real host containers, the proxy in-process, and the real
  * OpenSSH `ssh`, `scp` and `sftp` binaries (always spawned with argv arrays; passwords reach the
  * client through SSH_ASKPASS from the environment, never argv).

@@ -8,7 +8,7 @@ import { docker, removeInstanceObjects, startTestWorker, waitForTask, type Worke
 import { bind, createEgress, gatewayOf, gatewayStatus, hostOf, type Lab, labUp, labWorkerEnv, unbind, underlayIp, until } from "./egress-lab.js";
 
 /**
- * Tenant isolation drill (issue 10 §4, behaviour.md §6.1): in every egress mode — direct, blocked,
+ * Tenant isolation drill (issue 10 §4, docs/egress.md#topology): in every egress mode — direct, blocked,
  * WireGuard (the lab's peer) and proxy (the lab's shadowsocks) — nothing on the machine that runs
  * the engine is reachable from inside a host, as the tenant (`workspace`) or as root in the host:
  *  - every IPv4 address of the machine (`ip -j -4 addr`: the default bridge gateway, the lab
@@ -206,7 +206,7 @@ async function bindAndApply(hostId: string, egressId: string): Promise<string> {
   return bindingId;
 }
 
-/** Blocked: bound, then unbound while running (§6.5: blocked until the next start). */
+/** Blocked: bound, then unbound while running (docs/egress.md#modes: blocked until the next start). */
 async function blockHost(hostId: string, egressId: string) {
   const bindingId = await bindAndApply(hostId, egressId);
   const seen = new Set((await applyTasks(hostId)).map((t) => t.id));

@@ -14,7 +14,7 @@ import {
 import { runExpiryScan } from "../../worker/schedulers/expiry.js";
 
 /**
- * What user changes do to hosts on the real engine (behaviour.md §3.2–§3.4, §4.5 sync_keys, §8.5
+ * What user changes do to hosts on the real engine (docs/api.md#users, docs/api.md#ssh-keys, docs/architecture.md#host-flows sync_keys, docs/architecture.md#schedulers
  * expiry; checklist items 44–47 and 55). Three hosts, one at a time mostly: D (disable), E
  * (expiry), K (SSH keys, then user deletion).
  */

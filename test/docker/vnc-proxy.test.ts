@@ -16,7 +16,7 @@ import {
 import { removeInstanceObjects, startTestWorker, waitForTask, type WorkerHarness } from "../../shared/test/worker-harness.js";
 
 /**
- * The VNC reverse proxy (behaviour.md §4.7, checklist §11.9) against real hosts: the real desktop
+ * The VNC reverse proxy (docs/api.md#vnc-proxy) against real hosts: the real desktop
  * (TigerVNC + noVNC/websockify) for the page and the RFB handshake, and a capture server on :6901
  * for what reaches the host, WebSocket echo and backpressure.
  */
@@ -273,6 +273,11 @@ describe("what reaches the host (capture server on :6901)", () => {
     expect(opened.every((e) => e.userId === owner.id)).toBe(true);
     expect(last!.bytes_out).toBeGreaterThan(big.length);
     expect(last!.duration_ms).toBeGreaterThanOrEqual(0);
+    // The same bytes reach ccp_desktop_bytes_total (README "Observability").
+    const text = await h.deps.metrics.registry.metrics();
+    const total = (d: string) => Number(new RegExp(`^ccp_desktop_bytes_total\\{direction="${d}"\\} (\\d+)$`, "m").exec(text)?.[1]);
+    expect(total("in"), text).toBeGreaterThan(big.length);
+    expect(total("out"), text).toBeGreaterThan(big.length);
   });
 
   it("respects backpressure: a client that stops reading stops the host's sender instead of filling the API's memory", async () => {

@@ -22,6 +22,7 @@ const valid: Record<string, string> = {
   EGRESS_ECHO_URL: "http://203.0.113.10/ip",
   EGRESS_DNS_CANARY_DOMAIN: "egress.test",
   EGRESS_DNS_CANARY_API: "http://203.0.113.53:8053",
+  EGRESS_DNS_CANARY_API_SECRET: randomBytes(32).toString("hex"),
   EGRESS_CHECK_FORBIDDEN_RESOLVER: "203.0.113.54",
 };
 
@@ -30,6 +31,7 @@ const cases: [role: "api" | "worker" | "sshd", variable: string][] = [
   ["api", "ADMIN_JWT_SECRET"],
   ["api", "DATABASE_URL"],
   ["worker", "DATABASE_URL"],
+  ["worker", "EGRESS_DNS_CANARY_API_SECRET"],
   ["sshd", "SECRETS_KEY"],
 ];
 

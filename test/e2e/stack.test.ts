@@ -203,11 +203,11 @@ describe("the supervisor", () => {
 });
 
 describe("configuration errors", () => {
-  it("the worker exits naming a missing EGRESS_CHECK_URL", async () => {
+  it("the worker exits naming EGRESS_CHECK_URL when the rest of the check variables are set (all or none)", async () => {
     const s = spawnLogged(process.execPath, ["dist/main.js", "worker"], { ...env, EGRESS_CHECK_URL: "" });
     const { code } = await s.exited;
     expect(code).not.toBe(0);
-    expect(s.output()).toContain("EGRESS_CHECK_URL is required");
+    expect(s.output()).toContain("EGRESS_CHECK_URL is required: the egress check variables are set all or none (missing: EGRESS_CHECK_URL)");
   });
 
   it("the api refuses a short ADMIN_JWT_SECRET", async () => {

@@ -205,7 +205,7 @@ describe("admin dashboard", () => {
     await logIn(page, "admin", TEST_ADMIN_PASSWORD);
     await page.getByRole("heading", { name: "Dashboard", level: 1 }).waitFor();
     await page.locator('[data-live="live"]').waitFor({ timeout: 15_000 });
-    // The token lives in memory only (behaviour.md §4.7).
+    // The token lives in memory only (docs/api.md#vnc-proxy).
     expect(await page.evaluate(JS.storage)).toEqual([0, 0, ""]);
     await shot(page, "02-dashboard");
 

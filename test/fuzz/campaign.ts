@@ -8,7 +8,7 @@ import { type JsonSchema, arbitraryFor, nastyString } from "./schema-arbitrary.j
  * on real Postgres and Redis. Each request is drawn by fast-check from the route's own schemas
  * (path, query, body) with a credential (admin, a tenant, none, garbage) and real or hostile ids.
  * What must hold for every response: no status ≥ 500, every 4xx in the error envelope
- * (behaviour.md §1.3). After the campaign: the API still answers and Postgres holds no half-written
+ * (docs/api.md#errors). After the campaign: the API still answers and Postgres holds no half-written
  * rows (see checkInvariants).
  */
 
@@ -137,7 +137,7 @@ async function tokenFor(h: ApiHarness, userId: string): Promise<string> {
   return (await h.deps.tokens.issue({ id: row!.id, role: row!.role, tokenVersion: row!.token_version })).token;
 }
 
-/** A 4xx must be the documented envelope: `{error: string, code: snake_case}` (behaviour.md §1.3). */
+/** A 4xx must be the documented envelope: `{error: string, code: snake_case}` (docs/api.md#errors). */
 function envelopeProblem(res: TestResponse): string | null {
   const b = res.body as { error?: unknown; code?: unknown } | undefined;
   if (!b || typeof b !== "object") return "4xx body is not a JSON object";

@@ -15,7 +15,7 @@ import {
 } from "../../shared/test/api-harness.js";
 
 /**
- * Authentication (behaviour.md §2, acceptance items 12–28). Counters are per username and per
+ * Authentication (docs/api.md#auth, acceptance items 12–28). Counters are per username and per
  * client IP, so every test that produces failures uses an IP of its own. No test sleeps: expiry is
  * simulated by moving rows in the database, and Redis windows are never waited for.
  */
@@ -92,7 +92,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-describe("login (§2.1)", () => {
+describe("login (docs/api.md#login)", () => {
   it("answers the admin's environment credentials with a well-formed HS256 JWT (item 12)", async () => {
     const ip = freshIp();
     const res = await h.login("admin", TEST_ADMIN_PASSWORD, ip);
@@ -323,7 +323,7 @@ describe("login (§2.1)", () => {
   });
 });
 
-describe("rate limiting (§2.4)", () => {
+describe("rate limiting (docs/api.md#limits)", () => {
   it("blocks a username from an address after 10 wrong passwords there, even with the right one; other usernames from that IP still work (item 17)", async () => {
     const ip = freshIp();
     const u = await newUser();
@@ -457,7 +457,7 @@ describe("rate limiting (§2.4)", () => {
     expect(res.status, res.text).toBe(429);
   });
 
-  it("answers a rate-limited client's invalid body with 400 (validation comes first, §1.9)", async () => {
+  it("answers a rate-limited client's invalid body with 400 (validation comes first, docs/api.md#evaluation-order)", async () => {
     const ip = freshIp();
     const name = uniqueName("ghost");
     for (let i = 0; i < 10; i++) await h.login(name, "wrong-password", ip);
@@ -559,7 +559,7 @@ describe("lockouts cannot be turned against their victim (issue 10 §3)", () => 
   });
 });
 
-describe("login events (§8.7)", () => {
+describe("login events (docs/api.md#events)", () => {
   it("writes auth.login.succeeded and auth.login.failed with their metadata", async () => {
     const ip = freshIp();
     const u = await newUser();
@@ -595,7 +595,7 @@ describe("login events (§8.7)", () => {
   });
 });
 
-describe("bearer tokens (§2.2, items 19–22)", () => {
+describe("bearer tokens (docs/api.md#tokens, items 19–22)", () => {
   let admin: { id: string; token_version: number };
   const key = new TextEncoder().encode(TEST_JWT_SECRET);
   const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
@@ -700,7 +700,7 @@ describe("bearer tokens (§2.2, items 19–22)", () => {
     expect(res.body).toStrictEqual({ error: expect.any(String), code: "forbidden" });
   });
 
-  it("checks authentication, then role, then the body (§1.9)", async () => {
+  it("checks authentication, then role, then the body (docs/api.md#evaluation-order)", async () => {
     const u = await newUser();
     const bad = { rawBody: "not json" };
     expectUnauthorized(await h.request("POST", "/v1/admin/users", bad), "no token");
@@ -714,7 +714,7 @@ describe("bearer tokens (§2.2, items 19–22)", () => {
   });
 });
 
-describe("revocation (§2.3, items 23–26)", () => {
+describe("revocation (docs/api.md#token-checks, items 23–26)", () => {
   it("revokes a user's tokens when the admin rotates the password (item 23)", async () => {
     const u = await newUser();
     const res = await h.request("POST", `/v1/admin/users/${u.id}/rotate-password`, { token: await h.adminToken() });
@@ -855,7 +855,7 @@ describe("revocation (§2.3, items 23–26)", () => {
   });
 });
 
-describe("secret rotation and admin seeding (§2.5, items 27–28)", () => {
+describe("secret rotation and admin seeding (docs/api.md#admin-seed, items 27–28)", () => {
   const seedLogger = () =>
     createLogger(
       { level: "debug" },

@@ -8,7 +8,7 @@ import { AUTH_TABLE, type AuthRow, type ParamKind } from "./authz-table.js";
 
 /**
  * Issue 10 §6: the authorization matrix, generated from the route table. Every route of
- * /openapi.json × every way a credential can be wrong → the status and code of behaviour.md §9
+ * /openapi.json × every way a credential can be wrong → the status and code of docs/api.md#authorization
  * (401 `unauthorized`, 403 `forbidden`, 404 `<resource>_not_found` for another tenant's ids), plus a
  * positive control per route (the right caller is not refused), so no row can pass by accident.
  */

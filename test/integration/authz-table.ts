@@ -1,5 +1,5 @@
 /**
- * The authorization table of every API route (behaviour.md §9), read by authorization-matrix.test.ts.
+ * The authorization table of every API route (docs/api.md#authorization), read by authorization-matrix.test.ts.
  *
  * One row per `METHOD path` of /openapi.json. The suite fails when a route has no row here (a new
  * route must say who may call it) and when a row names a route that does not exist.
@@ -39,6 +39,7 @@ const keyOfUser = { userID: "user", keyID: "key" } as const;
 export const AUTH_TABLE: Record<string, AuthRow> = {
   "GET /healthz": { auth: "public" },
   "GET /readyz": { auth: "public" },
+  "GET /metrics": { auth: "admin" },
   "POST /v1/auth/login": { auth: "public", body: { username: "nobody-here", password: "wrong-password" } },
   "POST /v1/admin/login": { auth: "public", body: { username: "nobody-here", password: "wrong-password" } },
   "POST /v1/auth/logout-all": { auth: "user", revokesCaller: true },
@@ -62,6 +63,7 @@ export const AUTH_TABLE: Record<string, AuthRow> = {
   "POST /v1/admin/hosts/{hostID}/start": { auth: "admin", params: host },
   "POST /v1/admin/hosts/{hostID}/stop": { auth: "admin", params: host },
   "POST /v1/admin/hosts/{hostID}/rebuild": { auth: "admin", params: host },
+  "POST /v1/admin/hosts/rebuild-outdated": { auth: "admin", body: { dry_run: true } },
   "POST /v1/admin/hosts/{hostID}/rotate-ssh-password": { auth: "admin", params: host },
   "GET /v1/admin/hosts/{hostID}/vnc/{path}": { auth: "admin", params: { hostID: "host", path: "path" } },
   "POST /v1/admin/hosts/{hostID}/vnc/session": { auth: "admin", params: host },

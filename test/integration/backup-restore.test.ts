@@ -9,7 +9,7 @@ import { projectRoot } from "../../shared/paths.js";
 import { cloneTemplateDatabase, createEmptyDatabase } from "../../shared/test/databases.js";
 
 /**
- * behaviour.md §10.4 and checklist 181–183: the real deploy/scripts/backup.sh and restore.sh, run
+ * docs/operations.md#backup and checklist 181–183: the real deploy/scripts/backup.sh and restore.sh, run
  * with bash against real Postgres with the installed pg_dump / pg_restore.
  */
 const BACKUP = join(projectRoot, "deploy/scripts/backup.sh");

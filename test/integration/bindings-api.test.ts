@@ -5,7 +5,7 @@ import { type ApiHarness, type TestUser, createApiHarness, findSecrets } from ".
 import { type HostStatus, insertHostRow } from "../../shared/test/rows.js";
 
 /**
- * Bindings API (behaviour.md §5.5; checklist §11.7 items 78–83 at the HTTP level). Hosts are
+ * Bindings API (docs/api.md#bindings at the HTTP level). Hosts are
  * fixture rows in a given status; the worker that would apply the egress is not part of this
  * suite, so item 78 is checked up to the `host.apply-egress` task it enqueues.
  */
@@ -173,7 +173,7 @@ describe("POST /v1/admin/bindings", () => {
     expect((await bind(hst.id, e.id)).status).toBe(200);
   });
 
-  it("answers the conflicts and not-founds of the §5.5 table, in its order (80)", async () => {
+  it("answers the conflicts and not-founds of the docs/api.md#bindings table, in its order (80)", async () => {
     const hostA = await host();
     const hostB = await host();
     const e1 = await egress();

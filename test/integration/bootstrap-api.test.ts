@@ -8,7 +8,7 @@ import { secretAt } from "../../shared/crypto/secrets.js";
 import { type ApiHarness, createApiHarness, findSecrets, type TestUser } from "../../shared/test/api-harness.js";
 import { insertTaskRow } from "../../shared/test/rows.js";
 
-/** behaviour.md §7.1 and checklist items 110–117 at the HTTP level. */
+/** docs/api.md#bootstrap and checklist items 110–117 at the HTTP level. */
 let h: ApiHarness;
 let admin: string;
 let dir: string;
@@ -175,7 +175,7 @@ describe("POST /v1/bootstrap/sessions", () => {
     expect(raw.status).toBe(400);
   });
 
-  it("rate-limits after 10 failures for a username from an address, even the correct password, counting login failures too (§2.4)", async () => {
+  it("rate-limits after 10 failures for a username from an address, even the correct password, counting login failures too (docs/api.md#limits)", async () => {
     const u = await userWithHost();
     const ip = freshIp();
     for (let i = 0; i < 5; i++) expect((await session(u.username, `wrong-${i}`, ip)).status).toBe(401);
@@ -190,7 +190,7 @@ describe("POST /v1/bootstrap/sessions", () => {
 });
 
 describe("GET /v1/bootstrap/tasks/{taskID}", () => {
-  it("reports the stages of §7.1 in order with a non-decreasing percentage (item 114)", async () => {
+  it("reports the stages of docs/api.md#bootstrap in order with a non-decreasing percentage (item 114)", async () => {
     const u = await userWithHost();
     const { task_id: id, status_url } = (await session(u.username, u.password)).body;
     const seen: { stage_code: string; progress_percent: number; task_status: string }[] = [];

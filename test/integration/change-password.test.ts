@@ -8,7 +8,7 @@ import {
   findSecrets,
 } from "../../shared/test/api-harness.js";
 
-/** Self-service password change (behaviour.md §3.5, §2.3, §2.4; checklist item 26). */
+/** Self-service password change (docs/api.md#change-password, docs/api.md#token-checks, docs/api.md#limits; checklist item 26). */
 let h: ApiHarness;
 let admin: string;
 let adminId: string;
@@ -147,7 +147,7 @@ describe("POST /v1/user/change-password", () => {
     expect(await tokenWorks(u.token)).toBe(200);
   });
 
-  it("validates the body before checking the old password (§1.9)", async () => {
+  it("validates the body before checking the old password (docs/api.md#evaluation-order)", async () => {
     const u = await user();
     const res = await h.request("POST", PATH, { token: u.token, body: { old_password: "wrong-old", new_password: "short" } });
     expect(res.status, res.text).toBe(400);

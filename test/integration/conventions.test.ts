@@ -6,7 +6,7 @@ import { createApp } from "../../api/app.js";
 import { DEFAULT_UI_DIR, loadUiBundle } from "../../api/http/ui.js";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
 
-/** behaviour.md §1.2–§1.5 and checklist §11.1. */
+/** docs/api.md#routing, docs/api.md#validation and . */
 let h: ApiHarness;
 let admin: string;
 beforeAll(async () => {

@@ -3,7 +3,7 @@ import { type ApiHarness, type TestUser, createApiHarness } from "../../shared/t
 import { insertBindingRow, insertEgressRow, insertHostRow, insertTaskRow, insertUserRow } from "../../shared/test/rows.js";
 
 /**
- * Dashboard counts (behaviour.md §8.8; checklist §11.13 item 152) against a scripted scenario.
+ * Dashboard counts (docs/api.md#dashboard) against a scripted scenario.
  * The database is this file's own, so every count is exact.
  */
 let h: ApiHarness;

@@ -5,7 +5,7 @@ import { type ApiHarness, createApiHarness, type ListeningApi, type TestUser } f
 import { insertHostRow } from "../../shared/test/rows.js";
 
 /**
- * Desktop access without login tokens in URLs (issue 10 §1, behaviour.md §4.7 as revised):
+ * Desktop access without login tokens in URLs (issue 10 §1, docs/api.md#vnc-proxy as revised):
  * one-time ticket → 303 → opaque desktop-session cookie, and what a hostile host's server on :6901
  * gets to see. The host's desktop is a capture server on a loopback address of its own, port 6901
  * (the proxy always dials :6901), standing in for a tenant who replaced websockify; the real

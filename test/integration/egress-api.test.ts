@@ -6,7 +6,7 @@ import { type ApiHarness, type TestResponse, type TestUser, createApiHarness, fi
 import { type HostStatus, insertBindingRow, insertHostRow, insertTaskRow } from "../../shared/test/rows.js";
 
 /**
- * Egress IP API (behaviour.md §5.1–§5.3, §1.6; checklist §11.5 items 57–66 at the HTTP level, and
+ * Egress IP API (docs/api.md#egress-ips, docs/api.md#secrets at the HTTP level, and
  * the API side of 67). Hosts are fixture rows: the worker that would run them is not part of this
  * suite. Only documentation addresses (RFC 5737) and `.example`/`.test` names appear here.
  */
@@ -294,7 +294,7 @@ describe("POST /v1/admin/egress-ips", () => {
     }
   });
 
-  it("accepts the whole supported sing-box subset and reports udp per §6.4", async () => {
+  it("accepts the whole supported sing-box subset and reports udp per docs/egress.md#mode-proxy", async () => {
     const pem = [
       "-----BEGIN CERTIFICATE-----",
       "MIIBkTCCATegAwIBAgIUb11bqdFgCnTpFjirIqkFQ1B5oawwCgYIKoZIzj0EAwIw",
@@ -490,7 +490,7 @@ describe("GET /v1/admin/egress-ips/{ipID}", () => {
     }
   });
 
-  it("validates a PUT body before looking the egress up (§1.9)", async () => {
+  it("validates a PUT body before looking the egress up (docs/api.md#evaluation-order)", async () => {
     expectInvalid(await put(randomUUID(), { label: "\u0000" }), "label");
   });
 });
@@ -834,7 +834,7 @@ describe("GET /v1/admin/egress-ips (66)", () => {
   });
 });
 
-describe("secrets (§1.6; checklist 178, 179)", () => {
+describe("secrets (docs/api.md#secrets; checklist 178, 179)", () => {
   it("never shows a stored secret in a response, a log line, an event, a task or a column", async () => {
     // One more round trip of everything, with fresh secrets.
     const wgPriv = secret(generateWgKeyPair().privateKey);

@@ -13,7 +13,7 @@ import { consumeTicket } from "../../sshd/credentials.js";
 import type { Target } from "../../sshd/resolve-target.js";
 import { type ApiHarness, createApiHarness, findSecrets, type TestUser } from "../../shared/test/api-harness.js";
 
-/** behaviour.md §7.3, §1.1 (ENTRY_LISTEN_ADDR) and checklist items 121–127 at the HTTP level. */
+/** docs/api.md#entry, docs/architecture.md#processes (ENTRY_LISTEN_ADDR) and checklist items 121–127 at the HTTP level. */
 let h: ApiHarness;
 let admin: string;
 let dir: string;

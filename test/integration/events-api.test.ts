@@ -4,7 +4,7 @@ import { type ApiHarness, type TestUser, createApiHarness } from "../../shared/t
 import { insertEventRow } from "../../shared/test/rows.js";
 
 /**
- * Events endpoint (behaviour.md §1.7, §8.6; checklist §11.13 item 149). Fixture events are inserted
+ * Events endpoint (docs/api.md#events). Fixture events are inserted
  * with exact timestamps in 2001, far from the rows the API writes while the suite runs, and each
  * case scopes its query to its own window or ids.
  */
@@ -54,7 +54,7 @@ describe("security", () => {
 });
 
 describe("GET /v1/admin/events", () => {
-  it("renders exactly the §1.7 event object", async () => {
+  it("renders exactly the docs/api.md#events event object", async () => {
     const ids = { actor: randomUUID(), user: randomUUID(), host: randomUUID(), task: randomUUID() };
     const id = await insertEventRow(h.database.sql, {
       type: "host.started",

@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApiDeps } from "../../api/main.js";
 import { createApp } from "../../api/app.js";
@@ -9,8 +11,10 @@ import { createLogger } from "../../shared/logger.js";
 import { createRedis } from "../../shared/redis.js";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
 import { databaseUrlFor } from "../../shared/test/databases.js";
+import { projectRoot } from "../../shared/paths.js";
+import { VERSION } from "../../shared/version.js";
 
-/** behaviour.md §8.9 against real Postgres and Redis, and real failures of each. */
+/** docs/operations.md#health against real Postgres and Redis, and real failures of each. */
 let h: ApiHarness;
 beforeAll(async () => {
   h = await createApiHarness();
@@ -28,10 +32,17 @@ const beat = (workerId: string, dockerOk: boolean, ageSeconds = 0) =>
   });
 
 describe("GET /healthz", () => {
+  it("names the running version, the one in package.json", async () => {
+    const pkg = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")) as { version: string };
+    const res = await h.request("GET", "/healthz");
+    expect(res.body.version, res.text).toBe(pkg.version);
+    expect(VERSION).toBe(pkg.version);
+  });
+
   it("warns no_workers when no worker has a heartbeat", async () => {
     const res = await h.request("GET", "/healthz");
     expect(res.status, res.text).toBe(200);
-    expect(res.body).toEqual({ status: "warning", checks: { database: "ok", redis: "ok", agent: "no_workers" } });
+    expect(res.body).toEqual({ status: "warning", version: VERSION, checks: { database: "ok", redis: "ok", agent: "no_workers" } });
   });
 
   it("ignores heartbeats older than the freshness window", async () => {
@@ -44,13 +55,13 @@ describe("GET /healthz", () => {
     await beat("w-no-docker", false);
     const res = await h.request("GET", "/healthz");
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ status: "warning", checks: { database: "ok", redis: "ok", agent: "docker_unreachable" } });
+    expect(res.body).toEqual({ status: "warning", version: VERSION, checks: { database: "ok", redis: "ok", agent: "docker_unreachable" } });
   });
 
   it("is ok when a fresh worker reached Docker", async () => {
     await beat("w-docker", true);
     const res = await h.request("GET", "/healthz");
-    expect(res.body).toEqual({ status: "ok", checks: { database: "ok", redis: "ok", agent: "ok" } });
+    expect(res.body).toEqual({ status: "ok", version: VERSION, checks: { database: "ok", redis: "ok", agent: "ok" } });
     const ready = await h.request("GET", "/readyz");
     expect(ready.status).toBe(200);
   });
@@ -75,7 +86,7 @@ describe("GET /healthz", () => {
     const res = await createApp(deps).request("/healthz");
     const body = await res.json();
     expect(res.status).toBe(503);
-    expect(body).toEqual({ status: "degraded", checks: { database: "ok", redis: "error", agent: "no_workers" } });
+    expect(body).toEqual({ status: "degraded", version: VERSION, checks: { database: "ok", redis: "error", agent: "no_workers" } });
     deadRedis.disconnect();
   });
 

@@ -10,7 +10,7 @@ import { rotateSecrets, SECRET_COLUMNS } from "../../shared/services/secrets/rot
 import { cloneTemplateDatabase } from "../../shared/test/databases.js";
 
 /**
- * behaviour.md §10.5 and checklist 184: `node dist/main.js secrets:rotate` (run from source through
+ * docs/operations.md#rotate-keys and checklist 184: `node dist/main.js secrets:rotate` (run from source through
  * tsx, same entry point) re-encrypts every stored secret under the current key.
  */
 const key = (version: number) => `v${version}:${randomBytes(32).toString("base64")}`;
@@ -19,7 +19,7 @@ const K2 = key(2);
 const K3 = key(3);
 /**
  * What a deployment from before the binding has stored: unbound `v<N>:` ciphertexts (issue 10
- * §5). Rotation is also their migration to the bound format.
+ * docs/api.md#egress-ips). Rotation is also their migration to the bound format.
  */
 const legacy1 = (p: string) => encryptLegacy(K1, p);
 const legacy3 = (p: string) => encryptLegacy(K3, p);

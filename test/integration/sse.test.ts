@@ -167,7 +167,7 @@ describe("admin stream", () => {
       await s.waitFor("60 %", (e) => e.event === "task" && e.data.id === u.taskId && e.data.progress_percent === 60);
       await s.waitFor("succeeded", (e) => e.event === "task" && e.data.id === u.taskId && e.data.status === "succeeded");
       await s.waitFor("host running", (e) => e.event === "host" && e.data.id === u.hostId && e.data.status === "running");
-      // Every task event is the §8.1 object of GET /v1/admin/tasks/{id}.
+      // Every task event is the docs/api.md#task-object object of GET /v1/admin/tasks/{id}.
       const api = await h.request("GET", `/v1/admin/tasks/${u.taskId}`, { token: admin });
       const last = s.events.filter((e) => e.event === "task" && e.data.id === u.taskId).at(-1)!;
       expect(last.data).toEqual(api.body.task);

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiHarness, type TestUser, createApiHarness } from "../../shared/test/api-harness.js";
 
 /**
- * SSH keys, admin-managed and self-service, and tenant isolation (behaviour.md §3.4, §9;
- * checklist §11.4 items 48–54). Fixture keys come from the real `ssh-keygen`, so fingerprints
+ * SSH keys, admin-managed and self-service, and tenant isolation (docs/api.md#ssh-keys, docs/api.md#authorization;
+ * ). Fixture keys come from the real `ssh-keygen`, so fingerprints
  * and formats are checked against OpenSSH itself rather than against our own parser.
  */
 const KEYGEN = "/usr/bin/ssh-keygen";

@@ -4,7 +4,7 @@ import { type ApiHarness, type TestUser, createApiHarness } from "../../shared/t
 import { insertHostRow, insertTaskRow, type HostStatus } from "../../shared/test/rows.js";
 
 /**
- * Task endpoints (behaviour.md §8.1, §8.2, §8.4; checklist §11.13 items 145–146, API side).
+ * Task endpoints (docs/api.md#task-object, docs/architecture.md#tasks, docs/api.md#tasks-cancel, API side).
  * Tasks are inserted as rows: the worker that would create and run them is not part of this suite.
  */
 let h: ApiHarness;
@@ -37,6 +37,7 @@ const TASK_KEYS = [
   "kind",
   "progress_message",
   "progress_percent",
+  "request_id",
   "requested_by",
   "result",
   "started_at",
@@ -104,7 +105,7 @@ describe("GET /v1/admin/tasks", () => {
     ids.b1 = await insertTaskRow(sql(), { kind: "host.start", status: "pending", hostId: hostB, createdAt: at(7) });
   });
 
-  it("lists tasks newest first with exactly the §8.1 keys", async () => {
+  it("lists tasks newest first with exactly the docs/api.md#task-object keys", async () => {
     const res = await h.request("GET", `/v1/admin/tasks?host_id=${hostA}`, { token: admin });
     expect(res.status, res.text).toBe(200);
     expect(Object.keys(res.body).sort()).toEqual(["limit", "offset", "tasks", "total"]);
@@ -212,6 +213,7 @@ describe("GET /v1/admin/tasks/{taskID}", () => {
       host_id: host.id,
       egress_ip_id: null,
       requested_by: adminId,
+      request_id: null,
       attempt: 1,
       progress_percent: 35,
       progress_message: "starting gateway",

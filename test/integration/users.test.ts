@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiHarness, type TestResponse, createApiHarness, findSecrets, uniqueName } from "../../shared/test/api-harness.js";
 
 /**
- * Users API (behaviour.md §3.1–§3.3, §9; checklist §11.3 items 29–43 without hosts).
+ * Users API (docs/api.md#users, docs/api.md#authorization without hosts).
  * Every assertion on a response prints its body on failure.
  */
 let h: ApiHarness;
@@ -63,7 +63,7 @@ const tokenWorks = async (token: string) => (await h.request("GET", "/v1/user/ss
 const createBody = (res: TestResponse) => res.body as { user: Record<string, unknown>; password?: string };
 
 describe("POST /v1/admin/users", () => {
-  it("creates a user with username, password and expiry (exactly the §3.1 keys, no password)", async () => {
+  it("creates a user with username, password and expiry (exactly the docs/api.md#users keys, no password)", async () => {
     const username = uniqueName("c");
     const password = pw();
     const res = await h.request("POST", "/v1/admin/users", {
@@ -589,7 +589,7 @@ describe("PATCH /v1/admin/users/{id}", () => {
       const res = await h.request("PATCH", `/v1/admin/users/${id}`, { token: admin, body: { status: "disabled" } });
       expect(res.status, res.text).toBe(404);
       expect(res.body.code).toBe("user_not_found");
-      // §1.9: body validation (400) before existence (404).
+      // docs/api.md#evaluation-order: body validation (400) before existence (404).
       const bad = await h.request("PATCH", `/v1/admin/users/${id}`, { token: admin, body: { status: "foo" } });
       expect(bad.status, bad.text).toBe(400);
     }
@@ -643,7 +643,7 @@ describe("PUT /v1/admin/users/{id}/expiry", () => {
     expect(await eventsOf(h, u.id, "user.expiry.updated")).toHaveLength(0);
   });
 
-  it("validates the body before looking the user up (§1.9)", async () => {
+  it("validates the body before looking the user up (docs/api.md#evaluation-order)", async () => {
     for (const id of [randomUUID(), "not-a-uuid", adminId]) {
       const res = await h.request("PUT", `/v1/admin/users/${id}/expiry`, { token: admin, body: { expires_at: PAST } });
       expect(res.status, `${id}: ${res.text}`).toBe(400);
@@ -853,7 +853,7 @@ describe("the admin account is protected", () => {
   });
 });
 
-describe("authorization (§9): no token → 401, user token → 403", () => {
+describe("authorization (docs/api.md#authorization): no token → 401, user token → 403", () => {
   let victim: Awaited<ReturnType<typeof newUser>>;
   let caller: Awaited<ReturnType<typeof newUser>>;
   beforeAll(async () => {
@@ -898,7 +898,7 @@ describe("authorization (§9): no token → 401, user token → 403", () => {
       const asUser = await h.request(method, path(), { body, token: caller.token });
       expect(asUser.status, asUser.text).toBe(403);
       expect(asUser.body).toEqual({ error: expect.any(String), code: "forbidden" });
-      // Role is checked before the body (§1.9).
+      // Role is checked before the body (docs/api.md#evaluation-order).
       if (method !== "GET") {
         const bad = await h.request(method, path(), { rawBody: "not json", token: caller.token });
         expect(bad.status, bad.text).toBe(403);

@@ -1,4 +1,4 @@
-# Test lab: names, addresses and ports (behaviour.md §6.10), shared by up.sh, down.sh, smoke.sh
+# Test lab: names, addresses and ports (docs/egress.md#lab), shared by up.sh, down.sh, smoke.sh
 # and sentinel.sh. Sourced, not run. This is the only place that defines the lab's topology: up.sh
 # writes it to $CCP_LAB_STATE/srv/topology.env for the programs inside the lab containers.
 #
@@ -54,15 +54,37 @@ LAB_SOCKS_UDP_NAME=ccp-lab-socks-udp; LAB_SOCKS_UDP_IP=203.0.113.26; LAB_SOCKS_U
 # Keys of the servers, in start order.
 LAB_SERVERS=(ECHO DNS RESOLVER WG SS VMESS TROJAN SOCKS SOCKS_UDP HTTP)
 
+# The IP echo and the DNS canary are the product's own egress check service, `node dist/main.js
+# checkd` (README "Deploying the egress check service (checkd)"), run in lab containers with this
+# machine's node binary and the repository's dist/ and node_modules/ mounted read-only (and
+# drizzle/migrations, which marks the package root that dist/main.js looks for). Two
+# instances: the echo's HTTP at 203.0.113.10:80 (its DNS only on the container's loopback), and
+# the canary's DNS at 203.0.113.53:53 with its query API at :8053. Both log every request with
+# its source ("src") for the leak sentinel. CHECKD_API_SECRET comes from srv/checkd.env.
+LAB_CHECKD_NODE=$(readlink -f "$(command -v node 2>/dev/null || echo /nonexistent)")
+lab_checkd_args() { # $1: HTTP listen address, $2: DNS listen address
+  EXTRA=(-v "$LAB_CHECKD_NODE:/usr/local/bin/node:ro" -v "$REPO_DIR/dist:/opt/ccp/dist:ro"
+    -v "$REPO_DIR/node_modules:/opt/ccp/node_modules:ro" -v "$REPO_DIR/package.json:/opt/ccp/package.json:ro"
+    -v "$REPO_DIR/drizzle/migrations:/opt/ccp/drizzle/migrations:ro"
+    --env-file "$LAB_STATE/srv/checkd.env" -e "CHECKD_ZONE=$LAB_DOMAIN" -e "CHECKD_ANSWER_IPV4=$LAB_ECHO_IP"
+    -e "CHECKD_HTTP_LISTEN_ADDR=$1" -e "CHECKD_DNS_LISTEN_ADDR=$2" -e CHECKD_LOG_REQUESTS=true
+    --label "cloud-cli-proxy.lab.checkd=${LAB_CHECKD_HASH:-}")
+}
+
 # lab_command KEY — sets CMD (the container's command) and EXTRA (extra `docker run` arguments).
 # Every server that accepts clients runs under ccp-lab-serve, which logs each client's source
 # address ("client tcp|udp SRC:PORT -> :PORT"); echo and DNS log their callers themselves.
 lab_command() {
   EXTRA=()
   case $1 in
-    ECHO) CMD=(ccp-lab-echo "$LAB_ECHO_HTTP_PORT" "$LAB_ECHO_UDP_PORT") ;;
-    DNS) CMD=(ccp-lab-dns --listen "$LAB_DNS_IP" --zone "$LAB_DOMAIN" --answer "$LAB_ECHO_IP"
-      --api-port "$LAB_DNS_API_PORT" --log-name canary) ;;
+    ECHO)
+      lab_checkd_args ":$LAB_ECHO_HTTP_PORT" "127.0.0.1:53"
+      CMD=(ccp-lab-checkd --udp-echo "$LAB_ECHO_UDP_PORT")
+      ;;
+    DNS)
+      lab_checkd_args "$LAB_DNS_IP:$LAB_DNS_API_PORT" "$LAB_DNS_IP:53"
+      CMD=(ccp-lab-checkd)
+      ;;
     RESOLVER) CMD=(ccp-lab-dns --listen "$LAB_RESOLVER_IP" --any --answer "$LAB_ECHO_IP"
       --log-name resolver) ;;
     WG)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Leak sentinel (behaviour.md §6.10): prints every line of the echo, DNS canary and forbidden
+# Leak sentinel (docs/egress.md#lab): prints every line of the echo, DNS canary and forbidden
 # resolver logs whose *source* is one of the given addresses (typically a gateway's underlay
 # address). Exit 1 when there is any such line (a leak), 0 when there is none.
 #
 #   bash test/lab/sentinel.sh [--since TIME] ADDRESS...
 #
 # TIME is anything `docker logs --since` takes (RFC 3339, Unix time, or "30s"). Source formats:
-#   echo:              <time> http <src>:<port> "GET /ip" 200    |  <time> udp <src>:<port> len=N
-#   canary / resolver: <time> dnsmasq[N]: <serial> <src>/<port> query[A] <name> from <src>
+#   echo and canary (checkd, JSON): {…,"src":"<src>",…,"msg":"http request"|"dns query"}
+#   echo (UDP):        <time> udp <src>:<port> len=N
+#   resolver:          <time> dnsmasq[N]: <serial> <src>/<port> query[A] <name> from <src>
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -24,7 +25,7 @@ pattern=""
 for a in "$@"; do
   [[ $a =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || lab_die "not an IPv4 address: $a"
   re=${a//./\\.}
-  pattern+="${pattern:+|}(http|udp) $re:|from $re\$"
+  pattern+="${pattern:+|}(http|udp) $re:|from $re\$|\"src\":\"$re\""
 done
 
 found=0

@@ -56,10 +56,17 @@ if has "$echo_log" "udp $(re "$LAB_HTTP_IP"):"; then
 else
   ok "log: the echo logged no UDP from $LAB_HTTP_IP (HTTP)"
 fi
-if docker exec "$LAB_ECHO_NAME" grep -q "http $LAB_WG_IP:" /var/log/ccp-lab/echo.log; then
-  ok "log: /var/log/ccp-lab/echo.log has the callers too"
+# checkd's request lines (JSON, one per request, CHECKD_LOG_REQUESTS=true): the HTTP echo and the
+# canary's DNS queries, each with its source.
+if has "$echo_log" "\"src\":\"$(re "$LAB_WG_IP")\".*\"msg\":\"http request\""; then
+  ok "log: the echo's checkd logged the WireGuard caller's HTTP request"
 else
-  ko "log: /var/log/ccp-lab/echo.log lacks the WireGuard caller"
+  ko "log: the echo's checkd logged no HTTP request from $LAB_WG_IP"
+fi
+if has "$(logs "$LAB_DNS_NAME")" "\"src\":\"$(re "$LAB_WG_IP")\".*\"msg\":\"dns query\""; then
+  ok "log: the canary's checkd logged the WireGuard peer's DNS query"
+else
+  ko "log: the canary's checkd logged no DNS query from $LAB_WG_IP"
 fi
 for k in WG SS VMESS TROJAN SOCKS SOCKS_UDP HTTP; do
   n="LAB_${k}_NAME"
@@ -74,11 +81,19 @@ done
 dev=$(ip -4 route get "$LAB_DNS_IP" 2>/dev/null |
   awk '{ for (i = 1; i < NF; i++) if ($i == "dev") print $(i + 1) }')
 if [[ $dev == br-* ]]; then
-  body=$(curl -s -m 5 "http://$LAB_DNS_IP:$LAB_DNS_API_PORT/queries?name=ccp-lab-ready.$LAB_DOMAIN" || true)
-  if has "$body" "\"sources\": \[\"$(re "$LAB_ECHO_IP")\"\]"; then
+  url="http://$LAB_DNS_IP:$LAB_DNS_API_PORT/v1/canary/ccp-lab-ready.$LAB_DOMAIN"
+  secret=$(sed -n 's/^CHECKD_API_SECRET=//p' "$LAB_STATE/srv/checkd.env")
+  body=$(curl -s -m 5 -H "Authorization: Bearer $secret" "$url" || true)
+  if has "$body" "\"sources\":\[\"$(re "$LAB_ECHO_IP")\"\]"; then
     ok "host: the canary API answers this machine: $body"
   else
     ko "host: canary API: '$body'"
+  fi
+  code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$url" || true)
+  if [ "$code" = 401 ]; then
+    ok "host: the canary API refuses a request without the secret (401)"
+  else
+    ko "host: the canary API answered $code without the secret"
   fi
 else
   ko "host: $LAB_DNS_IP is not routed to a lab bridge here (dev '$dev'); not contacting it"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the test lab (behaviour.md §6.10): a simulated internet on Docker networks that reach
+# Starts the test lab (docs/egress.md#lab): a simulated internet on Docker networks that reach
 # nothing outside this machine, with an IP echo, a DNS canary, a "forbidden" resolver, a WireGuard
 # peer and one server per proxy type. Idempotent: a second run only checks (about a second).
 #
@@ -164,6 +164,31 @@ pin_outside_routes() {
   done
 }
 pin_outside_routes
+
+# ------------------------------------------------------------------------------------------------
+# 3b. checkd: the echo and the canary are the product's `node dist/main.js checkd` (lib.sh)
+# ------------------------------------------------------------------------------------------------
+# dist/ is built here when checkd's sources changed since the last build up.sh saw (a stamp in the
+# state directory), and the containers carry a hash of the code they run, so a change restarts them.
+[ -x "$LAB_CHECKD_NODE" ] || lab_die "node not found: the lab's echo and canary run the product's checkd with this machine's node"
+[ -d "$REPO_DIR/node_modules/dns-packet" ] || lab_die "node_modules lacks dns-packet (checkd's DNS library): run npm ci"
+CHECKD_STAMP="$LAB_STATE/.checkd-built"
+if [ ! -f "$REPO_DIR/dist/checkd/main.js" ] || [ ! -f "$CHECKD_STAMP" ] ||
+  [ -n "$(cd "$REPO_DIR" && find main.ts checkd shared/config shared/logger.ts shared/process package-lock.json \
+    -type f -newer "$CHECKD_STAMP" ! -name '*.test.ts' -print -quit)" ]; then
+  t=$(lab_now)
+  # tsc reports type errors elsewhere in the tree (someone's work in progress) but still emits.
+  (cd "$REPO_DIR" && "$LAB_CHECKD_NODE" node_modules/typescript/bin/tsc -p tsconfig.json >/dev/null 2>&1) ||
+    [ -f "$REPO_DIR/dist/checkd/main.js" ] || lab_die "building dist/ (tsc -p tsconfig.json) failed"
+  : >"$CHECKD_STAMP"
+  lab_say "dist/ built for checkd ($(lab_elapsed "$t"))"
+fi
+LAB_CHECKD_HASH=$(cd "$REPO_DIR" && {
+  "$LAB_CHECKD_NODE" --version
+  find dist/main.js dist/checkd dist/shared/config dist/shared/logger.js dist/shared/process -name '*.js' -type f -print0 |
+    LC_ALL=C sort -z | xargs -0 sha256sum
+  sha256sum package-lock.json
+} | sha256sum | cut -c1-16)
 
 # ------------------------------------------------------------------------------------------------
 # 4. Containers (in parallel)

@@ -1,4 +1,4 @@
-/** The managed block of `~/.ssh/authorized_keys` (behaviour.md §4.5). Pure, unit-tested. */
+/** The managed block of `~/.ssh/authorized_keys` (docs/architecture.md#host-flows). Pure, unit-tested. */
 export const BEGIN_MARKER = "# >>> cloud-cli-proxy managed keys >>>";
 export const END_MARKER = "# <<< cloud-cli-proxy managed keys <<<";
 

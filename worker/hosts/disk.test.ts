@@ -70,6 +70,7 @@ describe("disk and log settings", () => {
     EGRESS_ECHO_URL: "http://203.0.113.10/ip",
     EGRESS_DNS_CANARY_DOMAIN: "egress.test",
     EGRESS_DNS_CANARY_API: "http://203.0.113.53:8053",
+    EGRESS_DNS_CANARY_API_SECRET: "s".repeat(40),
     EGRESS_CHECK_FORBIDDEN_RESOLVER: "203.0.113.54",
   };
 

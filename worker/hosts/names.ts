@@ -1,4 +1,4 @@
-/** Deterministic Docker object names and labels (behaviour.md §4.6). */
+/** Deterministic Docker object names and labels (docs/architecture.md#containers). */
 export const LABEL_MANAGED = "cloud-cli-proxy.managed";
 export const LABEL_ROLE = "cloud-cli-proxy.role";
 export const LABEL_HOST_ID = "cloud-cli-proxy.host_id";

@@ -9,13 +9,12 @@ import { TaskError } from "../tasks/task-error.js";
 import { renderAuthorizedKeys } from "./authorized-keys.js";
 import { diskDirOf, homeDevice, runDiskOp } from "./disk.js";
 import { gatewayName, HOME_DIR, homeVolumeName, HOST_UID, hostContainerName, labelsFor } from "./names.js";
-import { probeSsh } from "./ssh-ready.js";
 import { activeUpload, applyGatewayFiles, gatewayHasFiles, nextGeneration, readGatewayStatus, reloadGateway, waitGatewayReady } from "../network/gateway.js";
 import { renderGatewayFiles } from "../network/gateway-files.js";
 import { type Networks, planHostGateway } from "../network/host-egress.js";
 import type { GatewayPlan } from "../network/plan.js";
 
-/** The building blocks of every host flow (behaviour.md §4.5). Each one is idempotent. */
+/** The building blocks of every host flow (docs/architecture.md#host-flows). Each one is idempotent. */
 
 export async function loadHost(deps: WorkerDeps, hostId: string | null): Promise<HostRow> {
   if (!hostId) throw new TaskError("host_not_found", "the task names no host");
@@ -134,7 +133,7 @@ export async function ensureNetworks(deps: WorkerDeps) {
   return { mgmt, underlay };
 }
 
-/** `EGRESS_REQUIRED=true`: a host starts only with a binding to an available egress (§4.5). */
+/** `EGRESS_REQUIRED=true`: a host starts only with a binding to an available egress (docs/architecture.md#host-flows). */
 export async function assertEgressBindingIfRequired(deps: WorkerDeps, host: HostRow): Promise<void> {
   if (!deps.config.EGRESS_REQUIRED) return;
   const [row] = await deps.db
@@ -148,8 +147,8 @@ export async function assertEgressBindingIfRequired(deps: WorkerDeps, host: Host
 }
 
 /**
- * Create (if missing) and start the gateway with the configuration of the host's mode (§6.2,
- * §6.5): the worker renders every file and uploads it to /etc/ccp/active/ before the first start;
+ * Create (if missing) and start the gateway with the configuration of the host's mode (docs/egress.md#gateway,
+ * docs/egress.md#modes): the worker renders every file and uploads it to /etc/ccp/active/ before the first start;
  * a gateway that already runs with other files gets them by a live apply. Then `ccp-gateway status`
  * is polled every 200 ms until `ready` (else `tunnel_setup_failed`).
  */
@@ -241,7 +240,7 @@ export async function waitSsh(deps: WorkerDeps, host: HostRow, mgmtAddress: stri
   const deadline = Date.now() + deps.config.SSH_READY_TIMEOUT_SECONDS * 1000;
   const privateKey = deps.secrets.decrypt(host.internalKeyPrivateEnc!, secretAt.host(host.id, "internal_key_private_enc"));
   for (;;) {
-    const ok = await probeSsh({
+    const ok = await deps.sshProbe({
       host: mgmtAddress,
       username: deps.config.HOST_SSH_USER,
       privateKey,
@@ -285,7 +284,7 @@ const READ_AUTHORIZED_KEYS = [
   `exec dd if="$f" iflag=nofollow,nonblock,fullblock bs=${AUTHORIZED_KEYS_MAX_BYTES + 1} count=1 status=none`,
 ].join("\n");
 
-/** Write the managed block of the host user's authorized_keys from the user's keys (§4.5). */
+/** Write the managed block of the host user's authorized_keys from the user's keys (docs/architecture.md#host-flows). */
 export async function syncKeys(deps: WorkerDeps, host: HostRow): Promise<number> {
   const keys = await deps.db
     .select({ id: sshKeys.id, publicKey: sshKeys.publicKey })
@@ -324,7 +323,7 @@ export async function stopContainers(deps: WorkerDeps, hostId: string): Promise<
   await deps.runtime.stopContainer(gatewayName(hostId), grace);
 }
 
-/** Both containers running, and the host started after its gateway (§4.5 "no-op if running"). */
+/** Both containers running, and the host started after its gateway (docs/architecture.md#host-flows "no-op if running"). */
 export async function isUpAndHealthy(deps: WorkerDeps, hostId: string): Promise<boolean> {
   const gw = await deps.runtime.inspectContainer(gatewayName(hostId));
   const h = await deps.runtime.inspectContainer(hostContainerName(hostId));

@@ -1,21 +1,29 @@
 /**
- * The DNS canary's query-source API (behaviour.md §6.7): `GET <EGRESS_DNS_CANARY_API>/queries?name=<fqdn>`
- * → `{"name":"…","sources":["203.0.113.20"]}`. Polled until the name shows up, for at most
- * `maxWaitMs` (2 s); once seen, read once more shortly after, so a second source (a leak racing the
- * tunnel) is not missed.
+ * The DNS canary's query-source API, served by checkd (checkd/server.ts):
+ * `GET <EGRESS_DNS_CANARY_API>/v1/canary/<fqdn>` with `Authorization: Bearer
+ * <EGRESS_DNS_CANARY_API_SECRET>` → `{"name":"…","sources":["203.0.113.20"],…}` (an unknown name:
+ * `sources: []`). Polled until the name shows up, for at most `maxWaitMs` (2 s); once seen, read
+ * once more shortly after, so a second source (a leak racing the tunnel) is not missed.
  */
-export type CanaryFetch = (url: string, signal: AbortSignal) => Promise<{ status: number; json(): Promise<unknown> }>;
+export type CanaryFetch = (
+  url: string,
+  init: { signal: AbortSignal; headers: Record<string, string> },
+) => Promise<{ status: number; json(): Promise<unknown> }>;
 
-const defaultFetch: CanaryFetch = (url, signal) => fetch(url, { signal, redirect: "error" });
+const defaultFetch: CanaryFetch = (url, init) => fetch(url, { ...init, redirect: "error" });
+
+export interface CanaryApi {
+  url: string;
+  secret: string;
+}
 
 export const CANARY_POLL_MS = 100;
 const SETTLE_MS = 150;
 
-async function readSources(api: string, name: string, fetcher: CanaryFetch): Promise<string[] | null> {
-  const url = new URL("queries", api.endsWith("/") ? api : `${api}/`);
-  url.searchParams.set("name", name);
+async function readSources(api: CanaryApi, name: string, fetcher: CanaryFetch): Promise<string[] | null> {
+  const url = new URL(`v1/canary/${encodeURIComponent(name)}`, api.url.endsWith("/") ? api.url : `${api.url}/`);
   try {
-    const res = await fetcher(url.toString(), AbortSignal.timeout(1000));
+    const res = await fetcher(url.toString(), { signal: AbortSignal.timeout(1000), headers: { authorization: `Bearer ${api.secret}` } });
     if (res.status !== 200) return null;
     const body = (await res.json()) as { sources?: unknown };
     if (!Array.isArray(body?.sources)) return null;
@@ -27,7 +35,7 @@ async function readSources(api: string, name: string, fetcher: CanaryFetch): Pro
 
 /** The sources the canary saw for `name`; `null` when the canary itself could not be read. */
 export async function canarySources(
-  api: string,
+  api: CanaryApi,
   name: string,
   opts: { maxWaitMs?: number; fetcher?: CanaryFetch } = {},
 ): Promise<string[] | null> {

@@ -13,12 +13,12 @@ import { guardedPlanContext, underlayAddresses } from "./host-egress.js";
 import { EGRESS_CODES, setEgressHealth } from "./outcome.js";
 import { egressConfig, type NameResolver, systemResolver } from "./plan.js";
 import { ephemeralLabels, probeName } from "./probe.js";
-import { type CheckOptions, notRunVerdict, runEgressChecks, type Verdict } from "./verify.js";
+import { type CheckOptions, notRunVerdict, requireChecks, runEgressChecks, type Verdict } from "./verify.js";
 
 /**
- * `egress.test` (behaviour.md §5.4, §6.8): the egress brought up in an ephemeral gateway
+ * `egress.test` (docs/api.md#egress-test-api, docs/egress.md#egress-test): the egress brought up in an ephemeral gateway
  * `ccp-gwtest-<taskId>` on the underlay only, configured as a host's gateway would be, and the
- * checks of §6.7 from a probe in its namespace. A WireGuard egress bound to a host is tested under
+ * checks of docs/egress.md#verification from a probe in its namespace. A WireGuard egress bound to a host is tested under
  * that host's lock, through the host's own gateway when it runs that tunnel (one key, one
  * endpoint). A test never changes a host, and ignores EGRESS_REQUIRED.
  */
@@ -35,7 +35,13 @@ export interface EgressTestResult {
 }
 
 /** Codes that come from the infrastructure, not the egress: health stays as it was. */
-const INFRA_CODES: ReadonlySet<TaskErrorCode> = new Set(["docker_unavailable", "image_missing", "container_start_failed", "internal_error"]);
+const INFRA_CODES: ReadonlySet<TaskErrorCode> = new Set([
+  "docker_unavailable",
+  "image_missing",
+  "container_start_failed",
+  "egress_checks_not_configured",
+  "internal_error",
+]);
 
 export interface EgressTestOptions extends CheckOptions {
   resolve?: NameResolver;
@@ -46,7 +52,7 @@ async function cancelRequested(deps: WorkerDeps, taskId: string): Promise<boolea
   return row?.cancel === true;
 }
 
-/** Wait for a host's lock (§8.2: waiting is never a failure); keeps it alive until released. */
+/** Wait for a host's lock (docs/architecture.md#tasks: waiting is never a failure); keeps it alive until released. */
 async function takeHostLock(deps: WorkerDeps, hostId: string, taskId: string) {
   for (let i = 0; ; i++) {
     const lock = await deps.locks.acquire(`host:${hostId}`);
@@ -82,6 +88,7 @@ export async function runEgressTest(ctx: TaskContext, opts: EgressTestOptions = 
   let infra = false;
   try {
     try {
+      requireChecks(deps.config); // before any container: nothing to check against
       if (!(await deps.runtime.imageExists(deps.config.GATEWAY_IMAGE))) {
         throw new TaskError("image_missing", `image ${deps.config.GATEWAY_IMAGE} is not present on the engine`);
       }
@@ -113,7 +120,7 @@ export async function runEgressTest(ctx: TaskContext, opts: EgressTestOptions = 
       let checked!: Verdict;
       await ctx.step("verify_egress", async () => {
         const underlay = await underlayAddresses(deps, target, net);
-        // The verdict is due within EGRESS_TOTAL_TIMEOUT_SECONDS of the task's start (§5.4).
+        // The verdict is due within EGRESS_TOTAL_TIMEOUT_SECONDS of the task's start (docs/api.md#egress-test-api).
         const left = deps.config.EGRESS_TOTAL_TIMEOUT_SECONDS * 1000 - (Date.now() - budgetFrom);
         checked = await runEgressChecks(deps, { taskId: task.id, gatewayName: target, expectation, underlay }, { ...opts, totalMs: left });
       });
@@ -138,6 +145,7 @@ export async function runEgressTest(ctx: TaskContext, opts: EgressTestOptions = 
     duration_ms: Date.now() - started,
     results: verdict.results,
   };
+  deps.metrics.egressVerifications.inc({ kind: "test", mode: egress.tunnelType, result: result.error_code ?? result.status });
   await ctx.step("record_result", async () => {
     await deps.db.update(egressIps).set({ lastTest: result, updatedAt: new Date() }).where(eq(egressIps.id, egress.id));
     await recordEvent(deps.db, {

@@ -23,7 +23,7 @@ const wg: GatewayConfig = {
   mtu: 1420,
 };
 
-describe("gateway files (behaviour.md §6.2)", () => {
+describe("gateway files (docs/egress.md#gateway)", () => {
   it("WireGuard mode", () => {
     const f = renderGatewayFiles(wg, 7);
     expect(f.mode).toBe("wireguard\n");
@@ -50,7 +50,7 @@ describe("gateway files (behaviour.md §6.2)", () => {
     expect(f["ruleset.nft"]).toBe(renderWireguardRuleset({ dns: "203.0.113.53", endpoint: "203.0.113.20", endpointPort: 51820, mgmt: MGMT }));
   });
 
-  it("the WireGuard ruleset is §6.3 with the values substituted", () => {
+  it("the WireGuard ruleset is docs/egress.md#kill-switch with the values substituted", () => {
     const r = renderWireguardRuleset({ dns: "203.0.113.53", endpoint: "203.0.113.20", endpointPort: 51820, mgmt: MGMT });
     expect(r.startsWith("flush ruleset\ntable inet ccp {\n")).toBe(true);
     expect(r).toContain("    meta l4proto { tcp, udp } th dport 53 ip daddr != 203.0.113.53 drop\n");

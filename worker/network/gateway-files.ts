@@ -12,7 +12,7 @@ import { isTcpOnly, renderV2rayConfig, type SingBoxOutbound } from "./v2ray.js";
 import { cidr4, intIn, ipv4, networkOf, NetworkValueError, parseCidr4, port, wgKey } from "./values.js";
 
 /**
- * Everything a gateway needs for one mode, with every name already resolved (behaviour.md §6.2):
+ * Everything a gateway needs for one mode, with every name already resolved (docs/egress.md#gateway):
  * what the worker renders into `/etc/ccp/active/` (first start) or `/etc/ccp/next/` (live apply).
  */
 export type GatewayConfig =
@@ -80,7 +80,7 @@ export function allowedIpsValue(v: string): string {
   return out.join(", ");
 }
 
-/** `wg setconf` file (§6.3). FwMark is in this first setconf, or the first handshake leaves unmarked. */
+/** `wg setconf` file (docs/egress.md#kill-switch). FwMark is in this first setconf, or the first handshake leaves unmarked. */
 export function renderWgConf(c: Extract<GatewayConfig, { mode: "wireguard" }>): string {
   const ls = [
     "[Interface]",
@@ -98,7 +98,7 @@ export function renderWgConf(c: Extract<GatewayConfig, { mode: "wireguard" }>): 
 }
 
 /**
- * DNS stub of TCP-only proxy egresses (§6.4): unbound on 127.0.0.1:5353, forwarding `.` to the
+ * DNS stub of TCP-only proxy egresses (docs/egress.md#mode-proxy): unbound on 127.0.0.1:5353, forwarding `.` to the
  * tunnel DNS server over TCP only (the TCP connection is then proxied like any other), no DNSSEC
  * validation, no caching of negative answers.
  */
@@ -145,7 +145,7 @@ export function renderUnboundConf(dns: string): string {
   ].join("\n");
 }
 
-/** The resolver file the supervisor writes into /etc/resolv.conf in place (§6.6). */
+/** The resolver file the supervisor writes into /etc/resolv.conf in place (docs/egress.md#data-plane). */
 export function renderResolvConf(c: GatewayConfig): string {
   if (c.mode === "blocked") return "nameserver 127.0.0.1\n";
   const tcpOnly = c.mode === "proxy" && isTcpOnly(c.outbound);

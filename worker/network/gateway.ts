@@ -4,7 +4,7 @@ import type { DirSpec, UploadGroup } from "../runtime/runtime.js";
 import { TaskError } from "../tasks/task-error.js";
 import { GATEWAY_FILE_NAMES, type GatewayFiles, gatewayFileSpecs } from "./gateway-files.js";
 
-/** `ccp-gateway status` (behaviour.md §6.2). */
+/** `ccp-gateway status` (docs/egress.md#gateway). */
 export interface GatewayStatus {
   generation: number;
   mode: string;
@@ -46,7 +46,7 @@ export async function readGatewayStatus(deps: Pick<WorkerDeps, "runtime">, name:
 }
 
 /**
- * Polls `ccp-gateway status` every 200 ms for at most GATEWAY_READY_TIMEOUT_SECONDS (§6.2). Not
+ * Polls `ccp-gateway status` every 200 ms for at most GATEWAY_READY_TIMEOUT_SECONDS (docs/egress.md#gateway). Not
  * ready in time, or `failed` → `tunnel_setup_failed`. With `generation`, an older configuration
  * reporting ready does not count.
  */
@@ -93,7 +93,7 @@ export async function gatewayHasFiles(deps: Pick<WorkerDeps, "runtime">, name: s
 }
 
 /**
- * Live apply (§6.2): the files go to /etc/ccp/next/ (emptied first, so no file of an older apply
+ * Live apply (docs/egress.md#gateway): the files go to /etc/ccp/next/ (emptied first, so no file of an older apply
  * survives), then `ccp-gateway apply` swaps the configuration under the kill switch. A failed
  * apply leaves the gateway fail-closed → `tunnel_setup_failed`.
  */

@@ -12,7 +12,7 @@ import { runEgressChecks, runIsolationCheck, type CheckOptions } from "./verify.
 import { isIpv4 } from "./values.js";
 
 /**
- * The egress steps of the host flows (behaviour.md §4.5): the configuration a host's gateway gets
+ * The egress steps of the host flows (docs/architecture.md#host-flows): the configuration a host's gateway gets
  * (`planHostGateway`), the live apply of `host.apply-egress` (`applyHostEgress`) and the
  * `verify_egress` step (`verifyHostEgress`).
  */
@@ -74,7 +74,7 @@ export async function applyHostEgress(
   return plan;
 }
 
-/** The gateway's addresses that must never show up as a DNS source (§6.7 underlay set). */
+/** The gateway's addresses that must never show up as a DNS source (docs/egress.md#verification underlay set). */
 export async function underlayAddresses(deps: Pick<WorkerDeps, "runtime" | "config">, gateway: string, net: Networks): Promise<string[]> {
   const state = await deps.runtime.inspectContainer(gateway);
   const own = state?.networks[deps.config.EGRESS_UNDERLAY_NETWORK];
@@ -82,7 +82,7 @@ export async function underlayAddresses(deps: Pick<WorkerDeps, "runtime" | "conf
 }
 
 /**
- * The `verify_egress` step (§6.7). wireguard/proxy: the three checks; blocked: the isolation
+ * The `verify_egress` step (docs/egress.md#verification). wireguard/proxy: the three checks; blocked: the isolation
  * check; direct: nothing ("skipped"). Outcome events and the egress's health are recorded here; a
  * failure throws the verdict's code (the flow then fails closed).
  */
@@ -95,6 +95,10 @@ export async function verifyHostEgress(
   const gw = gatewayName(v.host.id);
   const base = { host: v.host, taskId: v.taskId, mode, egressId: v.plan.boundEgressId };
   if (mode === "direct") return "skipped";
+  // Without check endpoints there is nothing to probe against: the blocked host's isolation rests
+  // on its gateway's ruleset alone (README "Deploying the egress check service (checkd)"). A tunnel
+  // mode is never taken as verified: runEgressChecks fails with egress_checks_not_configured.
+  if (mode === "blocked" && !deps.config.EGRESS_CHECKS) return "skipped";
   if (mode === "blocked") {
     const r = await runIsolationCheck(deps, v.taskId, gw);
     if (r.passed) {

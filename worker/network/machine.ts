@@ -5,13 +5,13 @@ import { intToIp, ipToInt, isIpv4, networkOf, parseCidr4 } from "./values.js";
 
 /**
  * The machine that runs the engine, as destinations a host must never reach (issue 10 §4; a
- * ruleset chain beyond the ones behaviour.md §6.3–§6.5 list). Without this a host in direct mode reached every address of
+ * ruleset chain beyond the ones docs/egress.md#kill-switch, docs/egress.md#modes list). Without this a host in direct mode reached every address of
  * the machine through Docker's NAT (the default bridge gateway, every other bridge, the machine's
  * own interface address: INPUT accepts, Docker's isolation rules only cover FORWARD), and a host in
  * WireGuard or proxy mode reached them through an egress server that runs on the same machine
  * (the lab's do; an operator's may).
  *
- * The gateway's ruleset drops host packets to this set in every mode that routes (§6.5 "machine
+ * The gateway's ruleset drops host packets to this set in every mode that routes (docs/egress.md#modes "machine
  * guard"); the WireGuard endpoint or proxy server stays reachable for the engine's marked packets.
  */
 export interface MachineGuard {

@@ -5,8 +5,7 @@ import type { WorkerDeps } from "../deps.js";
 import type { TaskErrorCode } from "../tasks/task-error.js";
 
 /**
- * Side effects of verifications and tests on the egress row and the audit trail (behaviour.md
- * §5.4, §6.7). The declared `ip_address` is never written here.
+ * Side effects of verifications and tests on the egress row and the audit trail ( * docs/api.md#egress-test-api, docs/egress.md#verification). The declared `ip_address` is never written here.
  */
 
 type Health = "passing" | "failing";
@@ -49,7 +48,8 @@ export interface VerifyEventInput {
   checks: unknown;
 }
 
-export async function recordVerifyPassed(deps: Pick<WorkerDeps, "db">, v: VerifyEventInput): Promise<void> {
+export async function recordVerifyPassed(deps: Pick<WorkerDeps, "db" | "metrics">, v: VerifyEventInput): Promise<void> {
+  deps.metrics.egressVerifications.inc({ kind: "verify", mode: v.mode, result: "passed" });
   await recordEvent(deps.db, {
     type: "egress.verify.passed",
     message: `egress of host ${v.host.shortId} verified (${v.mode})`,
@@ -64,9 +64,10 @@ export async function recordVerifyPassed(deps: Pick<WorkerDeps, "db">, v: Verify
 }
 
 export async function recordVerifyFailed(
-  deps: Pick<WorkerDeps, "db">,
+  deps: Pick<WorkerDeps, "db" | "metrics">,
   v: VerifyEventInput & { errorCode: TaskErrorCode; message: string },
 ): Promise<void> {
+  deps.metrics.egressVerifications.inc({ kind: "verify", mode: v.mode, result: v.errorCode });
   await recordEvent(deps.db, {
     type: "egress.verify.failed",
     level: "error",

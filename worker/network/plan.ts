@@ -11,11 +11,11 @@ import type { SingBoxOutbound } from "./v2ray.js";
 import { isIpv4, NetworkValueError, parseHostPort } from "./values.js";
 
 /**
- * Mode selection (behaviour.md §6.5) and the gateway configuration of a host or a test run, with
- * every endpoint name resolved (§6.2 "Endpoint names").
+ * Mode selection (docs/egress.md#modes) and the gateway configuration of a host or a test run, with
+ * every endpoint name resolved (docs/egress.md#gateway "Endpoint names").
  */
 
-/** What the verification of §6.7 needs to know about the configuration it checks. */
+/** What the verification of docs/egress.md#verification needs to know about the configuration it checks. */
 export interface EgressExpectation {
   egressId: string;
   /** The declared `ip_address` (never modified). */
@@ -33,7 +33,7 @@ export interface GatewayPlan {
 }
 
 export interface PlanContext {
-  /** null for a test gateway, which has no management network (§6.8). */
+  /** null for a test gateway, which has no management network (docs/egress.md#egress-test). */
   mgmt: MgmtSide | null;
   underlayGateway: string;
   /** The machine guard of every routed mode (./machine.ts); absent only in unit tests and benches. */
@@ -106,7 +106,7 @@ export async function egressConfig(
       ...guardOf(ctx),
       outbound,
       server,
-      dns: proxy.dnsServer ?? deps.config.EGRESS_DEFAULT_DNS_SERVER,
+      dns: proxy.dnsServer ?? defaultDnsServer(deps),
     };
     renderGatewayFiles(config, 0);
     return { config, expectation: { egressId: egress.id, ipAddress: egress.ipAddress, allowedSources: uniq([egress.ipAddress, server]) } };
@@ -117,11 +117,21 @@ export async function egressConfig(
 }
 
 const uniq = (xs: string[]) => [...new Set(xs)];
+/**
+ * EGRESS_DEFAULT_DNS_SERVER. The configuration requires it with EGRESS_UNBOUND_POLICY=direct and
+ * with the egress checks, so it is missing only where no egress can be verified either.
+ */
+function defaultDnsServer(deps: Pick<WorkerDeps, "config">): string {
+  const dns = deps.config.EGRESS_DEFAULT_DNS_SERVER;
+  if (!dns) throw new TaskError("egress_checks_not_configured", "EGRESS_DEFAULT_DNS_SERVER is not set (it comes with the egress check variables)");
+  return dns;
+}
+
 /** Spread into a config: no `guard` key at all when the context has none (configs compare equal). */
 const guardOf = (ctx: PlanContext) => (ctx.guard ? { guard: ctx.guard } : {});
 
 /**
- * The mode of a host's gateway (§6.5). `at: "start"` applies EGRESS_REQUIRED and
+ * The mode of a host's gateway (docs/egress.md#modes). `at: "start"` applies EGRESS_REQUIRED and
  * EGRESS_UNBOUND_POLICY; `at: "apply"` (a live apply while running) falls back to blocked for
  * anything but an available binding: an unbind or a disabled egress cuts the host off until its
  * next start, whatever the policy says.
@@ -146,7 +156,7 @@ export async function planForHost(
   if (required) throw new TaskError("egress_binding_missing", "EGRESS_REQUIRED is set and the host has no usable egress binding");
   if (!egress && at === "start" && deps.config.EGRESS_UNBOUND_POLICY === "direct") {
     return {
-      config: { mode: "direct", mgmt: ctx.mgmt, underlayGateway: ctx.underlayGateway, ...guardOf(ctx), dns: deps.config.EGRESS_DEFAULT_DNS_SERVER },
+      config: { mode: "direct", mgmt: ctx.mgmt, underlayGateway: ctx.underlayGateway, ...guardOf(ctx), dns: defaultDnsServer(deps) },
       egress: null,
       boundEgressId: null,
     };

@@ -2,7 +2,7 @@ import { LABEL_MANAGED, LABEL_ROLE, LABEL_TASK_ID } from "../hosts/names.js";
 import type { WorkerDeps } from "../deps.js";
 
 /**
- * The probe container of behaviour.md §6.7: `ccp-probe-<taskId>` from GATEWAY_IMAGE in the
+ * The probe container of docs/egress.md#verification: `ccp-probe-<taskId>` from GATEWAY_IMAGE in the
  * gateway's network namespace, user 65534, all capabilities dropped, no-new-privileges. Its
  * packets are unmarked and it reads the gateway's resolver file, so they take the path of host
  * traffic. The checks run in it with `docker exec` (fixed argv, `ccp-probe` in the image).

@@ -6,7 +6,7 @@ import type { ContainerState } from "../runtime/runtime.js";
 import { readGatewayStatus } from "./gateway.js";
 
 /**
- * The reconciler's part of the ruleset integrity check (behaviour.md §6.2, §6.9): every cycle it
+ * The reconciler's part of the ruleset integrity check (docs/egress.md#gateway, docs/egress.md#data-plane): every cycle it
  * reads `ccp-gateway status` of each running host gateway and writes `egress.ruleset.restored`
  * (level error) when `ruleset_restores` grew since the last cycle. The last value seen is kept in
  * Redis per container id (a restarted gateway starts again from 0).

@@ -2,12 +2,12 @@ import { type MachineGuard, PRIVATE_RANGES } from "./machine.js";
 import { cidr4, ipv4, networkOf, port } from "./values.js";
 
 /**
- * nftables rulesets of the gateway, one per mode (behaviour.md §6.3–§6.5). Each starts with
+ * nftables rulesets of the gateway, one per mode (docs/egress.md#kill-switch, docs/egress.md#modes). Each starts with
  * `flush ruleset`, so `nft -f` installs it as one transaction (and removes Docker's embedded-DNS
  * rules in the namespace). Every interpolated value passes a validator of ./values.ts first.
  *
- * `mgmt` is the management side (§6.1 invariant 7): the Docker host's address on the management
- * bridge (`src`) and that bridge's subnet (`net`). A test gateway (§6.8) has no management network:
+ * `mgmt` is the management side (docs/egress.md#topology invariant 7): the Docker host's address on the management
+ * bridge (`src`) and that bridge's subnet (`net`). A test gateway (docs/egress.md#egress-test) has no management network:
  * `mgmt: null` leaves those rules out, so nothing is accepted from anywhere.
  */
 export interface MgmtSide {
@@ -183,13 +183,13 @@ export function renderBlockedRuleset(o: { mgmt: MgmtSide | null }): string {
 }
 
 /**
- * Direct mode (§6.5, operator opt-in for unbound hosts): Docker's NAT via the underlay gateway,
+ * Direct mode (docs/egress.md#modes, operator opt-in for unbound hosts): Docker's NAT via the underlay gateway,
  * DNS pinned to EGRESS_DEFAULT_DNS_SERVER. The management network and the Docker host's address
  * on the underlay (`underlayGateway`, i.e. the control plane) are dropped, as is metadata.
  *
- * Deviation from the letter of §6.5, which drops the whole underlay subnet: on the test lab the
- * simulated internet *is* the underlay (§6.10), so dropping the subnet would make direct mode
- * unreachable there (§11.14 item 168 expects connectivity). The worker-created underlay has
+ * Deviation from the letter of docs/egress.md#modes, which drops the whole underlay subnet: on the test lab the
+ * simulated internet *is* the underlay (docs/egress.md#lab), so dropping the subnet would make direct mode
+ * unreachable there ( expects connectivity). The worker-created underlay has
  * inter-container communication off, so other gateways on it are not reachable anyway.
  */
 export function renderDirectRuleset(o: { dns: string; underlayGateway: string; mgmt: MgmtSide | null; guard?: MachineGuard }): string {

@@ -9,7 +9,7 @@ const PEM = [
   "-----END CERTIFICATE-----",
 ].join("\n");
 
-describe("sing-box → v2ray outbound translation (behaviour.md §6.4)", () => {
+describe("sing-box → v2ray outbound translation (docs/egress.md#mode-proxy)", () => {
   it("shadowsocks", () => {
     const out = translateOutbound(
       { type: "shadowsocks", server: "ss.example.test", server_port: 8388, method: "chacha20-ietf-poly1305", password: "p\"ss" },

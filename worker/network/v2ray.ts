@@ -2,16 +2,16 @@ import { isDnsName, NetworkValueError, port } from "./values.js";
 import { PROXY_MARK } from "./rulesets.js";
 
 /**
- * The proxy engine's configuration (behaviour.md §6.4): v2ray 4.34 (Debian) as a transparent
+ * The proxy engine's configuration (docs/egress.md#mode-proxy): v2ray 4.34 (Debian) as a transparent
  * proxy — a TPROXY `dokodemo-door` inbound on 127.0.0.1:12345 — with one outbound translated from
- * the egress's sing-box `proxy_config` (§5.2 subset). Every outbound socket carries SO_MARK 255,
+ * the egress's sing-box `proxy_config` (docs/api.md#egress-validation subset). Every outbound socket carries SO_MARK 255,
  * the only mark the kill switch lets onto the underlay, and only toward the proxy server.
  */
 
 export const PROXY_TYPES = ["shadowsocks", "vmess", "trojan", "socks", "http"] as const;
 export type ProxyType = (typeof PROXY_TYPES)[number];
 
-/** The accepted subset of a sing-box outbound (§5.2), secrets included. */
+/** The accepted subset of a sing-box outbound (docs/api.md#egress-validation), secrets included. */
 export interface SingBoxOutbound {
   type: ProxyType;
   server: string;
@@ -33,7 +33,7 @@ const VMESS_SECURITY = ["auto", "aes-128-gcm", "chacha20-poly1305", "none"];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PEM_LINE = /^(-----(BEGIN|END) [A-Z0-9 ]+-----|[A-Za-z0-9+/=]{1,76})$/;
 
-/** TCP-only egresses (§6.4 `udp: blocked`): http always; the others when declared `network: "tcp"`. */
+/** TCP-only egresses (docs/egress.md#mode-proxy `udp: blocked`): http always; the others when declared `network: "tcp"`. */
 export function isTcpOnly(cfg: Pick<SingBoxOutbound, "type" | "network">): boolean {
   return cfg.type === "http" || cfg.network === "tcp";
 }
@@ -55,7 +55,7 @@ function pemLines(pem: unknown): string[] {
 }
 
 /**
- * TLS of trojan and TLS http (§6.4): the server name is `tls.server_name`, else the configured
+ * TLS of trojan and TLS http (docs/egress.md#mode-proxy): the server name is `tls.server_name`, else the configured
  * server when it is a DNS name (never the resolved address). A given certificate is pinned and
  * system roots are then not trusted; insecure mode is never used.
  */
@@ -87,7 +87,7 @@ function users(cfg: SingBoxOutbound): { users?: { user: string; pass: string }[]
 }
 
 /**
- * The v2ray outbound for a sing-box outbound (§6.4 table). `address` is the resolved IPv4 of
+ * The v2ray outbound for a sing-box outbound (docs/egress.md#mode-proxy table). `address` is the resolved IPv4 of
  * `server`; the kill switch pins the same address.
  */
 export function translateOutbound(cfg: SingBoxOutbound, address: string): Record<string, unknown> {
@@ -149,7 +149,7 @@ export function translateOutbound(cfg: SingBoxOutbound, address: string): Record
 }
 
 /**
- * The whole v2ray.json (§6.4). For a TCP-only egress, UDP that reaches the inbound goes to a
+ * The whole v2ray.json (docs/egress.md#mode-proxy). For a TCP-only egress, UDP that reaches the inbound goes to a
  * blackhole outbound: "UDP that a type cannot carry is dropped" made explicit, rather than left to
  * each protocol's failure mode (DNS of such egresses never reaches v2ray: it goes to the unbound
  * stub by mark 2, and the stub asks over TCP).

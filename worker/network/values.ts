@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 
 /**
  * The only kinds of value the gateway renderers interpolate into nftables rulesets, shell-parsed
- * env files and WireGuard configs (behaviour.md §6.2): IPv4 literals, IPv4 CIDRs, ports, base64
+ * env files and WireGuard configs (docs/egress.md#gateway): IPv4 literals, IPv4 CIDRs, ports, base64
  * keys and enumerated words. Each helper returns the value in canonical form or throws a
  * `NetworkValueError`, so a value that reached a renderer can never carry a quote, a newline or an
  * nft token of its own.
@@ -83,7 +83,7 @@ export function oneOf<T extends string>(v: unknown, what: string, words: readonl
   return v as T;
 }
 
-/** RFC 1123 host name (as accepted for `wg_endpoint` and proxy `server`, §5.2). */
+/** RFC 1123 host name (as accepted for `wg_endpoint` and proxy `server`, docs/api.md#egress-validation). */
 const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
 export const isDnsName = (v: unknown): v is string => typeof v === "string" && DNS_NAME.test(v) && !isIpv4(v);
 
@@ -113,7 +113,7 @@ export function inAnyCidr(ip: string, cidrs: readonly { address: string; prefix:
 }
 
 /**
- * Canonical text of an IP literal for comparisons (§5.2, §6.7): IPv4 as dotted quad without
+ * Canonical text of an IP literal for comparisons (docs/api.md#egress-validation, docs/egress.md#verification): IPv4 as dotted quad without
  * leading zeros, IPv4-mapped IPv6 as IPv4, other IPv6 per RFC 5952 (lowercase, longest zero run
  * compressed). Returns null for anything that is not an IP literal.
  */

@@ -32,7 +32,7 @@ const withSources = (sources: (string[] | null)[], resolved = [true, true, true]
   forbiddenAnswered: false,
 });
 
-describe("verification verdict (behaviour.md §6.7)", () => {
+describe("verification verdict (docs/egress.md#verification)", () => {
   it("passes when every check passes", () => {
     const v = evaluateChecks(inputs());
     expect(v).toEqual({
@@ -134,8 +134,8 @@ describe("canary polling", () => {
     let i = 0;
     return {
       calls,
-      fetcher: async (url) => {
-        calls.push(url);
+      fetcher: async (url, init) => {
+        calls.push(`${url} ${init.headers.authorization}`);
         const a = answers[Math.min(i++, answers.length - 1)]!;
         if (a === "error") throw new Error("down");
         return { status: 200, json: async () => ({ name: "x", sources: a }) };
@@ -145,14 +145,15 @@ describe("canary polling", () => {
 
   it("polls until the name shows up, then reads once more", async () => {
     const f = fake([[], [], ["203.0.113.20"], ["203.0.113.20", "203.0.113.130"]]);
-    const s = await canarySources("http://203.0.113.53:8053", "ux.egress.test", { fetcher: f.fetcher });
+    const s = await canarySources({ url: "http://203.0.113.53:8053", secret: "s3cret" }, "ux.egress.test", { fetcher: f.fetcher });
     expect(s).toEqual(["203.0.113.20", "203.0.113.130"]);
-    expect(f.calls[0]).toBe("http://203.0.113.53:8053/queries?name=ux.egress.test");
+    expect(f.calls[0]).toBe("http://203.0.113.53:8053/v1/canary/ux.egress.test Bearer s3cret");
     expect(f.calls).toHaveLength(4);
   });
 
   it("gives up after the wait: [] when the canary answered, null when it never did", async () => {
-    expect(await canarySources("http://c:1", "n", { fetcher: fake([[]]).fetcher, maxWaitMs: 250 })).toEqual([]);
-    expect(await canarySources("http://c:1", "n", { fetcher: fake(["error"]).fetcher, maxWaitMs: 250 })).toBeNull();
+    const api = { url: "http://c:1", secret: "s" };
+    expect(await canarySources(api, "n", { fetcher: fake([[]]).fetcher, maxWaitMs: 250 })).toEqual([]);
+    expect(await canarySources(api, "n", { fetcher: fake(["error"]).fetcher, maxWaitMs: 250 })).toBeNull();
   });
 });

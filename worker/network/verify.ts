@@ -1,13 +1,14 @@
 import { randomBytes } from "node:crypto";
+import type { EgressChecksConfig } from "../../shared/config/worker.js";
 import type { WorkerDeps } from "../deps.js";
-import type { TaskErrorCode } from "../tasks/task-error.js";
+import { TaskError, type TaskErrorCode } from "../tasks/task-error.js";
 import { canarySources, type CanaryFetch } from "./canary.js";
 import type { EgressExpectation } from "./plan.js";
 import { type HttpProbe, type Probe, startProbe } from "./probe.js";
 import { canonicalIp, inAnyCidr, isIpv4 } from "./values.js";
 
 /**
- * The verification of behaviour.md §6.7: connectivity, exit IP and DNS-leak checks from a probe in
+ * The verification of docs/egress.md#verification: connectivity, exit IP and DNS-leak checks from a probe in
  * the gateway's namespace (wireguard and proxy modes), and the isolation check of blocked mode.
  * The verdict is computed by `evaluateChecks` (pure), from what the probe and the canary observed.
  */
@@ -111,7 +112,7 @@ export function evaluateChecks(i: CheckInputs): Verdict {
     : { status: "pass", resolvers_seen };
 
   const results: CheckResults = { connectivity, exit_ip, dns_leak };
-  // First match wins (§6.7).
+  // First match wins (docs/egress.md#verification).
   let error_code: TaskErrorCode | null = null;
   if (connectivity.status === "fail" || exit_ip.observed === null || (unresolved.length > 0 && disallowed.length === 0)) {
     error_code = "egress_unreachable";
@@ -129,7 +130,7 @@ export function randomLabel(): string {
   return [...randomBytes(16)].map((b) => alphabet[b % alphabet.length]).join("");
 }
 
-/** A verdict with every check "not run" (infrastructure failures, §5.4). */
+/** A verdict with every check "not run" (infrastructure failures, docs/api.md#egress-test-api). */
 export function notRunVerdict(code: TaskErrorCode, why: string, expectedIp: string): Verdict {
   const error = `not run: ${why}`;
   return {
@@ -158,9 +159,20 @@ export interface CheckOptions {
   totalMs?: number;
 }
 
+export const CHECKS_NOT_CONFIGURED_MESSAGE =
+  "the worker has no egress check endpoints: set EGRESS_CHECK_URL, EGRESS_ECHO_URL, EGRESS_DNS_CANARY_DOMAIN, " +
+  "EGRESS_DNS_CANARY_API, EGRESS_DNS_CANARY_API_SECRET and EGRESS_CHECK_FORBIDDEN_RESOLVER (a checkd service)";
+
+/** The check endpoints, or the task fails with egress_checks_not_configured (an egress is never taken as verified). */
+export function requireChecks(cfg: Pick<WorkerDeps["config"], "EGRESS_CHECKS">): EgressChecksConfig {
+  if (!cfg.EGRESS_CHECKS) throw new TaskError("egress_checks_not_configured", CHECKS_NOT_CONFIGURED_MESSAGE);
+  return cfg.EGRESS_CHECKS;
+}
+
 /** Run the three checks concurrently in a probe (each ≤ EGRESS_CHECK_TIMEOUT_SECONDS). */
 export async function runEgressChecks(deps: Pick<WorkerDeps, "runtime" | "config">, t: ChecksTarget, opts: CheckOptions = {}): Promise<Verdict> {
   const cfg = deps.config;
+  const checks = requireChecks(cfg);
   const total = Math.max(1000, opts.totalMs ?? cfg.EGRESS_TOTAL_TIMEOUT_SECONDS * 1000);
   let probe: Probe | null = null;
   let timer: NodeJS.Timeout | undefined;
@@ -168,24 +180,26 @@ export async function runEgressChecks(deps: Pick<WorkerDeps, "runtime" | "config
     probe = await startProbe(deps, t.taskId, t.gatewayName);
     const T = cfg.EGRESS_CHECK_TIMEOUT_SECONDS;
     const label = randomLabel();
-    const domain = cfg.EGRESS_DNS_CANARY_DOMAIN.replace(/\.$/, "");
+    const domain = checks.canaryDomain;
     // DNS: the lookups, then up to 2 s of canary polling, within the check's own bound.
     const dnsTimeout = Math.max(1, T - 3);
     const dnsWork = (async (): Promise<DnsObservation> => {
-      const d = await probe!.dnsCheck(label, domain, cfg.EGRESS_CHECK_FORBIDDEN_RESOLVER, dnsTimeout);
+      const d = await probe!.dnsCheck(label, domain, checks.forbiddenResolver, dnsTimeout);
       const names = [
         { name: `u${label}.${domain}`, via: "udp" as const, resolved: d.udp.addresses.length > 0 },
         { name: `t${label}.${domain}`, via: "tcp" as const, resolved: d.tcp.addresses.length > 0 },
         { name: `g${label}.${domain}`, via: "system" as const, resolved: d.system.addresses.length > 0 },
       ];
       const sources = await Promise.all(
-        names.map((n) => canarySources(cfg.EGRESS_DNS_CANARY_API, n.name, { maxWaitMs: 2000, fetcher: opts.canaryFetch })),
+        names.map((n) =>
+          canarySources({ url: checks.canaryApi, secret: checks.canaryApiSecret }, n.name, { maxWaitMs: 2000, fetcher: opts.canaryFetch }),
+        ),
       );
       return { names: names.map((n, k) => ({ ...n, sources: sources[k] ?? null })), forbiddenAnswered: d.forbidden.responded };
     })();
-    const [connectivity, echo, dns] = await Promise.all([probe.http(cfg.EGRESS_CHECK_URL, T), probe.http(cfg.EGRESS_ECHO_URL, T), dnsWork]);
+    const [connectivity, echo, dns] = await Promise.all([probe.http(checks.checkUrl, T), probe.http(checks.echoUrl, T), dnsWork]);
     return evaluateChecks({
-      checkUrl: cfg.EGRESS_CHECK_URL,
+      checkUrl: checks.checkUrl,
       expectedIp: t.expectation.ipAddress,
       connectivity,
       echo,
@@ -228,18 +242,17 @@ export interface IsolationResult {
 }
 
 /**
- * Blocked mode (§6.7): GET EGRESS_CHECK_URL and GET EGRESS_ECHO_URL (3 s each) must both fail, and
+ * Blocked mode (docs/egress.md#verification): GET EGRESS_CHECK_URL and GET EGRESS_ECHO_URL (3 s each) must both fail, and
  * a query straight to the forbidden resolver must get no answer. Any answer is a leak.
  */
 export async function runIsolationCheck(deps: Pick<WorkerDeps, "runtime" | "config">, taskId: string, gatewayName: string): Promise<IsolationResult> {
-  const cfg = deps.config;
+  const ep = requireChecks(deps.config);
   const probe = await startProbe(deps, taskId, gatewayName);
   try {
-    const domain = cfg.EGRESS_DNS_CANARY_DOMAIN.replace(/\.$/, "");
     const [check, echo, forbidden] = await Promise.all([
-      probe.http(cfg.EGRESS_CHECK_URL, 3),
-      probe.http(cfg.EGRESS_ECHO_URL, 3),
-      probe.dns(cfg.EGRESS_CHECK_FORBIDDEN_RESOLVER, `f${randomLabel()}.${domain}`, "udp", 2),
+      probe.http(ep.checkUrl, 3),
+      probe.http(ep.echoUrl, 3),
+      probe.dns(ep.forbiddenResolver, `f${randomLabel()}.${ep.canaryDomain}`, "udp", 2),
     ]);
     // A failed probe exec would read as "nothing reached": an infrastructure error, never a pass.
     if (check.error === "probe_failed" || echo.error === "probe_failed" || forbidden.server === null) {

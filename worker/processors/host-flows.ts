@@ -22,11 +22,12 @@ import {
   waitSsh,
 } from "../hosts/steps.js";
 import { gatewayName, homeVolumeName, hostContainerName } from "../hosts/names.js";
+import { containerImageIds } from "../images.js";
 import type { TaskContext, TaskProcessor } from "../tasks/runner.js";
 import { TaskError } from "../tasks/task-error.js";
 
 /**
- * The host task kinds (behaviour.md §4.5). Each flow is a list of idempotent steps: a redelivered
+ * The host task kinds (docs/architecture.md#host-flows). Each flow is a list of idempotent steps: a redelivered
  * job simply runs them again and finds most of the work already done.
  */
 
@@ -40,7 +41,7 @@ async function bringUp(ctx: TaskContext, host: HostRow): Promise<{ mgmtAddress: 
     gateway = await startGateway(deps, host);
   });
   await ctx.step("start_host", () => startHostContainer(deps, host, gateway.state));
-  // §6.7: after the host container is up; a failure fails the task closed (onFailure).
+  // docs/egress.md#verification: after the host container is up; a failure fails the task closed (onFailure).
   await ctx.step("verify_egress", () => verifyHostEgress(deps, { host, taskId: ctx.task.id, plan: gateway.plan, net: gateway.net }));
   await ctx.step("wait_ssh", () => waitSsh(deps, host, gateway.mgmtAddress));
   await ctx.step("sync_keys", async () => {
@@ -71,6 +72,9 @@ async function markRunning(ctx: TaskContext, host: HostRow, mgmtAddress: string,
     status: "running",
     managementAddress: mgmtAddress,
     image: deps.config.HOST_IMAGE,
+    // What the containers really run: a start reuses an existing container, so its image may be
+    // older than HOST_IMAGE now (README "Upgrading").
+    ...(await containerImageIds(deps, { host: hostContainerName(host.id), gateway: gatewayName(host.id) })),
     repairAttempts: 0,
     repairNotBefore: null,
   });
@@ -85,7 +89,7 @@ async function markRunning(ctx: TaskContext, host: HostRow, mgmtAddress: string,
   });
 }
 
-/** Start-type failures fail closed: containers stopped, host `failed` (§4.5 Outcomes). */
+/** Start-type failures fail closed: containers stopped, host `failed` (docs/architecture.md#host-flows Outcomes). */
 async function failHost(ctx: TaskContext, err: TaskError) {
   const { deps, task } = ctx;
   if (!task.hostId) return;
@@ -104,7 +108,7 @@ async function failHost(ctx: TaskContext, err: TaskError) {
   });
 }
 
-/** A canceled start-type task leaves the host stopped, with nothing running (§8.2). */
+/** A canceled start-type task leaves the host stopped, with nothing running (docs/architecture.md#tasks). */
 async function cancelHost(ctx: TaskContext) {
   const { deps, task } = ctx;
   if (!task.hostId) return;
@@ -114,7 +118,7 @@ async function cancelHost(ctx: TaskContext) {
   await setHostStatus(deps, host.id, { status: "stopped", desiredState: "stopped" });
 }
 
-/** host.start and host.ensure-running share one flow (§4.5). */
+/** host.start and host.ensure-running share one flow (docs/architecture.md#host-flows). */
 const start: TaskProcessor = {
   plan: () => ["check_images", ...BRING_UP],
   async run(ctx) {
@@ -175,7 +179,7 @@ const rebuild: TaskProcessor = {
       // The filesystem goes too: removing a bind volume leaves its directory's data in place.
       await removeHome(deps, host.id, host.diskLimitMb);
     });
-    // Keys are kept across rebuilds, so the proxy's pin stays valid (§4.5).
+    // Keys are kept across rebuilds, so the proxy's pin stays valid (docs/architecture.md#host-flows).
     host = await prepareKeys(deps, host);
     await prepareVolume(deps, host);
     const { mgmtAddress } = await bringUp(ctx, host);
@@ -209,7 +213,7 @@ const stop: TaskProcessor = {
     const grace = deps.config.CONTAINER_STOP_GRACE_SECONDS;
     await ctx.step("stop_host", () => deps.runtime.stopContainer(hostContainerName(host.id), grace));
     await ctx.step("stop_gateway", () => deps.runtime.stopContainer(gatewayName(host.id), grace));
-    // A success resets the reconciler's repair backoff (§8.5), a stop as much as a start: else
+    // A success resets the reconciler's repair backoff (docs/architecture.md#schedulers), a stop as much as a start: else
     // each reconcile-driven stop adds to repair_attempts for good, and after MAX_REPAIR_ATTEMPTS
     // of them over the host's life the reconciler never repairs it again.
     if (await setHostStatus(deps, host.id, { status: "stopped", repairAttempts: 0, repairNotBefore: null })) {
@@ -292,7 +296,7 @@ const syncKeysTask: TaskProcessor = {
       });
     });
   },
-  // A failed key sync only warns; the host keeps running (§4.4).
+  // A failed key sync only warns; the host keeps running (docs/architecture.md#host-status).
   async onFailure(ctx, err) {
     await recordEvent(ctx.deps.db, {
       type: "host.keys.sync_failed",
@@ -306,7 +310,7 @@ const syncKeysTask: TaskProcessor = {
 };
 
 /**
- * host.apply-egress (§4.5, §6.2): the host's current binding goes live in its gateway without a
+ * host.apply-egress (docs/architecture.md#host-flows, docs/egress.md#gateway): the host's current binding goes live in its gateway without a
  * restart — kill switch of the new mode first, then routing, then the engine — and is verified.
  * A host that is not running is a no-op: its next start applies the binding. A failure fails
  * closed (host and gateway stopped, host `failed`).

@@ -1,5 +1,5 @@
 /**
- * The worker's view of a container engine (DESIGN.md §2, STYLE.md §10). Docker implements it
+ * The worker's view of a container engine (docs/architecture.md#runtime, docs/architecture.md#tree). Docker implements it
  * today; a Kubernetes driver would map a host to a Pod behind the same interface. Every call is
  * idempotent where it can be: absent objects are `null`/no-ops, never errors.
  */
@@ -35,6 +35,8 @@ export interface ContainerState {
   /** IPv4 address per attached network name. */
   networks: Record<string, string>;
   image: string;
+  /** The Docker image id (sha256:…) the container was created from, whatever its tag points to now. */
+  imageId: string;
   createdAt: Date;
 }
 
@@ -93,7 +95,7 @@ export interface HostSpec {
 }
 
 /**
- * A short-lived check container (behaviour.md §6.7): joins another container's network namespace,
+ * A short-lived check container (docs/egress.md#verification): joins another container's network namespace,
  * runs as an unprivileged user with every capability dropped and no-new-privileges, fixed argv.
  */
 export interface ProbeSpec {
@@ -117,6 +119,8 @@ export interface ExecResult {
 export interface Runtime {
   ping(): Promise<boolean>;
   imageExists(ref: string): Promise<boolean>;
+  /** The image id (sha256:…) `ref` names on the engine now, or null when it is absent. */
+  imageId(ref: string): Promise<string | null>;
   ensureNetwork(name: string, opts: { subnet?: string; internal?: boolean }): Promise<NetworkInfo>;
   /** Every network of the engine with an IPv4 subnet (ours and anyone else's, e.g. compose projects). */
   listNetworks(): Promise<NetworkInfo[]>;

@@ -5,7 +5,7 @@ import { stopHostsOfUser } from "../../shared/services/hosts/lifecycle.js";
 import type { WorkerDeps } from "../deps.js";
 
 /**
- * Enforce expiries (behaviour.md §8.5): once per expiry value, revoke tokens, stop the user's
+ * Enforce expiries (docs/architecture.md#schedulers): once per expiry value, revoke tokens, stop the user's
  * hosts (`system:expiry`) and record `user.expired`. Access was already refused from the instant
  * of expiry by the per-request checks; this makes the hosts follow.
  */

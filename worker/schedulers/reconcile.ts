@@ -16,7 +16,7 @@ const EPHEMERAL_MAX_AGE_MS = 5 * 60_000;
 type Observed = { gateway?: ContainerState; host?: ContainerState };
 
 /**
- * Make Docker equal to the database (behaviour.md §8.5): repair drift of hosts that should run
+ * Make Docker equal to the database (docs/architecture.md#schedulers): repair drift of hosts that should run
  * or be stopped, resume deletions, and remove labelled objects nothing owns. Runs as a BullMQ job
  * scheduler, so one replica at a time.
  */
@@ -83,7 +83,7 @@ export async function runReconcile(deps: WorkerDeps): Promise<{ repairs: number;
     }
   }
 
-  // §6.2: kill-switch rulesets the gateways had to restore since the last cycle (an error event).
+  // docs/egress.md#gateway: kill-switch rulesets the gateways had to restore since the last cycle (an error event).
   await reportRulesetRestores(deps, containers).catch((err: unknown) => deps.logger.warn({ err }, "ruleset restore check failed"));
 
   let orphans = 0;

@@ -3,7 +3,7 @@ import { events, tasks } from "../../shared/db/schema/index.js";
 import { recordEvent } from "../../shared/services/events.js";
 import type { WorkerDeps } from "../deps.js";
 
-/** Daily: prune terminal tasks and events past their retention (behaviour.md §8.5). */
+/** Daily: prune terminal tasks and events past their retention (docs/architecture.md#schedulers). */
 export async function runRetention(deps: WorkerDeps): Promise<{ tasks: number; events: number }> {
   const now = deps.clock().getTime();
   const day = 86_400_000;

@@ -7,7 +7,7 @@ import type { WorkerDeps } from "../deps.js";
 const TRANSITIONAL = ["creating", "starting", "stopping", "rebuilding"] as const;
 
 /**
- * The safety net of the job pipeline (behaviour.md §8.5): pending tasks whose job is gone are
+ * The safety net of the job pipeline (docs/architecture.md#schedulers): pending tasks whose job is gone are
  * enqueued again; tasks stuck past TASK_STALE_AFTER_SECONDS fail with `stale_timeout`; expired
  * bootstrap tickets are deleted.
  */
@@ -52,7 +52,7 @@ export async function runSweep(deps: WorkerDeps): Promise<{ requeued: number; st
     if (t.hostId) {
       // A host left in a transitional status by the dead task becomes `failed`. So does a host
       // still `pending` whose create went stale (never picked up, e.g. no worker ran): a failed
-      // lifecycle task means `failed` (§4.4), and the reconciler skips `pending` hosts, so left
+      // lifecycle task means `failed` (docs/architecture.md#host-status), and the reconciler skips `pending` hosts, so left
       // `pending` it would never be created nor repaired.
       const from = t.kind === "host.create" ? (["pending", ...TRANSITIONAL] as const) : TRANSITIONAL;
       await deps.db

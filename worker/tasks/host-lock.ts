@@ -7,7 +7,7 @@ const EXTEND = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call(
 
 /**
  * A per-host mutex in Redis, shared by every worker process: one operation per host at a time
- * (behaviour.md §8.2). It expires on its own if its holder dies (SIGKILL), so a redelivered job
+ * (docs/architecture.md#tasks). It expires on its own if its holder dies (SIGKILL), so a redelivered job
  * can take it after `ttlMs`; a live holder extends it with every task heartbeat.
  */
 export class HostLocks {

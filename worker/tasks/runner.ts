@@ -6,6 +6,7 @@ import { isInfrastructureError } from "../../shared/infra-errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { recordEvent } from "../../shared/services/events.js";
 import type { WorkerDeps } from "../deps.js";
+import type { TaskOutcome } from "../metrics.js";
 import { promoteJob } from "../../shared/queue/wake.js";
 import { ContainerOperationError, EngineUnavailableError } from "../runtime/runtime.js";
 import { TaskCanceled, TaskError } from "./task-error.js";
@@ -39,7 +40,7 @@ export interface TaskProcessor {
   onCanceled?(ctx: TaskContext): Promise<void>;
 }
 
-/** Map anything thrown by a step to a task error code (behaviour.md §8.3). */
+/** Map anything thrown by a step to a task error code (docs/api.md#task-errors). */
 export function toTaskError(err: unknown): TaskError {
   if (err instanceof TaskError) return err;
   if (err instanceof EngineUnavailableError) return new TaskError("docker_unavailable", "the Docker engine did not answer");
@@ -57,7 +58,7 @@ async function delayJob(job: Job, token: string | undefined, ms: number): Promis
 }
 
 /**
- * Execute the task behind a BullMQ job (DESIGN.md §4): per-host lock and creation order, CAS
+ * Execute the task behind a BullMQ job (docs/architecture.md#tasks): per-host lock and creation order, CAS
  * claim, steps with progress, heartbeat, retries for transient errors, CAS terminal update.
  * Postgres is the truth; the job is only the delivery.
  */
@@ -125,8 +126,21 @@ export async function runTaskJob(
       .where(and(eq(tasks.id, task.id), inArray(tasks.status, ["pending", "running"])))
       .returning();
     if (!claimed) return; // someone else finished or canceled it meanwhile
-    const log = deps.logger.child({ task_id: claimed.id, kind: claimed.kind, host_id: claimed.hostId, attempt: claimed.attempt });
-    // Task events concern the host's owner (behaviour.md §1.7).
+    // request_id: the HTTP request that asked for the task, so one id follows it from the API's
+    // access log to these lines (README "Observability"); null for system tasks.
+    const log = deps.logger.child({
+      task_id: claimed.id,
+      kind: claimed.kind,
+      host_id: claimed.hostId,
+      attempt: claimed.attempt,
+      request_id: claimed.requestId,
+    });
+    const claimedAt = performance.now();
+    // One observation per task, timed on this process's clock from the claim of the attempt that
+    // ended it (an attempt handed back for a retry is not an outcome; Postgres's clock is not ours).
+    const observe = (outcome: TaskOutcome) =>
+      deps.metrics.taskDuration.observe({ kind: claimed.kind, outcome }, (performance.now() - claimedAt) / 1000);
+    // Task events concern the host's owner (docs/api.md#events).
     const [owner] = claimed.hostId
       ? await db.select({ userId: hosts.userId }).from(hosts).where(eq(hosts.id, claimed.hostId))
       : [];
@@ -215,6 +229,7 @@ export async function runTaskJob(
       if (err instanceof TaskCanceled) {
         await processor.onCanceled?.(ctx).catch((e: unknown) => log.error({ err: e }, "cleanup after cancel failed"));
         ended = await finish(deps, claimed, ownerId, "canceled", { code: "canceled", message: "canceled on request", steps, result: null });
+        if (ended) observe("canceled");
         return;
       }
       if (!(err instanceof TaskError) && isInfrastructureError(err)) throw err; // Postgres/Redis down: retry the job
@@ -230,9 +245,11 @@ export async function runTaskJob(
       }
       await processor.onFailure?.(ctx, te).catch((e: unknown) => log.error({ err: e }, "cleanup after failure failed"));
       ended = await finish(deps, claimed, ownerId, "failed", { code: te.code, message: te.message, steps, result });
+      if (ended) observe("failed");
       throw new UnrecoverableError(te.code);
     }
     ended = await finish(deps, claimed, ownerId, "succeeded", { code: null, message: null, steps, result });
+    if (ended) observe("succeeded");
   } finally {
     if (heartbeat) clearInterval(heartbeat);
     await lock?.release().catch(() => {});

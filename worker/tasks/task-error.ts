@@ -1,4 +1,4 @@
-/** Stable task error codes (behaviour.md §8.3). */
+/** Stable task error codes (docs/api.md#task-errors). */
 export const TASK_ERROR_CODES = [
   "docker_unavailable",
   "image_missing",
@@ -24,6 +24,9 @@ export const TASK_ERROR_CODES = [
   "disk_setup_failed",
   // The host's home filesystem is full, so the worker could not write into it (the tenant frees space).
   "host_disk_full",
+  // The worker has no egress check endpoints (EGRESS_CHECK_URL and the rest, README "Deploying the
+  // egress check service (checkd)"): an egress cannot be verified until an operator configures them.
+  "egress_checks_not_configured",
   "internal_error",
 ] as const;
 export type TaskErrorCode = (typeof TASK_ERROR_CODES)[number];

@@ -4,7 +4,7 @@ import { json } from "../../http/reply.js";
 import { defineRoute } from "../../http/route.js";
 import { errorDoc, jsonDoc } from "../docs.js";
 
-/** The task id is the capability here (no auth); access logs redact it (behaviour.md §1.2). */
+/** The task id is the capability here (no auth); access logs redact it (docs/api.md#routing). */
 export const getBootstrapTaskRoute = defineRoute({
   method: "get",
   path: "/v1/bootstrap/tasks/{taskID}",

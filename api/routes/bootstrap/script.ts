@@ -2,7 +2,7 @@ import { renderScript } from "../../../shared/services/access/scripts.js";
 import { defineRoute } from "../../http/route.js";
 import { shellScriptDoc, shellScriptResponse } from "./shell-script.js";
 
-/** `GET /v1/bootstrap/script` (behaviour.md §7.1): only PUBLIC_BASE_URL is embedded, never the Host header. */
+/** `GET /v1/bootstrap/script` (docs/api.md#bootstrap): only PUBLIC_BASE_URL is embedded, never the Host header. */
 export const bootstrapScriptRoute = defineRoute({
   method: "get",
   path: "/v1/bootstrap/script",

@@ -5,7 +5,7 @@ import { defineRoute } from "../../http/route.js";
 import { jsonDoc, std } from "../docs.js";
 
 const n = () => z.number().int();
-/** The dashboard object of behaviour.md §8.8. */
+/** The dashboard object of docs/api.md#dashboard. */
 const dashboardDoc = z.object({
   active_users: n(),
   running_hosts: n(),

@@ -15,7 +15,7 @@ const sessionDoc = z.object({
 });
 
 /**
- * `POST /v1/{admin,user}/hosts/{hostID}/vnc/session` (issue 10 §1, behaviour.md §4.7): the way a
+ * `POST /v1/{admin,user}/hosts/{hostID}/vnc/session` (issue 10 §1, docs/api.md#vnc-proxy): the way a
  * browser opens a desktop without its login token ever appearing in a URL or cookie. Same
  * authorization as the proxy route; answers a one-time URL (api/vnc/desktop-sessions.ts).
  */
@@ -36,7 +36,7 @@ const makeRoute = (portal: VncPortal) =>
       if (!actor) throw Unauthorized();
       const host = await getHost(deps.db, params.hostID!, portal === "user" ? { ownerId: actor.id } : {});
       if (host.status !== "running") throw Conflict("host_not_running", `the host is ${host.status}, not running`);
-      // The caller's token passed §2.3 a moment ago, so the row's version is the token's.
+      // The caller's token passed docs/api.md#token-checks a moment ago, so the row's version is the token's.
       const [row] = await deps.db.select({ tv: users.tokenVersion }).from(users).where(eq(users.id, actor.id));
       if (!row) throw Unauthorized();
       const { ticket, expiresAt } = await deps.desktops.issueTicket({ ...actor, tv: row.tv }, portal, host.id);

@@ -5,7 +5,7 @@ import { json } from "../../http/reply.js";
 import { defineRoute } from "../../http/route.js";
 import { jsonDoc, std } from "../docs.js";
 
-/** The egress IP object (behaviour.md §5.1); secrets are always "***" or null. */
+/** The egress IP object (docs/api.md#egress-ips); secrets are always "***" or null. */
 export const egressDoc = z.object({}).passthrough();
 
 export const createEgressRoute = defineRoute({

@@ -20,6 +20,7 @@ export const testEgressRoute = defineRoute({
     401: std[401],
     403: std[403],
     404: std[404],
+    409: { ...std[409], description: "egress_checks_not_configured: no live worker has the egress check endpoints" },
     503: { description: "The test task could not be created" },
   },
   handler: async ({ c, ctx, deps, params, query }) => {

@@ -5,7 +5,7 @@ import { errorDoc } from "../docs.js";
 import { shellScriptDoc, shellScriptResponse } from "../bootstrap/shell-script.js";
 
 /**
- * `GET /entry/{shortId}` (behaviour.md §7.3), also the only route of the ENTRY_LISTEN_ADDR
+ * `GET /entry/{shortId}` (docs/api.md#entry), also the only route of the ENTRY_LISTEN_ADDR
  * listener. The id is embedded only after it matched a live host; the URL is PUBLIC_BASE_URL.
  */
 export const entryScriptRoute = defineRoute({

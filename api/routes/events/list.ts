@@ -5,7 +5,7 @@ import { json } from "../../http/reply.js";
 import { defineRoute } from "../../http/route.js";
 import { jsonDoc, listDoc, std } from "../docs.js";
 
-/** The event object of behaviour.md §1.7. */
+/** The event object of docs/api.md#events. */
 const eventDoc = z.object({
   id: z.string().uuid(),
   type: z.string(),

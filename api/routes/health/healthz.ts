@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { agentState, readHeartbeats } from "../../../shared/health/heartbeats.js";
+import { VERSION } from "../../../shared/version.js";
 import type { ApiDeps } from "../../deps.js";
 import { defineRoute } from "../../http/route.js";
 import { json } from "../../http/reply.js";
@@ -15,7 +16,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 /**
- * Database and Redis checks, each bounded by 2 s (behaviour.md §8.9). Constant work per request
+ * Database and Redis checks, each bounded by 2 s (docs/operations.md#health). Constant work per request
  * (issue 10 §2): `select 1` and PING; these routes are public, so their cost must not grow with
  * anything a tenant can create.
  */
@@ -50,6 +51,8 @@ export async function runHealthChecks(deps: ApiDeps) {
 
 const healthDoc = z.object({
   status: z.enum(["ok", "warning", "degraded"]),
+  /** The running release (package.json), so an operator sees which version answers. */
+  version: z.string(),
   checks: z.object({ database: z.string(), redis: z.string(), agent: z.string() }),
 });
 
@@ -62,8 +65,8 @@ export const healthzRoute = defineRoute({
   responses: { 200: jsonDoc("Healthy, or a warning about workers", healthDoc), 503: jsonDoc("Degraded", healthDoc) },
   handler: async ({ c, deps }) => {
     const checks = await runHealthChecks(deps);
-    if (checks.database !== "ok" || checks.redis !== "ok") return json(c, 503, { status: "degraded", checks });
-    return json(c, 200, { status: checks.agent === "ok" ? "ok" : "warning", checks });
+    if (checks.database !== "ok" || checks.redis !== "ok") return json(c, 503, { status: "degraded", version: VERSION, checks });
+    return json(c, 200, { status: checks.agent === "ok" ? "ok" : "warning", version: VERSION, checks });
   },
 });
 

@@ -7,6 +7,7 @@ import {
   rotateHostSshPassword,
 } from "../../../shared/services/hosts/lifecycle.js";
 import { listHosts } from "../../../shared/services/hosts/list.js";
+import { rebuildOutdatedHosts } from "../../../shared/services/hosts/rebuild-outdated.js";
 import { createHostInput, deleteHostQuery, listHostsQuery, rebuildInput } from "../../../shared/services/hosts/schemas.js";
 import { json } from "../../http/reply.js";
 import { type AnyRoute, defineRoute } from "../../http/route.js";
@@ -76,6 +77,43 @@ export const rebuildHostRoute = defineRoute({
     json(c, 202, await requestHostLifecycle({ ctx, hostId: params.hostID!, op: "rebuild", mode: body.mode })),
 });
 
+const outdatedDoc = z.object({
+  dry_run: z.boolean(),
+  requested: z.array(
+    z.object({
+      host_id: z.string().uuid(),
+      short_id: z.string(),
+      username: z.string(),
+      status: z.string(),
+      task_id: z.string().uuid().nullable(),
+      stop_task_id: z.string().uuid().nullable(),
+    }),
+  ),
+  skipped: z.array(z.object({ host_id: z.string().uuid(), short_id: z.string(), code: z.string(), message: z.string() })),
+});
+
+export const rebuildOutdatedRoute = defineRoute({
+  method: "post",
+  path: "/v1/admin/hosts/rebuild-outdated",
+  access: "admin",
+  summary:
+    "Rebuild (preserve-home) every running or stopped host whose image is outdated; stopped hosts are stopped again after. dry_run lists them only",
+  tags,
+  body: z.strictObject({ dry_run: z.boolean().default(false) }),
+  bodyOptional: true,
+  responses: {
+    200: jsonDoc("Dry run: the hosts a rebuild would cover", outdatedDoc),
+    202: jsonDoc("Accepted: one rebuild task per outdated host", outdatedDoc),
+    400: std[400],
+    401: std[401],
+    403: std[403],
+  },
+  handler: async ({ c, ctx, body }) => {
+    const result = await rebuildOutdatedHosts({ ctx, dryRun: body.dry_run });
+    return json(c, result.dry_run ? 200 : 202, result);
+  },
+});
+
 export const rotateSshPasswordRoute = defineRoute({
   method: "post",
   path: "/v1/admin/hosts/{hostID}/rotate-ssh-password",
@@ -107,6 +145,7 @@ export const adminHostRoutes: AnyRoute[] = [
   lifecycleRoute("start"),
   lifecycleRoute("stop"),
   rebuildHostRoute,
+  rebuildOutdatedRoute,
   rotateSshPasswordRoute,
   deleteHostRoute,
 ];

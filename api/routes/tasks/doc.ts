@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-/** The task object of behaviour.md §8.1, for /openapi.json (the handlers build the objects). */
+/** The task object of docs/api.md#task-object, for /openapi.json (the handlers build the objects). */
 export const taskDoc = z.object({
   id: z.string().uuid(),
   kind: z.string(),
@@ -8,6 +8,8 @@ export const taskDoc = z.object({
   host_id: z.string().uuid().nullable(),
   egress_ip_id: z.string().uuid().nullable(),
   requested_by: z.string(),
+  /** The X-Request-Id of the request that created the task (null for system tasks). */
+  request_id: z.string().nullable(),
   attempt: z.number().int(),
   progress_percent: z.number().int(),
   progress_message: z.string().nullable(),

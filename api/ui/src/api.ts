@@ -1,7 +1,7 @@
 /**
  * The API client. The session token lives in this module's memory only: never in localStorage,
  * sessionStorage or a cookie, where any page of this origin (including content a host serves
- * through the VNC proxy, behaviour.md §4.7) could read it. A reload therefore logs out.
+ * through the VNC proxy, docs/api.md#vnc-proxy) could read it. A reload therefore logs out.
  */
 
 export type Role = "admin" | "user";
@@ -64,7 +64,7 @@ export interface ApiResult<T> {
 }
 
 /**
- * One request. Non-2xx answers throw ApiError with the envelope's code (behaviour.md §1.3).
+ * One request. Non-2xx answers throw ApiError with the envelope's code (docs/api.md#errors).
  * A 401 on an authenticated call means the token was revoked or expired: the session ends.
  */
 export async function request<T = unknown>(

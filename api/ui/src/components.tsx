@@ -145,6 +145,7 @@ const STATUS_CLASS: Record<string, string> = {
   expired: "bad",
   error: "bad",
   warn: "warn",
+  outdated: "warn",
 };
 
 export function Badge({ value, label }: { value: string; label?: string }) {
@@ -353,7 +354,7 @@ export function downloadText(filename: string, text: string, type = "text/plain"
   window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-/** A secret the API reveals once (behaviour.md §1.6): shown with copy (and download), never stored. */
+/** A secret the API reveals once (docs/api.md#secrets): shown with copy (and download), never stored. */
 export function SecretOnce(props: { label: string; value: string; download?: { filename: string }; multiline?: boolean }) {
   return (
     <div className="secret-once">

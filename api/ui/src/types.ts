@@ -1,4 +1,4 @@
-/** The API's objects as the UI uses them (behaviour.md §3–§8). */
+/** The API's objects as the UI uses them (docs/api.md#users, docs/architecture.md#tasks). */
 
 export interface User {
   id: string;
@@ -55,6 +55,8 @@ export interface Host {
   disk_limit_mb: number | null;
   timezone: string;
   image?: string | null;
+  /** Runs an older host or gateway image than the engine's current one (README "Upgrading"). */
+  image_outdated: boolean;
   binding_id?: string | null;
   egress: HostEgressSummary | null;
   created_at: string;
@@ -106,6 +108,7 @@ export interface Task {
   host_id: string | null;
   egress_ip_id?: string | null;
   requested_by?: string;
+  request_id?: string | null;
   attempt: number;
   progress_percent: number;
   progress_message: string | null;

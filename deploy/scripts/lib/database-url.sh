@@ -5,7 +5,7 @@
 #   looked at, so nothing else in it can run.
 # ccp_pg_connect — sets CCP_PG_DSN (DATABASE_URL without its password) and exports PGPASSWORD,
 #   so the password never appears in the argv of pg_dump / pg_restore / psql (visible in `ps`).
-# ccp_secrets_notice — what a dump does not contain (behaviour.md §10.4).
+# ccp_secrets_notice — what a dump does not contain (docs/operations.md#backup).
 
 ccp_read_env_file_url() {
   local file=$1 line value="" found=0

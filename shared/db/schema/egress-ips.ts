@@ -17,7 +17,7 @@ export const egressIps = pgTable(
     provider: text().notNull().default("manual"),
     status: text({ enum: egressStatuses }).notNull().default("available"),
     health: text({ enum: egressHealths }).notNull().default("unknown"),
-    /** Result object of the latest egress.test (behaviour.md §5.4). */
+    /** Result object of the latest egress.test (docs/api.md#egress-test-api). */
     lastTest: jsonb(),
     // WireGuard
     wgEndpoint: text(),

@@ -4,7 +4,7 @@ import { createdAt, id } from "./columns.js";
 
 export const eventLevels = ["info", "warn", "error"] as const;
 
-/** The audit trail. No foreign keys, so events survive what they describe (behaviour.md §1.7). */
+/** The audit trail. No foreign keys, so events survive what they describe (docs/api.md#events). */
 export const events = pgTable(
   "events",
   {

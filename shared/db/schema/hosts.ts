@@ -29,6 +29,14 @@ export const hosts = pgTable(
     /** Placement: the engine (Docker host + its worker) this host lives on. */
     engineId: text().notNull().default("default"),
     image: text(),
+    /**
+     * Docker image ids (sha256:…) the host and gateway containers were created from, as the
+     * worker saw them when the host last came up. null: not known yet (a host from before this
+     * column; the worker fills it from the running containers). Compared with engine_images to
+     * flag outdated hosts (README "Upgrading").
+     */
+    imageId: text(),
+    gatewayImageId: text(),
     memoryLimitMb: integer().notNull().default(4096),
     cpuLimit: numeric({ precision: 6, scale: 2, mode: "number" }).notNull().default(2),
     pidsLimit: integer().notNull().default(1024),
@@ -44,7 +52,7 @@ export const hosts = pgTable(
     hostKeyPrivateEnc: text(),
     hostKeyPublic: text(),
     managementAddress: text(),
-    /** Reconciler repair backoff (behaviour.md §8.5). */
+    /** Reconciler repair backoff (docs/architecture.md#schedulers). */
     repairAttempts: integer().notNull().default(0),
     repairNotBefore: ts(),
     createdAt: createdAt(),
@@ -52,7 +60,7 @@ export const hosts = pgTable(
   },
   (t) => [
     uniqueIndex("hosts_short_id_uq").on(t.shortId),
-    // One host per user (behaviour.md §4.2); a host in `deleting` still counts until it is gone.
+    // One host per user (docs/api.md#hosts-lifecycle); a host in `deleting` still counts until it is gone.
     uniqueIndex("hosts_user_uq").on(t.userId),
     index("hosts_created_at_idx").on(t.createdAt.desc(), t.id.desc()),
     index("hosts_status_idx").on(t.status),

@@ -8,3 +8,4 @@ export * from "./events.js";
 export * from "./ssh-tickets.js";
 export * from "./system-keys.js";
 export * from "./retained-volumes.js";
+export * from "./engine-images.js";

@@ -2,8 +2,8 @@ import { index, pgTable, text, uuid } from "drizzle-orm/pg-core";
 import { createdAt, id, ts } from "./columns.js";
 
 /**
- * One-time SSH login tickets minted by the bootstrap handoff (behaviour.md §7.1) and by an entry
- * auth of a running host (§7.3). Only a hash is kept. `task_id` is the bootstrap task; null for
+ * One-time SSH login tickets minted by the bootstrap handoff (docs/api.md#bootstrap) and by an entry
+ * auth of a running host (docs/api.md#entry). Only a hash is kept. `task_id` is the bootstrap task; null for
  * entry tickets, which no task precedes.
  */
 export const sshTickets = pgTable(

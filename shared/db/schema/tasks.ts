@@ -13,7 +13,7 @@ export interface TaskStep {
 }
 
 /**
- * Postgres owns the truth about asynchronous work; BullMQ only delivers (DESIGN.md §4).
+ * Postgres owns the truth about asynchronous work; BullMQ only delivers (docs/architecture.md#tasks).
  * host_id / egress_ip_id have no foreign keys: a task outlives the host it deleted.
  */
 export const tasks = pgTable(
@@ -27,6 +27,8 @@ export const tasks = pgTable(
     /** A user id, or `system:<reason>`. */
     requestedBy: text().notNull(),
     origin: text({ enum: taskOrigins }).notNull().default("api"),
+    /** The X-Request-Id of the HTTP request that created the task (null for system tasks). */
+    requestId: text(),
     /** Job payload extras (e.g. rebuild mode, keep_home); ids only, never secrets. */
     payload: jsonb().notNull().default({}),
     attempt: integer().notNull().default(0),
@@ -38,7 +40,7 @@ export const tasks = pgTable(
     result: jsonb(),
     steps: jsonb().$type<TaskStep[]>().notNull().default([]),
     heartbeatAt: ts(),
-    /** Set once when the bootstrap handoff ticket was minted (single issue, behaviour.md §7.1). */
+    /** Set once when the bootstrap handoff ticket was minted (single issue, docs/api.md#bootstrap). */
     handoffIssuedAt: ts(),
     createdAt: createdAt(),
     startedAt: ts(),

@@ -16,7 +16,7 @@ export const users = pgTable(
     /** The `expires_at` value the expiry scanner has already enforced (once per expiry value). */
     expiryEnforcedFor: ts(),
     passwordHash: text().notNull(),
-    /** Bumped to revoke every token issued before (behaviour.md §2.3). */
+    /** Bumped to revoke every token issued before (docs/api.md#token-checks). */
     tokenVersion: integer().notNull().default(1),
     /** Soft delete while the user's hosts are torn down; the row goes when the last one is gone. */
     deletedAt: ts(),

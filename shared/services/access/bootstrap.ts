@@ -25,7 +25,7 @@ export type StageCode = keyof typeof STAGE_TEXT;
 export const statusUrl = (taskId: string) => `/v1/bootstrap/tasks/${taskId}`;
 
 /**
- * The code the scripts branch on for a failed start task (behaviour.md §7.1): the two codes with
+ * The code the scripts branch on for a failed start task (docs/api.md#bootstrap): the two codes with
  * their own exit status pass through, a stale task is an SSH timeout, the rest is a start failure.
  */
 export function scriptErrorCode(taskErrorCode: string | null): "ssh_not_ready" | "egress_binding_missing" | "start_failed" {
@@ -73,7 +73,7 @@ async function loadAccessTask(ctx: ServiceContext, taskId: string, origins: read
   return task;
 }
 
-/** `POST /v1/bootstrap/sessions` (behaviour.md §7.1 steps 1–7). */
+/** `POST /v1/bootstrap/sessions` (docs/api.md#bootstrap steps 1–7). */
 export async function createBootstrapSession({ ctx, input }: { ctx: ServiceContext & AuthDeps; input: BootstrapSessionInput }) {
   const failed = (reason: string, userId: string | null, hostId: string | null = null) =>
     recordEvent(ctx.db, {
@@ -115,6 +115,7 @@ export async function createBootstrapSession({ ctx, input }: { ctx: ServiceConte
         hostId: host.id,
         requestedBy: user.id,
         origin: "bootstrap",
+        requestId: ctx.requestId,
       });
       await recordEvent(tx, {
         type: "bootstrap.session.created",
@@ -139,7 +140,7 @@ export async function createBootstrapSession({ ctx, input }: { ctx: ServiceConte
   return { task_id: task.id, status_url: statusUrl(task.id), stage_code: "auth_passed" as const, stage_text: STAGE_TEXT.auth_passed };
 }
 
-/** `GET /v1/bootstrap/tasks/{taskID}` (behaviour.md §7.1). */
+/** `GET /v1/bootstrap/tasks/{taskID}` (docs/api.md#bootstrap). */
 export async function getBootstrapTask({ ctx, taskId }: { ctx: ServiceContext; taskId: string }) {
   const task = await loadAccessTask(ctx, taskId, ["bootstrap", "entry"]);
   const { stage_code, progress_percent } = bootstrapStage(task);
@@ -159,7 +160,7 @@ export async function getBootstrapTask({ ctx, taskId }: { ctx: ServiceContext; t
 }
 
 /**
- * `GET /v1/bootstrap/tasks/{taskID}/handoff` (behaviour.md §7.1): the one-time SSH ticket.
+ * `GET /v1/bootstrap/tasks/{taskID}/handoff` (docs/api.md#bootstrap): the one-time SSH ticket.
  *
  * Only within `windowSeconds` of the task's end (HANDOFF_WINDOW_SECONDS, issue 10 §5): the task id
  * is the only credential this endpoint asks for, and it sits in the script's output and terminal

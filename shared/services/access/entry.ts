@@ -29,7 +29,7 @@ async function findEntryTarget(ctx: ServiceContext, shortId: string): Promise<{ 
 }
 
 /**
- * `GET /entry/{shortId}` (behaviour.md §7.3): the id the script is generated for. A malformed,
+ * `GET /entry/{shortId}` (docs/api.md#entry): the id the script is generated for. A malformed,
  * unknown or deleting id is a plain 404 and counts toward the IP failure counter, so the short-id
  * space cannot be walked for free. It is not a password endpoint, so it is never answered 429.
  */
@@ -68,7 +68,7 @@ type EntryResult =
   | { status: "ready"; ssh_user: string; ssh_ticket: string; ssh_host: string; ssh_port: number; host_key: string; known_hosts_line: string }
   | { status: "starting"; task_id: string; status_url: string };
 
-/** `POST /v1/entry/{shortId}/auth` (behaviour.md §7.3). */
+/** `POST /v1/entry/{shortId}/auth` (docs/api.md#entry). */
 export async function entryAuth({
   ctx,
   shortId,
@@ -135,7 +135,7 @@ export async function entryAuth({
         .limit(1);
       const task =
         inFlight ??
-        (await insertTask(tx, { kind: "host.ensure-running", hostId: host.id, requestedBy: owner.id, origin: "entry" }));
+        (await insertTask(tx, { kind: "host.ensure-running", hostId: host.id, requestedBy: owner.id, origin: "entry", requestId: ctx.requestId }));
       await recordEvent(tx, {
         type: "entry.auth.succeeded",
         message: `entry authentication for host ${host.shortId}`,

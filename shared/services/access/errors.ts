@@ -2,7 +2,7 @@ import { type ErrorKind, ServiceError } from "../../errors.js";
 
 /**
  * A ServiceError whose envelope carries extra top-level fields the access scripts read (e.g.
- * `task_error_code` on a failed handoff, behaviour.md §7.1). The API adds `fields` after the
+ * `task_error_code` on a failed handoff, docs/api.md#bootstrap). The API adds `fields` after the
  * standard keys; they never hold secrets.
  */
 export class AccessError extends ServiceError {
@@ -18,7 +18,7 @@ export class AccessError extends ServiceError {
   }
 }
 
-/** Bootstrap session: wrong username or password, one answer for both (behaviour.md §7.1). */
+/** Bootstrap session: wrong username or password, one answer for both (docs/api.md#bootstrap). */
 export const AuthInvalid = () => new ServiceError("invalid_credentials", "auth_invalid", "invalid username or password");
 
 /** A task the bootstrap endpoints do not show: unknown, not a UUID, or of another origin. */

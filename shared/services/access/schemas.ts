@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { asciiLower, presentedPasswordField } from "../../validation.js";
 
-/** `POST /v1/bootstrap/sessions` (behaviour.md §7.1): the same shape and bounds as login. */
+/** `POST /v1/bootstrap/sessions` (docs/api.md#bootstrap): the same shape and bounds as login. */
 export const bootstrapSessionInput = z.strictObject({
   username: z
     .string()
@@ -11,11 +11,11 @@ export const bootstrapSessionInput = z.strictObject({
 });
 export type BootstrapSessionInput = z.output<typeof bootstrapSessionInput>;
 
-/** `POST /v1/entry/{shortId}/auth` (behaviour.md §7.3): the owner's login password. */
+/** `POST /v1/entry/{shortId}/auth` (docs/api.md#entry): the owner's login password. */
 export const entryAuthInput = z.strictObject({ password: presentedPasswordField });
 export type EntryAuthInput = z.output<typeof entryAuthInput>;
 
-/** Host short ids (behaviour.md §4.1), checked before anything else on the entry paths. */
+/** Host short ids (docs/api.md#hosts), checked before anything else on the entry paths. */
 export const SHORT_ID_PATTERN = /^[a-z0-9]{6}$/;
 
 /** Response shapes, for /openapi.json. */

@@ -23,7 +23,7 @@ function template(name: ScriptName): string {
 }
 
 /**
- * A script with its values embedded as single-quoted shell words (behaviour.md §7.1, §7.3).
+ * A script with its values embedded as single-quoted shell words (docs/api.md#bootstrap, docs/api.md#entry).
  * Placeholders are `__CCP_<NAME>__`; each must be present. split/join rather than String.replace,
  * so that `$&`-style patterns in a value are never interpreted.
  */

@@ -2,7 +2,7 @@ import type { SecretBox } from "../../crypto/secrets.js";
 import type { Db } from "../../db/client.js";
 import { ensureSystemKeyPair, SSH_PROXY_HOST_KEY } from "../system-keys/ensure.js";
 
-/** Where the SSH proxy is advertised (behaviour.md §1.1): configuration only, never the request. */
+/** Where the SSH proxy is advertised (docs/architecture.md#processes): configuration only, never the request. */
 export interface SshEndpoint {
   sshPublicHost: string;
   sshPublicPort: number;
@@ -10,7 +10,7 @@ export interface SshEndpoint {
 
 /**
  * A `known_hosts` line pinning the proxy's key: `[host]:port <alg> <base64>` when the port is not
- * 22, the bare host when it is (that is how ssh looks the host up, behaviour.md §7.1).
+ * 22, the bare host when it is (that is how ssh looks the host up, docs/api.md#bootstrap).
  */
 export function knownHostsLine(host: string, port: number, publicKeyLine: string): string {
   const [alg, blob] = publicKeyLine.trim().split(/\s+/);

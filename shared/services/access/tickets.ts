@@ -4,7 +4,7 @@ import type { Tx } from "../../db/client.js";
 import { sshTickets } from "../../db/schema/index.js";
 
 /**
- * A one-time SSH login ticket (behaviour.md §7.1, §7.3): `ccpt_` + 32 characters [A-Za-z0-9]
+ * A one-time SSH login ticket (docs/api.md#bootstrap, docs/api.md#entry): `ccpt_` + 32 characters [A-Za-z0-9]
  * (≈190 bits), valid for one successful login to this host until `expiresAt`. Only its SHA-256 is
  * stored; the SSH proxy hashes what it is given and consumes the row atomically
  * (sshd/credentials.ts). Both access scripts receive one of these, never the host's long-lived

@@ -8,7 +8,7 @@ import { isExpired } from "../users/render.js";
 
 /**
  * Resolve a bearer token to the acting user, re-checking the user row on every request
- * (behaviour.md §2.3): exists and not deleted, token version, role, active, not expired.
+ * (docs/api.md#token-checks): exists and not deleted, token version, role, active, not expired.
  * Returns null for anything that does not pass, so callers answer a uniform 401.
  */
 export async function authenticateToken(

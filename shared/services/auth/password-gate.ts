@@ -14,7 +14,7 @@ export type PasswordOutcome =
 
 /**
  * The shared password check behind login, bootstrap sessions, entry auth and change-password
- * (behaviour.md §2.1, §2.4): rate limits first (even a correct password is refused while blocked),
+ * (docs/api.md#login, docs/api.md#limits): rate limits first (even a correct password is refused while blocked),
  * then a constant-shape verification that reveals nothing about the account before the password
  * is proven, then the account state.
  */
@@ -24,7 +24,7 @@ export async function checkPassword(
 ): Promise<PasswordOutcome> {
   // Failures count per (account, client address) and per address — never per account alone:
   // otherwise anyone could lock the real owner out by failing ten times from anywhere (issue 10
-  // §3). An attacker is stopped by their own address's counters; the owner elsewhere is not.
+  // docs/api.md#users). An attacker is stopped by their own address's counters; the owner elsewhere is not.
   const accountKey: LimitKey = { type: "user", value: accountAtAddress(args.username, ctx.ip) };
   const keys: LimitKey[] = [accountKey, { type: "ip", value: ctx.ip }];
   // Count the attempt before checking the password, atomically with the limit check: with a
@@ -66,7 +66,7 @@ export async function checkPassword(
   }
   if (!user || !ok) return { ok: false, reason: "invalid_credentials" }; // already counted
   // A proven password resets the username counter and is not a failure for the IP counter
-  // (also when the account is disabled or expired: that is not a password failure, §2.1 step 5).
+  // (also when the account is disabled or expired: that is not a password failure, docs/api.md#login step 5).
   await ctx.limiter.reset(accountKey);
   await ctx.limiter.release([{ type: "ip", value: ctx.ip }]);
   if (user.status === "disabled") return { ok: false, reason: "account_disabled", user };

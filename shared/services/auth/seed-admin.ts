@@ -8,7 +8,7 @@ import { recordEvent } from "../events.js";
 export class AdminSeedError extends Error {}
 
 /**
- * Make the admin account match the environment (behaviour.md §2.5). The caller holds the
+ * Make the admin account match the environment (docs/api.md#admin-seed). The caller holds the
  * migration advisory lock, so replicas starting together do this once.
  */
 export async function seedAdmin(

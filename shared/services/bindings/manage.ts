@@ -5,12 +5,13 @@ import { isUniqueViolation } from "../../db/pg-errors.js";
 import { Conflict, isServiceError, NotFound } from "../../errors.js";
 import { isUuid, uuidField } from "../../validation.js";
 import type { ServiceContext } from "../context.js";
+import { assertEgressChecksConfigured } from "../egress/checks.js";
 import { applyEgressTaskFor } from "../egress/manage.js";
 import { recordEvent } from "../events.js";
 import { assertNotDeleting, getHost } from "../hosts/lookup.js";
 
 /**
- * Host ↔ egress IP bindings (behaviour.md §5.5). At most one per host and one per egress IP:
+ * Host ↔ egress IP bindings (docs/api.md#bindings). At most one per host and one per egress IP:
  * both are unique constraints, and the rows involved are locked host first, then egress (the
  * order host create uses too), so concurrent requests serialise instead of deadlocking and a
  * race that still slips through ends in 409, never 500.
@@ -27,10 +28,11 @@ const HOST_ALREADY_BOUND = () => Conflict("host_already_bound", "the host is alr
 const EGRESS_ALREADY_BOUND = () => Conflict("egress_ip_already_bound", "the egress IP is bound to another host");
 
 /**
- * `POST /v1/admin/bindings`, checked in the order of the §5.5 table. 200 for exactly the existing
+ * `POST /v1/admin/bindings`, checked in the order of the docs/api.md#bindings table. 200 for exactly the existing
  * pair (no task, no event); 201 otherwise, with `task_id` when the host's gateway is live.
  */
 export async function createBinding({ ctx, input }: { ctx: ServiceContext; input: CreateBindingInput }) {
+  await assertEgressChecksConfigured(ctx); // the worker verifies the bound egress (README "Deploying the egress check service (checkd)")
   try {
     const out = await ctx.db.transaction(async (tx) => {
       const host = await getHost(tx, input.host_id, { forUpdate: true });
@@ -45,7 +47,7 @@ export async function createBinding({ ctx, input }: { ctx: ServiceContext; input
       if (egress.status === "disabled") throw Conflict("egress_ip_disabled", "the egress IP is disabled");
 
       const [binding] = await tx.insert(hostEgressBindings).values({ hostId: host.id, egressIpId: egress.id }).returning();
-      const task = await applyEgressTaskFor(tx, host, { requestedBy: ctx.actor!.id, egressIpId: egress.id });
+      const task = await applyEgressTaskFor(tx, host, { requestedBy: ctx.actor!.id, egressIpId: egress.id, requestId: ctx.requestId });
       await recordEvent(tx, {
         type: "binding.created",
         message: `egress ${egress.ipAddress} bound to host ${host.shortId}`,
@@ -69,7 +71,7 @@ export async function createBinding({ ctx, input }: { ctx: ServiceContext; input
 
 /**
  * `DELETE /v1/admin/bindings/{bindingID}` → 204. A live host gets a `host.apply-egress` task that
- * switches its gateway to blocked mode: unbinding cuts the host's internet (fail closed, §5.5).
+ * switches its gateway to blocked mode: unbinding cuts the host's internet (fail closed, docs/api.md#bindings).
  */
 export async function deleteBinding({ ctx, bindingId }: { ctx: ServiceContext; bindingId: string }): Promise<void> {
   const notFound = () => NotFound("binding_not_found", "binding not found");
@@ -88,7 +90,7 @@ export async function deleteBinding({ ctx, bindingId }: { ctx: ServiceContext; b
     const [egress] = await tx.select({ ipAddress: egressIps.ipAddress }).from(egressIps).where(eq(egressIps.id, binding.egressIpId));
     await tx.delete(hostEgressBindings).where(eq(hostEgressBindings.id, id));
     // The task names no egress: after the unbind there is none to apply, only blocked mode.
-    const task = await applyEgressTaskFor(tx, host, { requestedBy: ctx.actor!.id, egressIpId: null });
+    const task = await applyEgressTaskFor(tx, host, { requestedBy: ctx.actor!.id, egressIpId: null, requestId: ctx.requestId });
     await recordEvent(tx, {
       type: "binding.deleted",
       message: `egress ${egress?.ipAddress ?? binding.egressIpId} unbound from host ${host.shortId}`,

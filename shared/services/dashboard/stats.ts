@@ -11,7 +11,7 @@ const countAll = () => sql<number>`count(*)`.mapWith(Number);
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * `GET /v1/admin/dashboard/stats` (behaviour.md §8.8): one aggregate query per table, read in one
+ * `GET /v1/admin/dashboard/stats` (docs/api.md#dashboard): one aggregate query per table, read in one
  * repeatable-read snapshot so the numbers agree with each other.
  */
 export async function dashboardStats({ ctx }: { ctx: ServiceContext }) {

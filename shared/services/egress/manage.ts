@@ -39,13 +39,13 @@ import {
 import { generateWgKeyPair, wgPublicKeyFromPrivate } from "./wg-keys.js";
 
 /**
- * Egress IP management (behaviour.md §5.1–§5.3). Secrets (WireGuard private and preshared keys,
+ * Egress IP management (docs/api.md#egress-ips). Secrets (WireGuard private and preshared keys,
  * proxy passwords, vmess UUIDs and any proxy key named like a secret) are encrypted at rest and
  * never leave this module except through loadEgressSecrets, which only the worker's data plane
  * calls. Responses mask them (render.ts); events name changed fields, never values.
  */
 
-/** Host statuses in which a gateway exists and an egress change is applied live (§5.3, §5.5). */
+/** Host statuses in which a gateway exists and an egress change is applied live (docs/api.md#egress-ips, docs/api.md#bindings). */
 export const LIVE_HOST_STATUSES: ReadonlySet<HostRow["status"]> = new Set(["running", "starting", "creating", "rebuilding"]);
 
 const EGRESS_NOT_FOUND = () => NotFound("egress_ip_not_found", "egress IP not found");
@@ -63,10 +63,16 @@ const issuesToDetails = (issues: ConfigIssue[], prefix?: string): FieldIssue[] =
 export async function applyEgressTaskFor(
   tx: Tx,
   host: Pick<HostRow, "id" | "status">,
-  opts: { requestedBy: string; egressIpId: string | null },
+  opts: { requestedBy: string; egressIpId: string | null; requestId?: string },
 ): Promise<TaskRow | null> {
   if (!LIVE_HOST_STATUSES.has(host.status)) return null;
-  return insertTask(tx, { kind: "host.apply-egress", hostId: host.id, egressIpId: opts.egressIpId, requestedBy: opts.requestedBy });
+  return insertTask(tx, {
+    kind: "host.apply-egress",
+    hostId: host.id,
+    egressIpId: opts.egressIpId,
+    requestedBy: opts.requestedBy,
+    requestId: opts.requestId,
+  });
 }
 
 async function lockEgress(tx: Tx, id: string): Promise<EgressIpRow> {
@@ -201,7 +207,7 @@ export async function listEgress({ ctx, query }: { ctx: ServiceContext; query: L
   };
 }
 
-/** `GET /v1/admin/egress-ips/{ipID}`; a non-UUID id is simply not found (§1.5). */
+/** `GET /v1/admin/egress-ips/{ipID}`; a non-UUID id is simply not found (docs/api.md#validation). */
 export async function getEgress({ ctx, egressId }: { ctx: ServiceContext; egressId: string }) {
   if (!isUuid(egressId)) throw EGRESS_NOT_FOUND();
   const [row] = await loadEgressRows(ctx.db, eq(egressIps.id, egressId.toLowerCase()));
@@ -212,12 +218,12 @@ export async function getEgress({ ctx, egressId }: { ctx: ServiceContext; egress
 // ---------------------------------------------------------------------------------------------
 // Update
 
-/** Fields whose change alters the data plane (§5.3): health resets, a bound live host reapplies. */
+/** Fields whose change alters the data plane (docs/api.md#egress-ips): health resets, a bound live host reapplies. */
 const CONTROL_ONLY_FIELDS: ReadonlySet<string> = new Set(["label", "provider"]);
 
 /**
  * `PUT /v1/admin/egress-ips/{ipID}` → 200 `{egress_ip}` (+ `task_id` when a reapply was enqueued).
- * Only fields present change; a request that changes nothing writes nothing (§1.7).
+ * Only fields present change; a request that changes nothing writes nothing (docs/api.md#events).
  */
 export async function updateEgress({ ctx, egressId, input }: { ctx: ServiceContext; egressId: string; input: UpdateEgressInput }) {
   try {
@@ -314,7 +320,7 @@ export async function updateEgress({ ctx, egressId, input }: { ctx: ServiceConte
         .where(eq(egressIps.id, row.id))
         .returning();
       const [host] = binding ? await tx.select().from(hosts).where(eq(hosts.id, binding.hostId)) : [];
-      const task = dataPlane && host ? await applyEgressTaskFor(tx, host, { requestedBy: ctx.actor!.id, egressIpId: row.id }) : null;
+      const task = dataPlane && host ? await applyEgressTaskFor(tx, host, { requestedBy: ctx.actor!.id, egressIpId: row.id, requestId: ctx.requestId }) : null;
       await recordEvent(tx, {
         type: "egress.updated",
         message: `egress IP ${updated!.ipAddress} updated`,
@@ -335,7 +341,7 @@ export async function updateEgress({ ctx, egressId, input }: { ctx: ServiceConte
 }
 
 /**
- * §5.3: a secret of the new proxy_config that is absent or "***" takes the stored value, when the
+ * docs/api.md#egress-ips: a secret of the new proxy_config that is absent or "***" takes the stored value, when the
  * stored config is of the same type and has one. Anything else ("***" with nothing to keep) stays
  * as sent and fails validation.
  */
@@ -368,7 +374,7 @@ export async function deleteEgress({ ctx, egressId }: { ctx: ServiceContext; egr
         .update(tasks)
         .set({ status: "canceled", errorCode: "canceled", errorMessage: "superseded by the deletion of the egress IP", finishedAt: now })
         .where(and(eq(tasks.egressIpId, row.id), eq(tasks.kind, "egress.test"), eq(tasks.status, "pending")));
-      // A running test is canceled cooperatively (§8.2): its containers go, no result is stored.
+      // A running test is canceled cooperatively (docs/architecture.md#tasks): its containers go, no result is stored.
       await tx
         .update(tasks)
         .set({ cancelRequested: true })

@@ -4,7 +4,7 @@ import { type BindingRow, egressIps, type EgressIpRow, hostEgressBindings } from
 
 export const MASK = "***";
 
-/** Keys masked anywhere inside proxy_config (behaviour.md §1.6). */
+/** Keys masked anywhere inside proxy_config (docs/api.md#secrets). */
 export const SECRET_KEY_PATTERN = /password|secret|private_key|psk|token/i;
 export const isSecretKey = (k: string): boolean => k === "uuid" || SECRET_KEY_PATTERN.test(k);
 
@@ -84,7 +84,7 @@ export interface EgressJoinRow {
   binding: BindingRow | null;
 }
 
-/** Egress IPs with their binding, newest first (behaviour.md §1.4). */
+/** Egress IPs with their binding, newest first (docs/api.md#pagination). */
 export async function loadEgressRows(
   db: DbOrTx,
   where: SQL | undefined,
@@ -99,7 +99,7 @@ export async function loadEgressRows(
   return page ? q.limit(page.limit).offset(page.offset) : q;
 }
 
-/** The egress IP object of behaviour.md §5.1 — secrets masked, never decrypted here. */
+/** The egress IP object of docs/api.md#egress-ips — secrets masked, never decrypted here. */
 export function renderEgress(e: EgressIpRow, binding: Pick<BindingRow, "id" | "hostId"> | null) {
   const common = {
     id: e.id,

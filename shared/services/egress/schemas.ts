@@ -6,7 +6,7 @@ import { MASK } from "./render.js";
 import { isWgKey } from "./wg-keys.js";
 
 /**
- * Egress IP validation (behaviour.md §5.2). Field rules are zod schemas; the sing-box subset of
+ * Egress IP validation (docs/api.md#egress-validation). Field rules are zod schemas; the sing-box subset of
  * `proxy_config` is a hand-written checker so that every problem is reported with its dotted
  * field (`proxy_config.tls.insecure`) and unknown keys say `not supported` instead of being
  * dropped (a silently ignored `transport` or `detour` would change where traffic goes).
@@ -158,7 +158,7 @@ export const wgPeerAddressField = z.string().transform((v, ctx) => {
   }
   return cidr;
 });
-/** A key on PUT, where `"***"` means "keep the stored value" (behaviour.md §1.6). */
+/** A key on PUT, where `"***"` means "keep the stored value" (docs/api.md#secrets). */
 const wgKeyOrMaskField = refineString((v) => v === MASK || isWgKey(v), `must be base64 of 32 bytes (or "${MASK}" to keep it)`);
 
 // ---------------------------------------------------------------------------------------------
@@ -356,7 +356,7 @@ const proxyConfigField = z
     for (const i of r.issues) ctx.addIssue({ code: "custom", message: i.message, path: i.path });
     return z.NEVER;
   })
-  .meta({ description: "A sing-box outbound object (shadowsocks, vmess, socks, trojan or http; behaviour.md §5.2)" });
+  .meta({ description: "A sing-box outbound object (shadowsocks, vmess, socks, trojan or http; docs/api.md#egress-validation)" });
 
 // ---------------------------------------------------------------------------------------------
 // Bodies
@@ -377,7 +377,7 @@ const REQUIRED_ON_CREATE: Record<TunnelType, readonly string[]> = {
   proxy: ["proxy_config"],
 };
 
-/** The fields of the other tunnel type (behaviour.md §5.2: `not allowed for tunnel_type …`). */
+/** The fields of the other tunnel type (docs/api.md#egress-validation: `not allowed for tunnel_type …`). */
 export function foreignFieldIssues(type: TunnelType, body: Record<string, unknown>): ConfigIssue[] {
   const foreign: readonly string[] = type === "wireguard" ? PROXY_FIELDS : WG_FIELDS;
   return foreign.filter((f) => body[f] !== undefined).map((f) => ({ path: [f], message: `not allowed for tunnel_type ${type}` }));

@@ -4,11 +4,12 @@ import { NotFound, Unavailable } from "../../errors.js";
 import { isUuid } from "../../validation.js";
 import type { ServiceContext } from "../context.js";
 import { insertTask } from "../tasks/create.js";
+import { assertEgressChecksConfigured } from "./checks.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 
 /**
- * `POST /v1/admin/egress-ips/{ipID}/test` (behaviour.md §5.4): join the egress's pending or
+ * `POST /v1/admin/egress-ips/{ipID}/test` (docs/api.md#egress-test-api): join the egress's pending or
  * running test, or start one; then either answer at once (`async`) or wait for the verdict up to
  * `waitSeconds`. A disabled egress can be tested.
  */
@@ -26,6 +27,7 @@ export async function requestEgressTest({
   pollMs?: number;
 }): Promise<{ status: 200; body: unknown } | { status: 202; body: { task_id: string } }> {
   if (!isUuid(egressId)) throw NotFound("egress_ip_not_found", "egress IP not found");
+  await assertEgressChecksConfigured(ctx);
   let created = false;
   let task: TaskRow;
   try {
@@ -41,7 +43,7 @@ export async function requestEgressTest({
         .limit(1);
       if (live) return live;
       created = true;
-      return insertTask(tx, { kind: "egress.test", egressIpId: egress.id, requestedBy: ctx.actor!.id });
+      return insertTask(tx, { kind: "egress.test", egressIpId: egress.id, requestedBy: ctx.actor!.id, requestId: ctx.requestId });
     });
   } catch (err) {
     if ((err as { kind?: string }).kind) throw err;

@@ -17,7 +17,7 @@ const hex = (h: string) => Buffer.from(h, "hex").toString("base64");
 
 describe("WireGuard keys", () => {
   it("derives public keys of known vectors", () => {
-    // RFC 7748 §6.1 (Alice and Bob).
+    // RFC 7748 docs/egress.md#topology (Alice and Bob).
     expect(wgPublicKeyFromPrivate(hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"))).toBe(
       hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"),
     );

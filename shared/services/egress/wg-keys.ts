@@ -22,7 +22,7 @@ const PKCS8_X25519_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex
 const fromB64url = (s: string) => Buffer.from(s, "base64url");
 
 /**
- * Clamp as `wg genkey` does (RFC 7748 §5). X25519 clamps during scalar multiplication anyway,
+ * Clamp as `wg genkey` does (RFC 7748 docs/api.md#egress-ips). X25519 clamps during scalar multiplication anyway,
  * so the public key is the same either way; clamping makes our stored keys byte-identical to
  * what the reference tool would print.
  */

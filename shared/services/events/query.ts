@@ -3,7 +3,7 @@ import { events, type EventRow } from "../../db/schema/index.js";
 import type { ServiceContext } from "../context.js";
 import type { ListEventsQuery } from "./schemas.js";
 
-/** The event object of behaviour.md §1.7. */
+/** The event object of docs/api.md#events. */
 export function renderEvent(e: EventRow) {
   return {
     id: e.id,
@@ -23,7 +23,7 @@ export type EventView = ReturnType<typeof renderEvent>;
 /** `host.*` → `LIKE 'host.%'`; `%`, `_` and `\` in the prefix match themselves only. */
 const likePrefix = (prefix: string) => `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
-/** `GET /v1/admin/events` (behaviour.md §8.6), newest first. */
+/** `GET /v1/admin/events` (docs/api.md#events), newest first. */
 export async function listEvents({ ctx, query }: { ctx: ServiceContext; query: ListEventsQuery }) {
   const conds: SQL[] = [];
   if (query.type !== undefined) {

@@ -5,7 +5,7 @@ import { paginationShape, timestampField, uuidField } from "../../validation.js"
 export const listEventsQuery = z
   .object({
     ...paginationShape,
-    // Exact type, or a prefix ending in `.*` (`host.*`) (behaviour.md §8.6).
+    // Exact type, or a prefix ending in `.*` (`host.*`) (docs/api.md#events).
     type: z
       .string()
       .min(1, { message: "must not be empty" })

@@ -11,7 +11,7 @@ export interface AccessSettings {
 
 /**
  * Access commands for a host, built only from configuration (never from the request's Host
- * header, behaviour.md §1.1). Short ids are [a-z0-9]{6}, so they are safe shell words.
+ * header, docs/architecture.md#processes). Short ids are [a-z0-9]{6}, so they are safe shell words.
  */
 export async function accessFor(
   db: DbOrTx,

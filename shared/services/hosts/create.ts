@@ -7,6 +7,7 @@ import { egressIps, hostEgressBindings, hosts } from "../../db/schema/index.js";
 import { isUniqueViolation } from "../../db/pg-errors.js";
 import { Conflict, NotFound } from "../../errors.js";
 import type { ServiceContext } from "../context.js";
+import { assertEgressChecksConfigured } from "../egress/checks.js";
 import { recordEvent } from "../events.js";
 import { insertTask } from "../tasks/create.js";
 import { getLiveUser } from "../users/lookup.js";
@@ -14,9 +15,10 @@ import { isExpired } from "../users/render.js";
 import { loadAdminHosts } from "./render.js";
 import type { CreateHostInput } from "./schemas.js";
 
-/** POST /v1/admin/hosts (behaviour.md §4.2): row, optional binding, `host.create` task, events. */
+/** POST /v1/admin/hosts (docs/api.md#hosts-lifecycle): row, optional binding, `host.create` task, events. */
 export async function createHost({ ctx, input }: { ctx: ServiceContext; input: CreateHostInput }) {
   const now = ctx.clock();
+  if (input.egress_ip_id) await assertEgressChecksConfigured(ctx); // the binding is verified at start
   for (let attempt = 0; ; attempt++) {
     try {
       const { hostId, task } = await ctx.db.transaction(async (tx) => {
@@ -48,7 +50,7 @@ export async function createHost({ ctx, input }: { ctx: ServiceContext; input: C
             engineId: "default",
           })
           .returning();
-        const task = await insertTask(tx, { kind: "host.create", hostId: host!.id, requestedBy: ctx.actor!.id });
+        const task = await insertTask(tx, { kind: "host.create", hostId: host!.id, requestedBy: ctx.actor!.id, requestId: ctx.requestId });
         await recordEvent(tx, {
           type: "host.created",
           message: `host ${host!.shortId} created for ${user.username}`,

@@ -7,7 +7,7 @@ import { type AccessSettings, accessFor } from "./access.js";
 import { getHost } from "./lookup.js";
 import { lastTaskOf, loadHostRows, renderAdminHost, renderLastTask, renderUserHost } from "./render.js";
 
-/** GET /v1/admin/hosts/{id} and GET /v1/user/hosts/{id} (behaviour.md §4.2, §4.3). */
+/** GET /v1/admin/hosts/{id} and GET /v1/user/hosts/{id} (docs/api.md#hosts-lifecycle, docs/api.md#hosts-portal). */
 export async function getHostDetail({
   ctx,
   hostId,

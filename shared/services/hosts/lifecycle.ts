@@ -17,8 +17,8 @@ type Lifecycle = "start" | "stop" | "rebuild";
 const KIND: Record<Lifecycle, TaskKind> = { start: "host.start", stop: "host.stop", rebuild: "host.rebuild" };
 
 /**
- * Start, stop or rebuild (behaviour.md §4.2): never rejected because another operation runs —
- * tasks of one host execute one at a time in creation order (§8.2).
+ * Start, stop or rebuild (docs/api.md#hosts-lifecycle): never rejected because another operation runs —
+ * tasks of one host execute one at a time in creation order (docs/architecture.md#tasks).
  */
 export async function requestHostLifecycle({
   ctx,
@@ -47,7 +47,13 @@ export async function requestHostLifecycle({
       .where(eq(hosts.id, host.id));
     const { task, created } = await requestHostTask(
       tx,
-      { kind: KIND[op], hostId: host.id, requestedBy: ctx.actor!.id, payload: op === "rebuild" ? { mode: mode ?? "preserve-home" } : {} },
+      {
+        kind: KIND[op],
+        hostId: host.id,
+        requestedBy: ctx.actor!.id,
+        payload: op === "rebuild" ? { mode: mode ?? "preserve-home" } : {},
+        requestId: ctx.requestId,
+      },
       ctx.maxPendingTasksPerHost,
     );
     // A repeat of the request already waiting changes nothing: no second event either (a flood
@@ -73,7 +79,7 @@ export async function rotateHostSshPassword({ ctx, hostId }: { ctx: ServiceConte
   await ctx.db.transaction(async (tx) => {
     const host = await getHost(tx, hostId, { forUpdate: true });
     assertNotDeleting(host);
-    // The SSH proxy checks passwords against the database: effective at once, no task (§4.2).
+    // The SSH proxy checks passwords against the database: effective at once, no task (docs/api.md#hosts-lifecycle).
     await tx
       .update(hosts)
       .set({ sshPasswordEnc: ctx.secrets.encrypt(password, secretAt.host(host.id, "ssh_password_enc")), updatedAt: ctx.clock() })
@@ -96,7 +102,7 @@ export async function rotateHostSshPassword({ ctx, hostId }: { ctx: ServiceConte
 export async function requestHostDeletion(
   tx: Tx,
   host: HostRow,
-  opts: { keepHome: boolean; requestedBy: string; actorId: string | null; now: Date },
+  opts: { keepHome: boolean; requestedBy: string; actorId: string | null; now: Date; requestId?: string },
 ): Promise<{ task: TaskRow; created: boolean }> {
   if (host.status === "deleting") {
     const [live] = await tx
@@ -111,7 +117,7 @@ export async function requestHostDeletion(
     .update(hosts)
     .set({ status: "deleting", desiredState: "deleted", updatedAt: opts.now })
     .where(eq(hosts.id, host.id));
-  // Pending work of a host being deleted is superseded (§4.2); a running task gets a
+  // Pending work of a host being deleted is superseded (docs/api.md#hosts-lifecycle); a running task gets a
   // cooperative cancel where its kind allows it.
   await tx
     .update(tasks)
@@ -133,6 +139,7 @@ export async function requestHostDeletion(
     requestedBy: opts.requestedBy,
     origin: opts.requestedBy.startsWith("system:") ? "system" : "api",
     payload: { keep_home: opts.keepHome },
+    requestId: opts.requestId,
   });
   await recordEvent(tx, {
     type: "host.delete.requested",
@@ -149,7 +156,13 @@ export async function requestHostDeletion(
 export async function deleteHost({ ctx, hostId, keepHome }: { ctx: ServiceContext; hostId: string; keepHome: boolean }) {
   const { task, created } = await ctx.db.transaction(async (tx) => {
     const host = await getHost(tx, hostId, { forUpdate: true });
-    return requestHostDeletion(tx, host, { keepHome, requestedBy: ctx.actor!.id, actorId: ctx.actor?.id ?? null, now: ctx.clock() });
+    return requestHostDeletion(tx, host, {
+      keepHome,
+      requestedBy: ctx.actor!.id,
+      actorId: ctx.actor?.id ?? null,
+      now: ctx.clock(),
+      requestId: ctx.requestId,
+    });
   });
   await ctx.revoke({ scope: "host", id: task.hostId!, reason: "host_deleted" });
   if (created) await ctx.enqueue(task);
@@ -163,7 +176,7 @@ export async function deleteHost({ ctx, hostId, keepHome }: { ctx: ServiceContex
 export async function stopHostsOfUser(
   tx: Tx,
   userId: string,
-  opts: { requestedBy: `system:${string}`; now: Date },
+  opts: { requestedBy: `system:${string}`; now: Date; requestId?: string },
 ): Promise<TaskRow[]> {
   const owned = await tx
     .select()
@@ -174,7 +187,9 @@ export async function stopHostsOfUser(
   for (const host of owned) {
     await tx.update(hosts).set({ desiredState: "stopped", updatedAt: opts.now }).where(eq(hosts.id, host.id));
     if (host.status === "stopped") continue;
-    created.push(await insertTask(tx, { kind: "host.stop", hostId: host.id, requestedBy: opts.requestedBy, origin: "system" }));
+    created.push(
+      await insertTask(tx, { kind: "host.stop", hostId: host.id, requestedBy: opts.requestedBy, origin: "system", requestId: opts.requestId }),
+    );
   }
   return created;
 }

@@ -13,7 +13,7 @@ export async function getHost(
   if (!isUuid(id)) throw NotFound("host_not_found", "host not found");
   const q = db.select().from(hosts).where(eq(hosts.id, id.toLowerCase()));
   const [row] = opts.forUpdate ? await q.for("update") : await q;
-  // Another tenant's host is indistinguishable from a missing one (STYLE.md §4).
+  // Another tenant's host is indistinguishable from a missing one (docs/architecture.md#tree).
   if (!row || (opts.ownerId !== undefined && row.userId !== opts.ownerId)) {
     throw NotFound("host_not_found", "host not found");
   }

@@ -1,12 +1,15 @@
 import { and, desc, eq, inArray, type SQL } from "drizzle-orm";
 import type { DbOrTx } from "../../db/client.js";
-import { egressIps, hostEgressBindings, hosts, tasks, users, type TaskRow } from "../../db/schema/index.js";
+import { egressIps, engineImages, hostEgressBindings, hosts, tasks, users, type EngineImagesRow, type TaskRow } from "../../db/schema/index.js";
+import { isImageOutdated } from "./image-status.js";
 
 export interface HostJoinRow {
   host: typeof hosts.$inferSelect;
   username: string;
   binding: typeof hostEgressBindings.$inferSelect | null;
   egress: typeof egressIps.$inferSelect | null;
+  /** The images the host's engine creates hosts from now (null: no worker has published yet). */
+  current: EngineImagesRow | null;
 }
 
 /** Hosts with their owner's name and binding, newest first. */
@@ -16,9 +19,10 @@ export async function loadHostRows(
   page?: { limit: number; offset: number },
 ): Promise<HostJoinRow[]> {
   const q = db
-    .select({ host: hosts, username: users.username, binding: hostEgressBindings, egress: egressIps })
+    .select({ host: hosts, username: users.username, binding: hostEgressBindings, egress: egressIps, current: engineImages })
     .from(hosts)
     .innerJoin(users, eq(users.id, hosts.userId))
+    .leftJoin(engineImages, eq(engineImages.engineId, hosts.engineId))
     .leftJoin(hostEgressBindings, eq(hostEgressBindings.hostId, hosts.id))
     .leftJoin(egressIps, eq(egressIps.id, hostEgressBindings.egressIpId))
     .where(where)
@@ -26,7 +30,7 @@ export async function loadHostRows(
   return page ? q.limit(page.limit).offset(page.offset) : q;
 }
 
-/** Admin host objects (behaviour.md §4.1) for the given owner or host ids. */
+/** Admin host objects (docs/api.md#hosts) for the given owner or host ids. */
 export async function loadAdminHosts(db: DbOrTx, filter: { userId?: string; hostIds?: string[] }) {
   const where = filter.userId ? eq(hosts.userId, filter.userId) : inArray(hosts.id, filter.hostIds ?? []);
   return (await loadHostRows(db, where)).map(renderAdminHost);
@@ -48,6 +52,8 @@ export function renderAdminHost(r: HostJoinRow) {
     disk_limit_mb: h.diskLimitMb,
     timezone: h.timezone,
     image: h.image,
+    /** The host runs an older host or gateway image than its engine's current one (README "Upgrading"). */
+    image_outdated: isImageOutdated(h, r.current),
     binding_id: r.binding?.id ?? null,
     egress: r.egress
       ? {
@@ -64,7 +70,7 @@ export function renderAdminHost(r: HostJoinRow) {
   };
 }
 
-/** The portal's view: no desired_state, image, binding_id, egress.id or egress.status (§4.1). */
+/** The portal's view: no desired_state, image, binding_id, egress.id or egress.status (docs/api.md#hosts). */
 export function renderUserHost(r: HostJoinRow) {
   const { desired_state: _d, image: _i, binding_id: _b, egress, ...rest } = renderAdminHost(r);
   return {

@@ -17,7 +17,7 @@ export interface HostState {
   updatedAt: Date;
 }
 
-/** Every host's lifecycle columns. One host per user bounds this (behaviour.md §4.2). */
+/** Every host's lifecycle columns. One host per user bounds this (docs/api.md#hosts-lifecycle). */
 export async function loadHostStates(db: DbOrTx): Promise<HostState[]> {
   return db
     .select({
@@ -43,7 +43,7 @@ export const RECENT_TASK_WINDOW_SECONDS = 30;
  * Tasks that may have changed since the previous poll: every unfinished task, every task that
  * was unfinished at the previous poll (`previouslyActive`, so that its final transition is
  * seen even when it finished between two polls), and every recently created task. Terminal
- * states never change (behaviour.md §8.1), so nothing else can have moved.
+ * states never change (docs/api.md#task-object), so nothing else can have moved.
  */
 export async function loadTaskChanges(db: DbOrTx, previouslyActive: string[]): Promise<TaskRow[]> {
   const conds = [

@@ -4,7 +4,7 @@ import type { Db } from "../../db/client.js";
 import { recordEvent } from "../events.js";
 
 /**
- * Every column that holds a SecretBox ciphertext (behaviour.md §1.6), by table, with the table's
+ * Every column that holds a SecretBox ciphertext (docs/api.md#secrets), by table, with the table's
  * primary key; defined next to the cipher, whose additional data names them.
  * test/integration/secrets-rotate.test.ts checks this list against every `*_enc` column of the
  * migrated schema, so a new secret column cannot be forgotten here.
@@ -51,7 +51,7 @@ export class SecretsRotationError extends Error {
 }
 
 /**
- * Re-encrypt every stored secret with the current key (behaviour.md §10.5, `secrets:rotate`), in
+ * Re-encrypt every stored secret with the current key (docs/operations.md#rotate-keys, `secrets:rotate`), in
  * the current format, bound to its table, column and row (issue 10 §5): this is also the migration
  * of legacy, unbound `v<N>:` ciphertexts, even those already under the current key.
  *

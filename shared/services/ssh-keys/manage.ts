@@ -15,13 +15,13 @@ import { renderKey } from "./render.js";
 import { type AddKeyInput, type GenerateKeyInput, MAX_KEYS_PER_USER } from "./schemas.js";
 
 /**
- * SSH login keys (behaviour.md §3.4). Every verb acts on one owner: the admin variants pass the
+ * SSH login keys (docs/api.md#ssh-keys). Every verb acts on one owner: the admin variants pass the
  * path's user id, the self-service variants the caller's own id, so a user can only ever reach
  * their own keys.
  */
 /**
  * When the owner's host is running, a `host.sync-keys` task installs the change in its
- * authorized_keys (behaviour.md §3.4). Called inside the key change's transaction.
+ * authorized_keys (docs/api.md#ssh-keys). Called inside the key change's transaction.
  */
 async function syncTaskIfRunning(ctx: ServiceContext, tx: Tx, ownerId: string): Promise<TaskRow | null> {
   // Locked: requestHostTask's "already waiting" and cap checks hold under concurrent requests.
@@ -35,7 +35,7 @@ async function syncTaskIfRunning(ctx: ServiceContext, tx: Tx, ownerId: string): 
   // its job again is a no-op (job id = task id).
   const { task } = await requestHostTask(
     tx,
-    { kind: "host.sync-keys", hostId: host.id, requestedBy: ctx.actor?.id ?? "system:keys" },
+    { kind: "host.sync-keys", hostId: host.id, requestedBy: ctx.actor?.id ?? "system:keys", requestId: ctx.requestId },
     ctx.maxPendingTasksPerHost,
   );
   return task;
@@ -95,7 +95,7 @@ async function assertBelowLimit(tx: Tx, owner: UserRow): Promise<void> {
 }
 
 /**
- * The default label: the key's comment truncated to 100 characters (behaviour.md §3.4), counted
+ * The default label: the key's comment truncated to 100 characters (docs/api.md#ssh-keys), counted
  * in code points like an explicit label. A plain `slice(0, 100)` could split a surrogate pair:
  * the lone half was stored as U+FFFD, and in event metadata Postgres rejected the JSON (a 500).
  */

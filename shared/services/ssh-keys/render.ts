@@ -1,6 +1,6 @@
 import type { SshKeyRow } from "../../db/schema/index.js";
 
-/** The key object of behaviour.md §3.4. */
+/** The key object of docs/api.md#ssh-keys. */
 export function renderKey(k: SshKeyRow) {
   return {
     id: k.id,

@@ -8,7 +8,7 @@ import { recordEvent } from "../events.js";
 import { findTask } from "./query.js";
 import { renderTask, type TaskView } from "./render.js";
 
-/** Kinds whose cancel brings the host to `stopped` / desired `stopped` (behaviour.md §8.2, §4.4). */
+/** Kinds whose cancel brings the host to `stopped` / desired `stopped` (docs/architecture.md#tasks, docs/architecture.md#host-status). */
 const START_KIND_SET: ReadonlySet<string> = new Set(START_KINDS);
 /**
  * Everything else (host.stop, host.delete, host.apply-egress, host.sync-keys, system.*) carries
@@ -25,7 +25,7 @@ const WORKER_OWNED_STATUSES: ReadonlySet<HostRow["status"]> = new Set(["creating
 export type CancelOutcome = { status: 200 | 202; task: TaskView };
 
 /**
- * `POST /v1/admin/tasks/{taskID}/cancel` (behaviour.md §8.2, §8.4). The task row is locked first,
+ * `POST /v1/admin/tasks/{taskID}/cancel` (docs/architecture.md#tasks, docs/api.md#tasks-cancel). The task row is locked first,
  * so a worker's pending → running compare-and-set either happened before (we see `running`) or
  * waits for us and then finds nothing to claim.
  */
@@ -88,7 +88,7 @@ async function cancelInTx(ctx: ServiceContext, taskId: string): Promise<CancelOu
 }
 
 /**
- * A canceled start-type task leaves the host `stopped` with `desired_state = stopped` (§4.4, §8.2),
+ * A canceled start-type task leaves the host `stopped` with `desired_state = stopped` (docs/architecture.md#host-status, docs/architecture.md#tasks),
  * so the reconciler does not start it again. A host being deleted keeps `deleting`: its teardown
  * supersedes everything.
  */

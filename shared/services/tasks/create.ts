@@ -12,11 +12,13 @@ export interface NewTask {
   payload?: Record<string, unknown>;
   /** For the audit trail: the owner the task concerns. */
   userId?: string | null;
+  /** The request that asked for it (ServiceContext.requestId): the worker's log lines for the task carry it. */
+  requestId?: string | null;
 }
 
 /**
  * Insert a `pending` task in the caller's transaction (the same one as the domain change it
- * realises). The caller enqueues it after commit; if that fails, the sweeper does (§1.8).
+ * realises). The caller enqueues it after commit; if that fails, the sweeper does (docs/architecture.md#async-work).
  */
 export async function insertTask(tx: DbOrTx, t: NewTask): Promise<TaskRow> {
   const [row] = await tx
@@ -28,6 +30,7 @@ export async function insertTask(tx: DbOrTx, t: NewTask): Promise<TaskRow> {
       requestedBy: t.requestedBy,
       origin: t.origin ?? "api",
       payload: t.payload ?? {},
+      requestId: t.requestId ?? null,
     })
     .returning();
   return row!;

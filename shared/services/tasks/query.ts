@@ -29,7 +29,7 @@ export async function listTasks({ ctx, query }: { ctx: ServiceContext; query: Li
   };
 }
 
-/** A task row or 404 `task_not_found` (also for path ids that are not UUIDs, behaviour.md §1.5). */
+/** A task row or 404 `task_not_found` (also for path ids that are not UUIDs, docs/api.md#validation). */
 export async function findTask(db: DbOrTx, taskId: string, opts: { forUpdate?: boolean } = {}): Promise<TaskRow> {
   if (!isUuid(taskId)) throw NotFound("task_not_found", "task not found");
   const q = db.select().from(tasks).where(eq(tasks.id, taskId.toLowerCase()));

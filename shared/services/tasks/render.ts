@@ -12,7 +12,7 @@ function renderStep(s: TaskStep) {
   };
 }
 
-/** The task object of behaviour.md §8.1. The payload, origin and heartbeat stay internal. */
+/** The task object of docs/api.md#task-object. The payload, origin and heartbeat stay internal. */
 export function renderTask(t: TaskRow) {
   return {
     id: t.id,
@@ -21,6 +21,7 @@ export function renderTask(t: TaskRow) {
     host_id: t.hostId,
     egress_ip_id: t.egressIpId,
     requested_by: t.requestedBy,
+    request_id: t.requestId,
     attempt: t.attempt,
     progress_percent: t.progressPercent,
     progress_message: t.progressMessage,

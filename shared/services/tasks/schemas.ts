@@ -3,7 +3,7 @@ import { taskStatuses } from "../../db/schema/index.js";
 import { JOB_CONTRACTS, type JobName } from "../../queue/contracts.js";
 import { paginationShape, uuidField } from "../../validation.js";
 
-/** Every task kind of behaviour.md §8.1: the job names of the queue contracts. */
+/** Every task kind of docs/api.md#task-object: the job names of the queue contracts. */
 export const taskKinds = Object.keys(JOB_CONTRACTS) as [JobName, ...JobName[]];
 
 export const listTasksQuery = z.object({

@@ -7,7 +7,7 @@ import { assertNotAdmin } from "./guards.js";
 import { getLiveUser } from "./lookup.js";
 
 /**
- * Delete a user (behaviour.md §3.2). In one transaction the user disappears from every answer
+ * Delete a user (docs/api.md#users). In one transaction the user disappears from every answer
  * (its username is free at once), its tokens die, and each of its hosts gets a `host.delete`
  * task; the row itself (and its SSH keys, by cascade) goes when the last host is gone — at once
  * when there is none.
@@ -32,6 +32,7 @@ export async function deleteUser({ ctx, userId }: { ctx: ServiceContext; userId:
           requestedBy: "system:user-deleted",
           actorId: ctx.actor?.id ?? null,
           now,
+          requestId: ctx.requestId,
         });
         if (created) toEnqueue.push(task);
       }

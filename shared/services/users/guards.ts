@@ -1,7 +1,7 @@
 import type { UserRow } from "../../db/schema/index.js";
 import { Conflict } from "../../errors.js";
 
-/** The seeded admin account is managed by the environment, not the API (behaviour.md §3.2). */
+/** The seeded admin account is managed by the environment, not the API (docs/api.md#users). */
 export function assertNotAdmin(user: UserRow, what: string): void {
   if (user.role === "admin") throw Conflict("admin_protected", `cannot ${what} the admin account`);
 }

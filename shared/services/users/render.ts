@@ -3,7 +3,7 @@ import type { UserRow } from "../../db/schema/index.js";
 export const isExpired = (u: Pick<UserRow, "expiresAt">, now: Date) =>
   u.expiresAt !== null && u.expiresAt.getTime() <= now.getTime();
 
-/** The user object of behaviour.md §3.1. Never includes the hash or token version. */
+/** The user object of docs/api.md#users. Never includes the hash or token version. */
 export function renderUser(u: UserRow, now: Date) {
   return {
     id: u.id,

@@ -18,7 +18,7 @@ export async function setUserExpiry({
 }) {
   const now = ctx.clock();
   // "Not strictly in the future" is body validation: it must decide before existence (404) and
-  // the admin guard (409), per the evaluation order of behaviour.md §1.9.
+  // the admin guard (409), per the evaluation order of docs/api.md#evaluation-order.
   if (expiresAt && expiresAt.getTime() <= now.getTime()) {
     throw Invalid([{ field: "expires_at", message: "must be in the future" }]);
   }

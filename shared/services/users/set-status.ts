@@ -20,7 +20,7 @@ export async function setUserStatus({
   const { row, stopTasks } = await ctx.db.transaction(async (tx) => {
     const user = await getLiveUser(tx, userId, { forUpdate: true });
     if (status === "disabled") assertNotAdmin(user, "disable");
-    // Same status as stored: nothing changes, no event (behaviour.md §3.2).
+    // Same status as stored: nothing changes, no event (docs/api.md#users).
     if (user.status === status) return { row: user, stopTasks: [] };
     const [updated] = await tx
       .update(users)
@@ -42,7 +42,7 @@ export async function setUserStatus({
     });
     // Disabling stops the user's hosts; enabling starts nothing.
     const stopTasks =
-      status === "disabled" ? await stopHostsOfUser(tx, user.id, { requestedBy: "system:user-disabled", now }) : [];
+      status === "disabled" ? await stopHostsOfUser(tx, user.id, { requestedBy: "system:user-disabled", now, requestId: ctx.requestId }) : [];
     return { row: updated!, stopTasks };
   });
   if (status === "disabled" && row.status === "disabled") await ctx.revoke({ scope: "user", id: row.id, reason: "user_disabled" });

@@ -63,6 +63,7 @@ function toState(info: Docker.ContainerInspectInfo): ContainerState {
     labels: info.Config?.Labels ?? {},
     networks,
     image: info.Config?.Image ?? "",
+    imageId: info.Image ?? "",
     createdAt: new Date(info.Created),
   };
 }
@@ -146,6 +147,16 @@ export function createDockerRuntime(opts: {
           return true;
         } catch (err) {
           if (statusOf(err) === 404) return false;
+          throw err;
+        }
+      }),
+
+    imageId: (ref) =>
+      guard(`inspect image ${ref}`, async () => {
+        try {
+          return (await docker.getImage(ref).inspect()).Id;
+        } catch (err) {
+          if (statusOf(err) === 404) return null;
           throw err;
         }
       }),
@@ -236,7 +247,7 @@ export function createDockerRuntime(opts: {
           if (statusOf(err) !== 404) throw err;
         }
         if (raw && !raw.State?.Running) {
-          // Every network is attached before start (behaviour.md §4.6). Checked on every attempt,
+          // Every network is attached before start (docs/architecture.md#containers). Checked on every attempt,
           // not only right after the create: a worker killed between the create and the connects
           // leaves a container that exists (so the create is skipped) but lacks the management
           // network, and the redelivered job would then fail with "no management address".

@@ -21,7 +21,7 @@ import { type EgressIp, type HostDetail, isTerminal, type Task } from "../types"
 type Portal = "admin" | "user";
 
 /**
- * Open the host's desktop through the VNC proxy (behaviour.md §4.7, issue 10 §1) in a separate
+ * Open the host's desktop through the VNC proxy (docs/api.md#vnc-proxy, issue 10 §1) in a separate
  * browsing context. The login token never goes into a URL or cookie: `POST …/vnc/session` (with
  * the bearer header) answers a one-time URL, whose ticket the proxy trades for an HttpOnly
  * desktop-session cookie scoped to that host's path, redirecting to the bare prefix at once.
@@ -145,6 +145,12 @@ export function HostDetailPage({ id, portal }: { id: string; portal: Portal }) {
       <div className="page-head">
         <h1>
           Host <span className="mono">{h.short_id}</span> <Badge value={h.status} label="Host status" />
+          {h.image_outdated ? (
+            <>
+              {" "}
+              <Badge value="outdated" label="Image" />
+            </>
+          ) : null}
         </h1>
         <div className="button-row">
           <button type="button" className="primary" disabled={!running} onClick={() => void openDesktop(portal, d.host.id)} aria-describedby="desktop-hint">
@@ -156,6 +162,11 @@ export function HostDetailPage({ id, portal }: { id: string; portal: Portal }) {
         {running ? "The desktop opens in a new tab." : "The desktop is available while the host is running."}
       </p>
       {note ? <Notice kind="success">{note}</Notice> : null}
+      {h.image_outdated ? (
+        <Notice kind="warn">
+          This host runs an older image than the current one. A rebuild (home kept) moves it to the current image.
+        </Notice>
+      ) : null}
       <ErrorMessage error={detail.error} />
       {task ? <TaskProgress task={task} title={isTerminal(task.status as Task["status"]) ? "Last task" : "Task in progress"} /> : null}
 

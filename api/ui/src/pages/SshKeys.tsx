@@ -5,7 +5,7 @@ import type { SshKey } from "../types";
 
 /**
  * SSH login keys of one user: the admin's view of any user (`/v1/admin/users/{id}/ssh-keys`) or
- * the caller's own (`/v1/user/ssh-keys`). Same endpoints and answers either way (behaviour.md §3.4).
+ * the caller's own (`/v1/user/ssh-keys`). Same endpoints and answers either way (docs/api.md#ssh-keys).
  */
 export function SshKeys({ base, owner, heading = "SSH keys" }: { base: string; owner: string; heading?: string }) {
   // A user has at most 50 keys: one page holds them all.

@@ -1,4 +1,4 @@
-"""Shared helpers of the test lab's programs (behaviour.md §6.10).
+"""Shared helpers of the test lab's programs (docs/egress.md#lab).
 
 The lab's topology (names, addresses, ports) is defined once, in test/lab/lib.sh; up.sh writes it
 as KEY=VALUE lines to $CCP_LAB_STATE/srv/topology.env, which every lab container sees read-only at

@@ -301,7 +301,7 @@ function buildBody(f: FormState, existing: EgressIp | null): Record<string, unkn
     set("wg_allowed_ips", f.wg_allowed_ips.trim(), existing?.wg_allowed_ips);
     set("wg_dns_server", f.wg_dns_server.trim(), existing?.wg_dns_server);
     set("wg_peer_address", f.wg_peer_address.trim(), existing?.wg_peer_address);
-    // Secrets: only what was typed; empty keeps the stored value (behaviour.md §1.6).
+    // Secrets: only what was typed; empty keeps the stored value (docs/api.md#secrets).
     if (f.wg_preshared_key.trim()) body.wg_preshared_key = f.wg_preshared_key.trim();
     if (f.wg_private_key.trim()) body.wg_private_key = f.wg_private_key.trim();
     if (existing && f.regenerate_wg_client_key) body.regenerate_wg_client_key = true;

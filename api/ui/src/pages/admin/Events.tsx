@@ -6,7 +6,7 @@ import type { EventRow } from "../../types";
 
 const PAGE = 50;
 
-/** The audit trail (GET /v1/admin/events) with every filter of behaviour.md §8.6. */
+/** The audit trail (GET /v1/admin/events) with every filter of docs/api.md#events. */
 export function EventsPage() {
   usePageTitle("Events");
   const { query } = useLocation();

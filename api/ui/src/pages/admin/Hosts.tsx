@@ -1,6 +1,6 @@
 import { type FormEvent, useState } from "react";
 import { api, qs } from "../../api";
-import { Badge, Dialog, ErrorMessage, Field, fieldError, Loading, Pagination, Time, useResource } from "../../components";
+import { Badge, ConfirmButton, Dialog, ErrorMessage, Field, fieldError, Loading, Notice, Pagination, Time, useResource } from "../../components";
 import { useLive, useLiveReload } from "../../live";
 import { Link, navigate, setQuery, useLocation, usePageTitle } from "../../router";
 import { type EgressIp, HOST_STATUSES, type Host, type User } from "../../types";
@@ -26,17 +26,50 @@ export function HostsPage() {
     if (m.type === "host")
       list.setData((d) => (d ? { ...d, hosts: d.hosts.map((h) => (h.id === m.data.id ? { ...h, status: m.data.status as Host["status"] } : h)) } : d));
   });
-  useLiveReload(list.reload, (m) => m.type === "host_removed" || (m.type === "host" && !list.data?.hosts.some((h) => h.id === m.data.id)));
+  useLiveReload(
+    list.reload,
+    (m) =>
+      m.type === "host_removed" ||
+      (m.type === "host" && !list.data?.hosts.some((h) => h.id === m.data.id)) ||
+      // An outdated host back to running after its rebuild: its flag has changed.
+      (m.type === "host" && m.data.status === "running" && !!list.data?.hosts.some((h) => h.id === m.data.id && h.image_outdated)),
+  );
   const [creating, setCreating] = useState(false);
+  const [note, setNote] = useState<string | undefined>(undefined);
+
+  const rebuildOutdated = async () => {
+    const { body } = await api.post<{ requested: { task_id: string }[]; skipped: { short_id: string; message: string }[] }>(
+      "/v1/admin/hosts/rebuild-outdated",
+      {},
+    );
+    const skipped = body.skipped.map((s) => `${s.short_id}: ${s.message}`).join("; ");
+    setNote(`${body.requested.length} rebuild(s) requested${skipped ? `; skipped ${skipped}` : ""}.`);
+    list.reload();
+  };
 
   return (
     <section>
       <div className="page-head">
         <h1>Hosts</h1>
-        <button type="button" className="primary" onClick={() => setCreating(true)}>
-          Create host
-        </button>
+        <div className="button-row">
+          <ConfirmButton
+            label="Rebuild outdated"
+            title="Rebuild outdated hosts"
+            message={
+              <p>
+                Every running or stopped host whose image is older than the current one is rebuilt from it, home kept. Stopped hosts are
+                stopped again afterwards. Their users are disconnected while it runs.
+              </p>
+            }
+            confirmLabel="Rebuild"
+            action={rebuildOutdated}
+          />
+          <button type="button" className="primary" onClick={() => setCreating(true)}>
+            Create host
+          </button>
+        </div>
       </div>
+      {note ? <Notice kind="success">{note}</Notice> : null}
       <form className="filters" aria-label="Filter hosts" onSubmit={(e) => e.preventDefault()}>
         <Field label="Status">
           {(id) => (
@@ -97,6 +130,12 @@ export function HostsPage() {
                       </td>
                       <td>
                         <Badge value={h.status} />
+                        {h.image_outdated ? (
+                          <>
+                            {" "}
+                            <Badge value="outdated" label="Image" />
+                          </>
+                        ) : null}
                       </td>
                       <td>{h.egress ? `${h.egress.label} (${h.egress.ip_address})` : <span className="muted">none</span>}</td>
                       <td className="small-text">

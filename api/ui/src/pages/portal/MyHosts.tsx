@@ -5,7 +5,7 @@ import { Link, usePageTitle } from "../../router";
 import type { Host } from "../../types";
 import { openDesktop } from "../HostDetail";
 
-/** The caller's hosts (0 or 1, behaviour.md §4.3). */
+/** The caller's hosts (0 or 1, docs/api.md#hosts-portal). */
 export function MyHostsPage() {
   usePageTitle("My host");
   const list = useResource((signal) => api.get<{ hosts: Host[]; total: number }>("/v1/user/hosts", signal), []);

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseWorkerConfig } from "../../shared/config/worker.js";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
-import type { WorkerDeps } from "../deps.js";
-import { TaskError } from "../tasks/task-error.js";
-import { planForHost } from "./plan.js";
+import type { WorkerDeps } from "../../worker/deps.js";
+import { TaskError } from "../../worker/tasks/task-error.js";
+import { planForHost } from "../../worker/network/plan.js";
 
-/** Mode selection (behaviour.md §6.5) on a real database, secrets stored by the egress service. */
+/** Mode selection (docs/egress.md#modes) on a real database, secrets stored by the egress service. */
 
 let h: ApiHarness;
 let admin: string;

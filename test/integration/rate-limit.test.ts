@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadEnvironment } from "../config/env-file.js";
-import { createRedis, deletePrefixedKeys, waitForRedis } from "../redis.js";
-import { FailureLimiter, type LimitKey } from "./rate-limit.js";
+import { loadEnvironment } from "../../shared/config/env-file.js";
+import { createRedis, deletePrefixedKeys, waitForRedis } from "../../shared/redis.js";
+import { FailureLimiter, type LimitKey } from "../../shared/auth/rate-limit.js";
 
 // Real Redis, a prefix of this file's own; no test sleeps: time passing is simulated with PEXPIRE.
 let redis: Redis;
