@@ -6,6 +6,7 @@ import type { ApiDeps } from "./deps.js";
 import { errorResponse, internalErrorResponse, SecretUnreadable } from "./http/errors.js";
 import { json } from "./http/reply.js";
 import { registerRoutes, type RouteTable } from "./http/route.js";
+import { registerDocsPage } from "./http/docs-page.js";
 import { registerUi } from "./http/ui.js";
 import { requestContext, requestIdOf, requestLogger, setRouteTemplate } from "./middleware/request-context.js";
 import { allRoutes, entryListenerRoutes } from "./routes/index.js";
@@ -32,6 +33,8 @@ export function createApp(deps: ApiDeps) {
     setRouteTemplate(c, "/openapi.json");
     return json(c, 200, openapi);
   });
+  // The interactive reference of that document (swagger-ui-dist, same-origin assets only).
+  registerDocsPage(app);
   // After every API route: the UI only ever sees paths the API does not own (docs/api.md#routing).
   registerUi(app, deps.ui);
 

@@ -65,6 +65,36 @@ const honoPath = (p: string) => p.replace(/\{(\w+)\}/g, ":$1");
 const pathRegex = (p: string) =>
   new RegExp(`^${p.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{\w+\}/g, "[^/]+")}$`);
 
+/** What a route documents for one status: the JSON schema, or a non-JSON body (shell scripts, event streams). */
+export type DocumentedResponse = { json: z.ZodType } | { contentType: string } | { none: true };
+
+/** The documented responses of one registered route: what the response contract checks. */
+export interface RouteContract {
+  method: string;
+  /** The OpenAPI template, e.g. `/v1/admin/hosts/{hostID}`. */
+  path: string;
+  re: RegExp;
+  responses: Record<number, DocumentedResponse>;
+}
+
+const contracts = new WeakMap<object, RouteContract[]>();
+
+/**
+ * The documented responses of every route registered on an app, from the same `responses` that
+ * /openapi.json is generated from (README "API reference and response contract").
+ */
+export function routeContracts(app: object): RouteContract[] {
+  return contracts.get(app) ?? [];
+}
+
+function documented(doc: unknown): DocumentedResponse {
+  const content = (doc as { content?: Record<string, { schema?: unknown }> } | undefined)?.content;
+  if (!content) return { none: true };
+  const schema = content["application/json"]?.schema;
+  if (schema instanceof z.ZodType) return { json: schema };
+  return { contentType: Object.keys(content)[0] ?? "" };
+}
+
 export interface RouteTable {
   /** Methods registered for a concrete path, for 405 + Allow. */
   allowedMethods(path: string): string[];
@@ -76,8 +106,16 @@ export interface RouteTable {
  */
 export function registerRoutes(app: OpenAPIHono, deps: ApiDeps, routes: AnyRoute[]): RouteTable {
   const table: { method: string; re: RegExp }[] = [];
+  const contract = contracts.get(app) ?? [];
+  contracts.set(app, contract);
   for (const r of routes) {
     table.push({ method: r.method.toUpperCase(), re: pathRegex(r.path) });
+    contract.push({
+      method: r.method.toUpperCase(),
+      path: r.path,
+      re: pathRegex(r.path),
+      responses: Object.fromEntries(Object.entries(documentedResponses(r)).map(([s, d]) => [Number(s), documented(d)])),
+    });
     registerDoc(app, r);
     app.on(r.method.toUpperCase(), honoPath(r.path), async (c) => {
       setRouteTemplate(c, r.path);
@@ -138,11 +176,14 @@ async function authenticate(c: Context, deps: ApiDeps, budgeted: boolean): Promi
   return actor;
 }
 
+/** The per-user budget applies to every mutating route a user token reaches: documented once here. */
+function documentedResponses(r: AnyRoute): RouteConfig["responses"] {
+  return r.access === "user" && r.method !== "get" && !r.unbudgeted && !r.responses[429] ? { ...r.responses, 429: throttledDoc } : r.responses;
+}
+
 function registerDoc(app: OpenAPIHono, r: AnyRoute): void {
   const request: RouteConfig["request"] = {};
-  // The per-user budget applies to every mutating route a user token reaches: documented once here.
-  const responses =
-    r.access === "user" && r.method !== "get" && !r.unbudgeted && !r.responses[429] ? { ...r.responses, 429: throttledDoc } : r.responses;
+  const responses = documentedResponses(r);
   if (r.body) {
     request.body = { required: !r.bodyOptional, content: { "application/json": { schema: r.body as never } } };
   }

@@ -86,8 +86,8 @@ describe("web UI serving", () => {
   });
 
   it("knows the API's paths", () => {
-    for (const p of ["/v1/", "/v1/admin/users", "/entry/x", "/healthz", "/readyz", "/openapi.json", "/v1"]) expect(isApiPath(p), p).toBe(true);
-    for (const p of ["/", "/admin", "/v1x", "/entryway", "/healthz2"]) expect(isApiPath(p), p).toBe(false);
+    for (const p of ["/v1/", "/v1/admin/users", "/entry/x", "/healthz", "/readyz", "/openapi.json", "/docs", "/docs/x.js", "/v1"]) expect(isApiPath(p), p).toBe(true);
+    for (const p of ["/", "/admin", "/v1x", "/entryway", "/healthz2", "/docsx"]) expect(isApiPath(p), p).toBe(false);
   });
 
   it("is absent when nothing was built", () => {

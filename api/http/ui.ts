@@ -7,7 +7,7 @@ import { setRouteTemplate } from "../middleware/request-context.js";
 /**
  * The web UI (api/ui, built by `npm run build:ui` into dist/ui) served by the API.
  *
- * Paths outside /v1/, /entry/, /healthz, /readyz and /openapi.json belong to the UI
+ * Paths outside /v1/, /entry/, /healthz, /readyz, /openapi.json and /docs belong to the UI
  * (docs/api.md#routing): a file of the bundle is served as it is, any other path gets index.html
  * so that client-side routes survive a reload. The whole bundle (a few hundred KiB) is read into
  * memory once at start: requests are answered from a map, so no request path ever reaches the
@@ -109,6 +109,8 @@ export function isApiPath(path: string): boolean {
     path === "/healthz" ||
     path === "/readyz" ||
     path === "/openapi.json" ||
+    path === "/docs" ||
+    path.startsWith("/docs/") ||
     path === "/metrics"
   );
 }

@@ -3,6 +3,7 @@ import type { TaskRow } from "../../shared/db/schema/index.js";
 import type { Logger } from "../../shared/logger.js";
 import { type HostState, loadHostStates, loadTaskChanges } from "../../shared/services/live/changes.js";
 import { renderTask } from "../../shared/services/tasks/render.js";
+import type { LiveHostAdminView, LiveHostUserView, LiveTaskUserView } from "../../shared/views/index.js";
 
 /**
  * One poller per API process behind every live-update stream: it reads Postgres once per
@@ -48,7 +49,7 @@ interface Subscriber {
   close: () => void;
 }
 
-export function adminHostView(h: HostState) {
+export function adminHostView(h: HostState): LiveHostAdminView {
   return {
     id: h.id,
     user_id: h.userId,
@@ -60,12 +61,12 @@ export function adminHostView(h: HostState) {
 }
 
 /** The portal host object has no desired_state (docs/api.md#hosts). */
-export function userHostView(h: HostState) {
+export function userHostView(h: HostState): LiveHostUserView {
   return { id: h.id, short_id: h.shortId, status: h.status, updated_at: h.updatedAt.toISOString() };
 }
 
 /** A user's own task without who requested it (that may be the admin, with their request id) or egress/result data. */
-export function userTaskView(t: TaskRow) {
+export function userTaskView(t: TaskRow): LiveTaskUserView {
   const { requested_by: _r, request_id: _q, egress_ip_id: _e, result: _res, cancel_requested: _c, ...rest } = renderTask(t);
   return rest;
 }

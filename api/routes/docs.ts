@@ -1,40 +1,15 @@
 import { z } from "zod";
+import { errorView, sshKeyView, userView } from "../../shared/views/index.js";
 
-/** Response shapes for /openapi.json (documentation only; handlers build the objects). */
-export const errorDoc = {
-  content: {
-    "application/json": {
-      schema: z.object({
-        error: z.string(),
-        code: z.string(),
-        details: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
-      }),
-    },
-  },
-};
+/** Response documentation for /openapi.json, from the view schemas the renderers are typed by. */
+export const errorDoc = { content: { "application/json": { schema: errorView } } };
 
-export const userDoc = z.object({
-  id: z.string().uuid(),
-  username: z.string(),
-  role: z.enum(["admin", "user"]),
-  status: z.enum(["active", "disabled"]),
-  expires_at: z.string().nullable(),
-  expired: z.boolean(),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
+export const userDoc = userView;
 
-export const keyDoc = z.object({
-  id: z.string().uuid(),
-  user_id: z.string().uuid(),
-  label: z.string(),
-  key_type: z.enum(["ed25519", "ecdsa", "rsa"]),
-  fingerprint: z.string(),
-  public_key: z.string(),
-  created_at: z.string(),
-});
+export const keyDoc = sshKeyView;
 
-export const jsonDoc = (description: string, schema: z.ZodType = z.object({}).passthrough()) => ({
+/** A JSON response and its schema (a view of shared/views: the contract the harness checks). */
+export const jsonDoc = (description: string, schema: z.ZodType) => ({
   description,
   content: { "application/json": { schema } },
 });

@@ -4,7 +4,11 @@
 # binary in the build context, then runs `docker build`. Needs the local base image
 # cloud-cli-proxy/base:bookworm (deploy/images/build.sh).
 #
-#   deploy/images/build-app.sh [extra docker build arguments]
+#   deploy/images/build-app.sh [--force] [extra docker build arguments]
+#
+# The image carries the label cloud-cli-proxy.content-hash=<sha256 over the sources that go into
+# it (tracked and untracked, tests left out), the lock file, the Node binary, the base image and
+# the extra arguments>; when the tag already carries that hash nothing is rebuilt (--force does).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -14,6 +18,13 @@ die() { printf 'build-app: error: %s\n' "$*" >&2; exit 1; }
 BASE_IMAGE=cloud-cli-proxy/base:bookworm
 IMAGE=cloud-cli-proxy/app:latest
 STAGE=deploy/images/app
+HASH_LABEL=cloud-cli-proxy.content-hash
+
+FORCE=0
+if [ "${1-}" = --force ]; then
+  FORCE=1
+  shift
+fi
 
 command -v docker >/dev/null 2>&1 || die "docker not found"
 docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 ||
@@ -28,6 +39,26 @@ node -e '
 # Debian's own nodejs package links libnode/libuv, which the base image does not have.
 if ldd "$node_bin" | grep -qE 'libnode|libuv|not found'; then
   die "$node_bin is not a self-contained Node build (see ldd); install an official Node.js build"
+fi
+
+# What goes into the image: the compiled sources (tsconfig.json's include, the web UI under api/),
+# the migrations and served scripts, the lock file, this script and the Dockerfile.
+content_hash() {
+  {
+    printf 'node=%s\nbase=%s\nargs=%s\n' "$(sha256sum <"$node_bin" | cut -d' ' -f1)" \
+      "$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")" "$*"
+    git ls-files -z -co --exclude-standard -- main.ts cli checkd api worker sshd shared drizzle \
+      package.json package-lock.json tsconfig.json deploy/images/app.Dockerfile \
+      deploy/images/app.Dockerfile.dockerignore deploy/images/build-app.sh |
+      tr '\0' '\n' | grep -Ev '(\.test\.ts$|^shared/test/)' | LC_ALL=C sort |
+      while IFS= read -r f; do if [ -f "$f" ]; then printf '%s\0' "$f"; fi; done | xargs -0 -r sha256sum
+  } | sha256sum | cut -d' ' -f1
+}
+HASH=$(content_hash "$@")
+if [ "$FORCE" = 0 ] &&
+  [ "$(docker image inspect -f "{{ index .Config.Labels \"$HASH_LABEL\" }}" "$IMAGE" 2>/dev/null || true)" = "$HASH" ]; then
+  say "$IMAGE up to date (content-hash ${HASH:0:12})"
+  exit 0
 fi
 
 [ -d node_modules ] || npm ci --no-audit --no-fund --include=dev
@@ -51,5 +82,5 @@ cp -a api/scripts "$STAGE/api/scripts"
 install -m 0755 "$node_bin" deploy/images/node
 
 say "docker build $IMAGE"
-docker build -f deploy/images/app.Dockerfile -t "$IMAGE" "$@" .
+docker build -f deploy/images/app.Dockerfile --label "$HASH_LABEL=$HASH" -t "$IMAGE" "$@" .
 say "done: $IMAGE"

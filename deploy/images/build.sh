@@ -8,11 +8,17 @@
 #   cloud-cli-proxy/host:latest     deploy/images/host/     (FROM the base)
 #   cloud-cli-proxy/gateway:latest  deploy/images/gateway/  (FROM the base)
 #
-#   bash deploy/images/build.sh [--force]
+# and with --with-compose-images also docker-compose.yml's Postgres and Redis, from Debian's
+# packages (so that `docker compose up` needs no registry either; normal setup skips them):
+#
+#   cloud-cli-proxy/postgres:15     deploy/images/postgres/ (FROM the base)
+#   cloud-cli-proxy/redis:7         deploy/images/redis/    (FROM the base)
+#
+#   bash deploy/images/build.sh [--force] [--with-compose-images]
 #
 # Every image carries the label cloud-cli-proxy.content-hash=<sha256 over everything that goes
 # into it, its parent's hash included>. An image whose tag already carries the expected hash is
-# not rebuilt, so a second run takes about a second. --force rebuilds all three.
+# not rebuilt, so a second run takes about a second. --force rebuilds every image it builds.
 #
 # The apt sources inside the images come from this machine (/etc/apt/sources.list and
 # /etc/apt/sources.list.d/*.{list,sources}: the Debian entries for bookworm), rendered into the
@@ -38,12 +44,18 @@ ROOTFS_TAG=cloud-cli-proxy/base-rootfs:$RELEASE
 HASH_LABEL=cloud-cli-proxy.content-hash
 DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
+POSTGRES_TAG=cloud-cli-proxy/postgres:15
+REDIS_TAG=cloud-cli-proxy/redis:7
+
 FORCE=0
-case ${1-} in
-  "") ;;
-  --force) FORCE=1 ;;
-  *) die "usage: $0 [--force]" ;;
-esac
+COMPOSE_IMAGES=0
+for arg in "$@"; do
+  case $arg in
+    --force) FORCE=1 ;;
+    --with-compose-images) COMPOSE_IMAGES=1 ;;
+    *) die "usage: $0 [--force] [--with-compose-images]" ;;
+  esac
+done
 
 have docker || die "docker not found"
 timeout 15 docker info >/dev/null 2>&1 || die "the docker engine does not answer (docker info)"
@@ -313,6 +325,10 @@ build_child() {
 build_base
 build_child host "$HOST_TAG"
 build_child gateway "$GATEWAY_TAG"
+if [ "$COMPOSE_IMAGES" = 1 ]; then
+  build_child postgres "$POSTGRES_TAG"
+  build_child redis "$REDIS_TAG"
+fi
 
 # Images replaced by this run, children first; `docker rmi` refuses while a container or another
 # image still uses one, which is fine (it goes with a later run's cleanup or `docker image prune`).

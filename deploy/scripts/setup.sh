@@ -431,6 +431,12 @@ step_docker() {
     say "installing ${disk_pkgs[*]} (apt) for the hosts' home disks"
     apt_install "${disk_pkgs[@]}"
   fi
+  # docker-compose.yml (README "Operations"), driven end to end by test/e2e/compose.test.ts: the
+  # compose plugin when the engine has one, else Debian's docker-compose (v1.29 reads the file too).
+  if ! docker compose version >/dev/null 2>&1 && ! have docker-compose; then
+    say "installing docker-compose (apt)"
+    apt_install docker-compose
+  fi
   # Only needed when the base image has to be bootstrapped (no registry).
   if ! have debootstrap && ! docker image inspect cloud-cli-proxy/base:bookworm >/dev/null 2>&1; then
     apt_install debootstrap

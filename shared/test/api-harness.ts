@@ -14,6 +14,7 @@ import { createLogger } from "../logger.js";
 import { createRedis, deletePrefixedKeys, waitForRedis } from "../redis.js";
 import { createQueues, type Queues } from "../queue/queues.js";
 import { seedAdmin } from "../services/auth/seed-admin.js";
+import { contractViolation } from "./contract.js";
 import { cloneTemplateDatabase } from "./databases.js";
 
 export const TEST_ADMIN_PASSWORD = "admin-password-for-tests";
@@ -27,6 +28,15 @@ export interface TestResponse {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   body: any;
 }
+
+/**
+ * Every response request() receives is checked against the schema its route documents
+ * (shared/test/contract.ts), so every integration suite is also the contract test of the routes it
+ * calls. CONTRACT_CHECK=0 turns the check off (to see a suite's own failures first).
+ */
+const CONTRACT_CHECK = process.env.CONTRACT_CHECK !== "0";
+
+export class ContractViolation extends Error {}
 
 export interface RequestOptions {
   body?: unknown;
@@ -158,6 +168,10 @@ export async function createApiHarness(
         parsed = text ? JSON.parse(text) : undefined;
       } catch {
         parsed = undefined;
+      }
+      if (CONTRACT_CHECK) {
+        const violation = contractViolation(app, { method, path, status: res.status, contentType: res.headers.get("content-type"), body: parsed });
+        if (violation) throw new ContractViolation(`response contract: ${violation}\n${text.slice(0, 2000)}`);
       }
       return { status: res.status, headers: res.headers, text, body: parsed };
     };

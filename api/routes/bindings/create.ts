@@ -2,14 +2,10 @@ import { z } from "zod";
 import { createBinding, createBindingInput } from "../../../shared/services/bindings/manage.js";
 import { json } from "../../http/reply.js";
 import { defineRoute } from "../../http/route.js";
+import { bindingView } from "../../../shared/views/index.js";
 import { jsonDoc, std } from "../docs.js";
 
-const bindingDoc = z.object({
-  id: z.string().uuid(),
-  host_id: z.string().uuid(),
-  egress_ip_id: z.string().uuid(),
-  created_at: z.string(),
-});
+const bindingDoc = bindingView;
 
 export const createBindingRoute = defineRoute({
   method: "post",

@@ -3,10 +3,11 @@ import { createEgress } from "../../../shared/services/egress/manage.js";
 import { createEgressInput } from "../../../shared/services/egress/schemas.js";
 import { json } from "../../http/reply.js";
 import { defineRoute } from "../../http/route.js";
+import { egressIpView } from "../../../shared/views/index.js";
 import { jsonDoc, std } from "../docs.js";
 
 /** The egress IP object (docs/api.md#egress-ips); secrets are always "***" or null. */
-export const egressDoc = z.object({}).passthrough();
+export const egressDoc = egressIpView;
 
 export const createEgressRoute = defineRoute({
   method: "post",

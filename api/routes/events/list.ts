@@ -1,23 +1,11 @@
-import { z } from "zod";
 import { listEvents } from "../../../shared/services/events/query.js";
 import { listEventsQuery } from "../../../shared/services/events/schemas.js";
 import { json } from "../../http/reply.js";
 import { defineRoute } from "../../http/route.js";
+import { eventView } from "../../../shared/views/index.js";
 import { jsonDoc, listDoc, std } from "../docs.js";
 
-/** The event object of docs/api.md#events. */
-const eventDoc = z.object({
-  id: z.string().uuid(),
-  type: z.string(),
-  level: z.enum(["info", "warn", "error"]),
-  message: z.string(),
-  actor_id: z.string().uuid().nullable(),
-  user_id: z.string().uuid().nullable(),
-  host_id: z.string().uuid().nullable(),
-  task_id: z.string().uuid().nullable(),
-  metadata: z.object({}).passthrough(),
-  created_at: z.string(),
-});
+const eventDoc = eventView;
 
 export const listEventsRoute = defineRoute({
   method: "get",

@@ -56,6 +56,11 @@ const healthDoc = z.object({
   checks: z.object({ database: z.string(), redis: z.string(), agent: z.string() }),
 });
 
+const readyDoc = z.object({
+  status: z.enum(["ready", "not_ready"]),
+  checks: z.object({ database: z.string(), redis: z.string() }),
+});
+
 export const healthzRoute = defineRoute({
   method: "get",
   path: "/healthz",
@@ -77,7 +82,7 @@ export const readyzRoute = defineRoute({
   access: "public",
   summary: "Readiness of this API replica",
   tags: ["health"],
-  responses: { 200: jsonDoc("Ready"), 503: jsonDoc("Not ready") },
+  responses: { 200: jsonDoc("Ready", readyDoc), 503: jsonDoc("Not ready", readyDoc) },
   handler: async ({ c, deps }) => {
     const checks = await runBackendChecks(deps);
     const ready = checks.database === "ok" && checks.redis === "ok";

@@ -12,9 +12,10 @@ import { createHostInput, deleteHostQuery, listHostsQuery, rebuildInput } from "
 import { json } from "../../http/reply.js";
 import { type AnyRoute, defineRoute } from "../../http/route.js";
 import { jsonDoc, listDoc, std, throttledDoc } from "../docs.js";
+import { hostAdminDetailView, hostAdminView } from "../../../shared/views/index.js";
 import { accessSettings } from "./access-settings.js";
 
-const hostDoc = z.object({}).passthrough();
+const hostDoc = hostAdminView;
 const taskIdDoc = z.object({ task_id: z.string().uuid() });
 const tags = ["hosts"];
 
@@ -46,7 +47,7 @@ export const getHostRoute = defineRoute({
   access: "admin",
   summary: "Get a host with its access commands",
   tags,
-  responses: { 200: jsonDoc("Host"), 401: std[401], 403: std[403], 404: std[404] },
+  responses: { 200: jsonDoc("Host", hostAdminDetailView), 401: std[401], 403: std[403], 404: std[404] },
   handler: async ({ c, ctx, deps, params }) =>
     json(c, 200, await getHostDetail({ ctx, hostId: params.hostID!, access: accessSettings(deps), portal: "admin" })),
 });

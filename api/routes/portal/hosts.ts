@@ -7,6 +7,7 @@ import { paginationQuery } from "../../../shared/validation.js";
 import { json } from "../../http/reply.js";
 import { type AnyRoute, defineRoute } from "../../http/route.js";
 import { jsonDoc, listDoc, std } from "../docs.js";
+import { hostUserDetailView, hostUserView } from "../../../shared/views/index.js";
 import { accessSettings } from "../hosts/access-settings.js";
 
 const tags = ["portal"];
@@ -20,7 +21,7 @@ export const portalHostRoutes: AnyRoute[] = [
     summary: "List your hosts",
     tags,
     query: paginationQuery,
-    responses: { 200: jsonDoc("Hosts", listDoc("hosts", z.object({}).passthrough())), 400: std[400], 401: std[401] },
+    responses: { 200: jsonDoc("Hosts", listDoc("hosts", hostUserView)), 400: std[400], 401: std[401] },
     handler: async ({ c, ctx, query }) => json(c, 200, await listOwnHosts({ ctx, page: query })),
   }),
   defineRoute({
@@ -29,7 +30,7 @@ export const portalHostRoutes: AnyRoute[] = [
     access: "user",
     summary: "Get one of your hosts with its access commands",
     tags,
-    responses: { 200: jsonDoc("Host"), 401: std[401], 404: std[404] },
+    responses: { 200: jsonDoc("Host", hostUserDetailView), 401: std[401], 404: std[404] },
     handler: async ({ c, ctx, deps, params }) =>
       json(c, 200, await getHostDetail({ ctx, hostId: params.hostID!, access: accessSettings(deps), portal: "user" })),
   }),

@@ -1,8 +1,8 @@
-import { z } from "zod";
 import { getUser } from "../../../shared/services/users/get.js";
 import { json } from "../../http/reply.js";
 import { defineRoute } from "../../http/route.js";
-import { jsonDoc, std, userDoc } from "../docs.js";
+import { userDetailView } from "../../../shared/views/index.js";
+import { jsonDoc, std } from "../docs.js";
 
 export const getUserRoute = defineRoute({
   method: "get",
@@ -11,7 +11,7 @@ export const getUserRoute = defineRoute({
   summary: "Get a user with their hosts",
   tags: ["users"],
   responses: {
-    200: jsonDoc("User", z.object({ user: userDoc, hosts: z.array(z.object({}).passthrough()) })),
+    200: jsonDoc("User", userDetailView),
     401: std[401],
     403: std[403],
     404: std[404],

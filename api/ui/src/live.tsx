@@ -1,6 +1,6 @@
 import { createContext, type ReactNode, useContext, useEffect, useRef, useState } from "react";
 import { getSession, logout, type Session } from "./api";
-import type { TaskStep } from "./types";
+import type { LiveHostAdminView, LiveHostUserView, LiveTaskUserView, TaskView } from "../../../shared/views/index.js";
 
 /**
  * Live updates from GET /v1/admin/sse or /v1/user/sse. The stream is read with fetch and a body
@@ -14,26 +14,11 @@ export type LiveStatus = "connecting" | "live" | "polling";
 export type LiveMessage =
   | { type: "resync" } // stream (re)connected, or a polling tick: reload everything shown
   | { type: "task"; data: LiveTask }
-  | { type: "host"; data: { id: string; status: string; short_id: string; user_id?: string; desired_state?: string; updated_at: string } }
+  | { type: "host"; data: LiveHostAdminView | LiveHostUserView }
   | { type: "host_removed"; data: { id: string } };
 
-export interface LiveTask {
-  id: string;
-  kind: string;
-  status: "pending" | "running" | "succeeded" | "failed" | "canceled";
-  host_id: string | null;
-  progress_percent: number;
-  progress_message: string | null;
-  error_code: string | null;
-  error_message: string | null;
-  attempt: number;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  steps?: TaskStep[];
-  egress_ip_id?: string | null;
-  result?: unknown;
-}
+/** A `task` event: the full task on an admin stream, the task without its requester, egress or result on a user's. */
+export type LiveTask = TaskView | LiveTaskUserView;
 
 type Listener = (m: LiveMessage) => void;
 

@@ -1,25 +1,21 @@
-/** The API's objects as the UI uses them (docs/api.md#users, docs/architecture.md#tasks). */
+/**
+ * The API's objects as the UI uses them. Where the API has a view schema (shared/views), the type
+ * is derived from it, type-only (nothing of zod reaches the bundle): the renderers, /openapi.json
+ * and this UI share one definition (README "API reference and response contract").
+ */
+import type {
+  AccessView,
+  DashboardView,
+  EventView,
+  LastTaskView,
+  SshKeyView,
+  TaskView,
+  UserView,
+} from "../../../shared/views/index.js";
 
-export interface User {
-  id: string;
-  username: string;
-  role: "admin" | "user";
-  status: "active" | "disabled";
-  expires_at: string | null;
-  expired: boolean;
-  created_at: string;
-  updated_at: string;
-}
+export type User = UserView;
 
-export interface SshKey {
-  id: string;
-  user_id: string;
-  label: string;
-  key_type: string;
-  fingerprint: string;
-  public_key: string;
-  created_at: string;
-}
+export type SshKey = SshKeyView;
 
 export type HostStatus =
   | "pending"
@@ -63,26 +59,9 @@ export interface Host {
   updated_at: string;
 }
 
-export interface Access {
-  short_id: string;
-  entry_command: string;
-  bootstrap_command: string;
-  ssh_command: string;
-  ssh_host_key: string | null;
-  vnc_path: string;
-}
+export type Access = AccessView;
 
-export interface LastTask {
-  id: string;
-  kind: string;
-  status: TaskStatus;
-  progress_percent: number;
-  progress_message: string | null;
-  error_code: string | null;
-  error_message: string | null;
-  created_at: string;
-  finished_at: string | null;
-}
+export type LastTask = LastTaskView;
 
 export interface HostDetail {
   host: Host;
@@ -92,35 +71,11 @@ export interface HostDetail {
   last_task: LastTask | null;
 }
 
-export type TaskStatus = "pending" | "running" | "succeeded" | "failed" | "canceled";
+export type TaskStatus = TaskView["status"];
 
-export interface TaskStep {
-  name: string;
-  status: "pending" | "running" | "succeeded" | "failed" | "skipped";
-  started_at: string | null;
-  duration_ms: number | null;
-}
+export type TaskStep = TaskView["steps"][number];
 
-export interface Task {
-  id: string;
-  kind: string;
-  status: TaskStatus;
-  host_id: string | null;
-  egress_ip_id?: string | null;
-  requested_by?: string;
-  request_id?: string | null;
-  attempt: number;
-  progress_percent: number;
-  progress_message: string | null;
-  error_code: string | null;
-  error_message: string | null;
-  cancel_requested?: boolean;
-  result?: unknown;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  steps?: TaskStep[];
-}
+export type Task = TaskView;
 
 export type ProxyType = "shadowsocks" | "vmess" | "socks" | "trojan" | "http";
 
@@ -168,28 +123,9 @@ export interface EgressIp {
   updated_at: string;
 }
 
-export interface EventRow {
-  id: string;
-  type: string;
-  level: "info" | "warn" | "error";
-  message: string;
-  actor_id: string | null;
-  user_id: string | null;
-  host_id: string | null;
-  task_id: string | null;
-  metadata: Record<string, unknown>;
-  created_at: string;
-}
+export type EventRow = EventView;
 
-export interface DashboardStats {
-  active_users: number;
-  running_hosts: number;
-  available_ips: number;
-  users: { total: number; active: number; disabled: number; expired: number };
-  hosts: Record<HostStatus | "total", number>;
-  egress_ips: { total: number; available: number; disabled: number; bound: number; failing: number };
-  tasks: { pending: number; running: number; failed_24h: number };
-}
+export type DashboardStats = DashboardView;
 
 export const TASK_KINDS = [
   "host.create",

@@ -4,6 +4,7 @@ import { type BindingRow, egressIps, hostEgressBindings } from "../../db/schema/
 import { isUniqueViolation } from "../../db/pg-errors.js";
 import { Conflict, isServiceError, NotFound } from "../../errors.js";
 import { isUuid, uuidField } from "../../validation.js";
+import type { BindingView } from "../../views/index.js";
 import type { ServiceContext } from "../context.js";
 import { assertEgressChecksConfigured } from "../egress/checks.js";
 import { applyEgressTaskFor } from "../egress/manage.js";
@@ -20,7 +21,7 @@ import { assertNotDeleting, getHost } from "../hosts/lookup.js";
 export const createBindingInput = z.strictObject({ host_id: uuidField, egress_ip_id: uuidField });
 export type CreateBindingInput = z.output<typeof createBindingInput>;
 
-export function renderBinding(b: BindingRow) {
+export function renderBinding(b: BindingRow): BindingView {
   return { id: b.id, host_id: b.hostId, egress_ip_id: b.egressIpId, created_at: b.createdAt.toISOString() };
 }
 

@@ -1,6 +1,7 @@
 import { and, eq, gt, isNotNull, lte, type SQL, sql } from "drizzle-orm";
 import { egressIps, hostEgressBindings, hosts, hostStatuses, tasks, users } from "../../db/schema/index.js";
 import type { ServiceContext } from "../context.js";
+import type { DashboardView } from "../../views/index.js";
 
 type HostCounts = Record<(typeof hostStatuses)[number] | "total", number>;
 
@@ -14,7 +15,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  * `GET /v1/admin/dashboard/stats` (docs/api.md#dashboard): one aggregate query per table, read in one
  * repeatable-read snapshot so the numbers agree with each other.
  */
-export async function dashboardStats({ ctx }: { ctx: ServiceContext }) {
+export async function dashboardStats({ ctx }: { ctx: ServiceContext }): Promise<DashboardView> {
   const now = ctx.clock();
   const dayAgo = new Date(now.getTime() - DAY_MS);
   return ctx.db.transaction(

@@ -1,6 +1,7 @@
 import { desc, eq, type SQL } from "drizzle-orm";
 import type { DbOrTx } from "../../db/client.js";
 import { type BindingRow, egressIps, type EgressIpRow, hostEgressBindings } from "../../db/schema/index.js";
+import type { EgressIpView } from "../../views/index.js";
 
 export const MASK = "***";
 
@@ -100,7 +101,7 @@ export async function loadEgressRows(
 }
 
 /** The egress IP object of docs/api.md#egress-ips — secrets masked, never decrypted here. */
-export function renderEgress(e: EgressIpRow, binding: Pick<BindingRow, "id" | "hostId"> | null) {
+export function renderEgress(e: EgressIpRow, binding: Pick<BindingRow, "id" | "hostId"> | null): EgressIpView {
   const common = {
     id: e.id,
     label: e.label,
@@ -109,7 +110,7 @@ export function renderEgress(e: EgressIpRow, binding: Pick<BindingRow, "id" | "h
     provider: e.provider,
     status: e.status,
     health: e.health,
-    last_test: e.lastTest ?? null,
+    last_test: (e.lastTest ?? null) as EgressIpView["last_test"],
   };
   const tail = {
     bound_host_id: binding?.hostId ?? null,
@@ -120,13 +121,14 @@ export function renderEgress(e: EgressIpRow, binding: Pick<BindingRow, "id" | "h
   if (e.tunnelType === "wireguard") {
     return {
       ...common,
+      tunnel_type: "wireguard",
       wg_endpoint: e.wgEndpoint,
       wg_public_key: e.wgPublicKey,
-      wg_preshared_key: e.wgPresharedKeyEnc ? MASK : null,
+      wg_preshared_key: e.wgPresharedKeyEnc ? "***" : null,
       wg_allowed_ips: e.wgAllowedIps,
       wg_dns_server: e.wgDnsServer,
       wg_peer_address: e.wgPeerAddress,
-      wg_private_key: e.wgPrivateKeyEnc ? MASK : null,
+      wg_private_key: e.wgPrivateKeyEnc ? "***" : null,
       wg_client_public_key: e.wgClientPublicKey,
       ...tail,
     };
@@ -135,7 +137,8 @@ export function renderEgress(e: EgressIpRow, binding: Pick<BindingRow, "id" | "h
   const tcpOnly = cfg.type === "http" || cfg.network === "tcp";
   return {
     ...common,
-    proxy_config: maskProxyConfig(e.proxyConfig),
+    tunnel_type: "proxy",
+    proxy_config: maskProxyConfig(e.proxyConfig) as Record<string, unknown> | null,
     proxy_dns_server: e.proxyDnsServer,
     udp: tcpOnly ? "blocked" : "proxied",
     ...tail,

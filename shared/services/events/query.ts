@@ -1,10 +1,11 @@
 import { and, count, desc, eq, gte, like, lt, type SQL } from "drizzle-orm";
 import { events, type EventRow } from "../../db/schema/index.js";
 import type { ServiceContext } from "../context.js";
+import type { EventView } from "../../views/index.js";
 import type { ListEventsQuery } from "./schemas.js";
 
 /** The event object of docs/api.md#events. */
-export function renderEvent(e: EventRow) {
+export function renderEvent(e: EventRow): EventView {
   return {
     id: e.id,
     type: e.type,
@@ -18,7 +19,7 @@ export function renderEvent(e: EventRow) {
     created_at: e.createdAt.toISOString(),
   };
 }
-export type EventView = ReturnType<typeof renderEvent>;
+export type { EventView };
 
 /** `host.*` → `LIKE 'host.%'`; `%`, `_` and `\` in the prefix match themselves only. */
 const likePrefix = (prefix: string) => `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;

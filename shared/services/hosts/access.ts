@@ -2,6 +2,7 @@ import { eq } from "drizzle-orm";
 import type { DbOrTx } from "../../db/client.js";
 import { systemKeys } from "../../db/schema/index.js";
 import { SSH_PROXY_HOST_KEY } from "../system-keys/ensure.js";
+import type { AccessView } from "../../views/index.js";
 
 export interface AccessSettings {
   publicBaseUrl: string;
@@ -18,7 +19,7 @@ export async function accessFor(
   s: AccessSettings,
   host: { id: string; shortId: string },
   portal: "admin" | "user",
-) {
+): Promise<AccessView> {
   const [key] = await db.select({ publicKey: systemKeys.publicKey }).from(systemKeys).where(eq(systemKeys.name, SSH_PROXY_HOST_KEY));
   const sshHost = s.sshPublicHost.includes(":") ? `[${s.sshPublicHost}]` : s.sshPublicHost;
   return {

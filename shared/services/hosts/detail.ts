@@ -4,6 +4,7 @@ import { NotFound } from "../../errors.js";
 import type { ServiceContext } from "../context.js";
 import { renderEgress } from "../egress/render.js";
 import { type AccessSettings, accessFor } from "./access.js";
+import type { HostAdminDetailView, HostUserDetailView } from "../../views/index.js";
 import { getHost } from "./lookup.js";
 import { lastTaskOf, loadHostRows, renderAdminHost, renderLastTask, renderUserHost } from "./render.js";
 
@@ -18,7 +19,7 @@ export async function getHostDetail({
   hostId: string;
   access: AccessSettings;
   portal: "admin" | "user";
-}) {
+}): Promise<HostAdminDetailView | HostUserDetailView> {
   const host = await getHost(ctx.db, hostId, portal === "user" ? { ownerId: ctx.actor!.id } : {});
   const [row] = await loadHostRows(ctx.db, eq(hosts.id, host.id));
   if (!row) throw NotFound("host_not_found", "host not found");

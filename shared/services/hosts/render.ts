@@ -1,6 +1,7 @@
 import { and, desc, eq, inArray, type SQL } from "drizzle-orm";
 import type { DbOrTx } from "../../db/client.js";
 import { egressIps, engineImages, hostEgressBindings, hosts, tasks, users, type EngineImagesRow, type TaskRow } from "../../db/schema/index.js";
+import type { HostAdminView, HostUserView, LastTaskView } from "../../views/index.js";
 import { isImageOutdated } from "./image-status.js";
 
 export interface HostJoinRow {
@@ -36,7 +37,7 @@ export async function loadAdminHosts(db: DbOrTx, filter: { userId?: string; host
   return (await loadHostRows(db, where)).map(renderAdminHost);
 }
 
-export function renderAdminHost(r: HostJoinRow) {
+export function renderAdminHost(r: HostJoinRow): HostAdminView {
   const h = r.host;
   return {
     id: h.id,
@@ -71,7 +72,7 @@ export function renderAdminHost(r: HostJoinRow) {
 }
 
 /** The portal's view: no desired_state, image, binding_id, egress.id or egress.status (docs/api.md#hosts). */
-export function renderUserHost(r: HostJoinRow) {
+export function renderUserHost(r: HostJoinRow): HostUserView {
   const { desired_state: _d, image: _i, binding_id: _b, egress, ...rest } = renderAdminHost(r);
   return {
     ...rest,
@@ -81,7 +82,7 @@ export function renderUserHost(r: HostJoinRow) {
   };
 }
 
-export function renderLastTask(t: TaskRow | undefined) {
+export function renderLastTask(t: TaskRow | undefined): LastTaskView | null {
   if (!t) return null;
   return {
     id: t.id,

@@ -12,8 +12,8 @@ export interface HostState {
   id: string;
   userId: string;
   shortId: string;
-  status: string;
-  desiredState: string;
+  status: (typeof hosts.$inferSelect)["status"];
+  desiredState: (typeof hosts.$inferSelect)["desiredState"];
   updatedAt: Date;
 }
 

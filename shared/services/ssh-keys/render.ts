@@ -1,7 +1,8 @@
 import type { SshKeyRow } from "../../db/schema/index.js";
+import type { SshKeyView } from "../../views/index.js";
 
 /** The key object of docs/api.md#ssh-keys. */
-export function renderKey(k: SshKeyRow) {
+export function renderKey(k: SshKeyRow): SshKeyView {
   return {
     id: k.id,
     user_id: k.userId,

@@ -1,9 +1,10 @@
 import type { TaskRow, TaskStep } from "../../db/schema/index.js";
+import type { TaskView } from "../../views/index.js";
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 /** Only the four documented step keys leave the API, whatever else a worker stored. */
-function renderStep(s: TaskStep) {
+function renderStep(s: TaskStep): TaskView["steps"][number] {
   return {
     name: s.name,
     status: s.status,
@@ -13,7 +14,7 @@ function renderStep(s: TaskStep) {
 }
 
 /** The task object of docs/api.md#task-object. The payload, origin and heartbeat stay internal. */
-export function renderTask(t: TaskRow) {
+export function renderTask(t: TaskRow): TaskView {
   return {
     id: t.id,
     kind: t.kind,
@@ -28,11 +29,11 @@ export function renderTask(t: TaskRow) {
     error_code: t.errorCode,
     error_message: t.errorMessage,
     cancel_requested: t.cancelRequested,
-    result: t.result ?? null,
+    result: (t.result ?? null) as TaskView["result"],
     created_at: t.createdAt.toISOString(),
     started_at: iso(t.startedAt),
     finished_at: iso(t.finishedAt),
     steps: (Array.isArray(t.steps) ? t.steps : []).map(renderStep),
   };
 }
-export type TaskView = ReturnType<typeof renderTask>;
+export type { TaskView };

@@ -1,10 +1,11 @@
 import type { UserRow } from "../../db/schema/index.js";
+import type { UserView } from "../../views/index.js";
 
 export const isExpired = (u: Pick<UserRow, "expiresAt">, now: Date) =>
   u.expiresAt !== null && u.expiresAt.getTime() <= now.getTime();
 
 /** The user object of docs/api.md#users. Never includes the hash or token version. */
-export function renderUser(u: UserRow, now: Date) {
+export function renderUser(u: UserRow, now: Date): UserView {
   return {
     id: u.id,
     username: u.username,
@@ -16,4 +17,4 @@ export function renderUser(u: UserRow, now: Date) {
     updated_at: u.updatedAt.toISOString(),
   };
 }
-export type UserView = ReturnType<typeof renderUser>;
+export type { UserView };

@@ -588,7 +588,7 @@ function EgressTest({ egress, onClose }: { egress: EgressIp; onClose: () => void
           const r = await api.get<{ task: Task }>(`/v1/admin/tasks/${taskId}`);
           const t = r.task;
           if (t.status === "succeeded" || t.status === "failed" || t.status === "canceled") {
-            if (t.result) setState({ phase: "done", result: t.result as EgressTestResult });
+            if (t.result) setState({ phase: "done", result: t.result as unknown as EgressTestResult });
             else setState({ phase: "error", error: new Error(t.error_message ?? `The test task ended ${t.status}.`) });
             return;
           }

@@ -27,7 +27,7 @@ export function UserDetailPage({ id }: { id: string }) {
   const u = res.data?.user;
   usePageTitle(u ? `User ${u.username}` : "User");
   const hostIds = new Set(res.data?.hosts.map((h) => h.id) ?? []);
-  useLiveReload(res.reload, (m) => (m.type === "host" ? m.data.user_id === id : m.type === "host_removed" ? hostIds.has(m.data.id) : false));
+  useLiveReload(res.reload, (m) => (m.type === "host" ? "user_id" in m.data && m.data.user_id === id : m.type === "host_removed" ? hostIds.has(m.data.id) : false));
   const [note, setNote] = useState<string | undefined>(undefined);
   const [secret, setSecret] = useState<string | null>(null);
   const [expiryOpen, setExpiryOpen] = useState(false);
