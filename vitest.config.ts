@@ -1,9 +1,16 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * The deploy-path suites (compose, systemd in a booted container) run as their own stage,
+ * `npm run test:deploy` (vitest.deploy.config.ts): they build images and boot whole stacks, and
+ * the compose one failed once on a clean clone for a reason not yet found (README "Testing").
+ */
+export const DEPLOY_SUITES = ["test/e2e/compose.test.ts", "test/e2e/systemd.test.ts"];
+
 export default defineConfig({
   test: {
     include: ["**/*.test.ts"],
-    exclude: ["node_modules/**", "dist/**"],
+    exclude: ["node_modules/**", "dist/**", ...DEPLOY_SUITES],
     globalSetup: ["./test/global-setup.ts"],
     // Real Postgres, Redis and processes: generous, but no test relies on timing to pass.
     testTimeout: 60_000,

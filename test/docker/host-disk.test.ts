@@ -147,11 +147,15 @@ describe("a host's home is a fixed-size filesystem of its own", () => {
     // … and a rebuild, whose own key sync meets the same full disk, still brings the host up.
     const t = await lifecycle(hostA.id, "rebuild", { mode: "preserve-home" });
     expect(t.status, JSON.stringify(t)).toBe("succeeded");
-    expect(t.steps.find((s: { name: string }) => s.name === "sync_keys").status).toBe("skipped");
+    // Stopping the old container may free a few blocks (the desktop's files): then the rebuild's
+    // sync fits and installs the key; otherwise it is skipped with the warning. Never a failure.
+    const syncStep = t.steps.find((s: { name: string }) => s.name === "sync_keys").status as string;
+    expect(["skipped", "succeeded"]).toContain(syncStep);
     const events = await h.database.sql<{ n: number }[]>`
       select count(*)::int as n from events where host_id = ${hostA.id} and type = 'host.keys.sync_failed'
         and metadata->>'error_code' = 'host_disk_full' and task_id = ${t.id}`;
-    expect(events[0]!.n).toBe(1);
+    if (syncStep === "skipped") expect(events[0]!.n).toBe(1);
+    else expect(inHost(hostA.id, "cat /home/workspace/.ssh/authorized_keys").out).toContain(publicKey.split(" ")[1]!);
     expect(inHost(hostA.id, "cat /home/workspace/marker").out.trim()).toBe("keep-me");
     expect(inHost(hostA.id, "test -f /home/workspace/fill && echo still-there").out.trim()).toBe("still-there");
   });

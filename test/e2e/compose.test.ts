@@ -110,6 +110,10 @@ const api = async (method: string, path: string, token?: string, body?: unknown)
 async function waitForTask(token: string, taskId: string): Promise<string> {
   return waitUntil(`task ${taskId}`, 180_000, async () => {
     const t = (await api("GET", `/v1/admin/tasks/${taskId}`, token)).body?.task;
+    if (t && t.status !== "succeeded" && ["failed", "canceled"].includes(t.status)) {
+      // The status is what the caller asserts; the reason goes to the log for whoever reads a red run.
+      console.error(`task ${taskId} ${t.status}: ${t.error_code} ${t.error_message}`);
+    }
     return t && ["succeeded", "failed", "canceled"].includes(t.status) ? (t.status as string) : undefined;
   });
 }
