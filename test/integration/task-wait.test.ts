@@ -117,11 +117,14 @@ describe("a job waiting on a busy host", () => {
     expect([runs.get(second), runs.get(third)], "runs after the release").toEqual([2, 2]);
   });
 
-  it("canceling the pending task ahead (API) wakes the next one", async () => {
+  it("canceling the pending task ahead (API) wakes the next one (and 'ahead' holds within a millisecond)", async () => {
     const host = await insertHostRow(h.database.sql, { status: "running" });
     // A pending task whose job was lost (no enqueue): the next one parks behind it.
     const orphan = await insertTaskRow(h.database.sql, { kind: "host.start", hostId: host.id });
     const next = await insertTaskRow(h.database.sql, { kind: "host.stop", hostId: host.id });
+    // Both within one millisecond, 800 µs apart: Postgres keeps the order, a JS Date would not.
+    await h.database.sql`update tasks set created_at = '2026-01-01T00:00:00.000100Z' where id = ${orphan}`;
+    await h.database.sql`update tasks set created_at = '2026-01-01T00:00:00.000900Z' where id = ${next}`;
     await enqueueTask(h.queues, { id: next, kind: "host.stop" });
     let seen = "";
     await waitUntil("the job to park", 30_000, async () => {

@@ -1,5 +1,5 @@
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
-import { and, eq, inArray, lt, ne, or, sql } from "drizzle-orm";
+import { and, eq, inArray, ne, sql } from "drizzle-orm";
 import { SecretUnreadableError, UnknownKeyVersionError } from "../../shared/crypto/secrets.js";
 import { hosts, tasks, type TaskRow, type TaskStep } from "../../shared/db/schema/index.js";
 import { isInfrastructureError } from "../../shared/infra-errors.js";
@@ -84,7 +84,11 @@ export async function runTaskJob(
           eq(tasks.hostId, task.hostId),
           ne(tasks.id, task.id),
           inArray(tasks.status, ["pending", "running"]),
-          or(lt(tasks.createdAt, task.createdAt), and(eq(tasks.createdAt, task.createdAt), lt(tasks.id, task.id))),
+          // Compared in SQL against this task's own stored created_at: Postgres keeps microseconds
+          // but the row read into JS holds milliseconds, so a task created earlier in the same
+          // millisecond compared as *later* and two tasks of one host ran out of order or at once
+          // (found by test/integration/task-wait.test.ts).
+          sql`(${tasks.createdAt}, ${tasks.id}) < ((select t.created_at from ${tasks} t where t.id = ${task.id}), ${task.id}::uuid)`,
         ),
       )
       .limit(1);
