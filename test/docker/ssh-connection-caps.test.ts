@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
+import { waitUntil } from "../../shared/test/processes.js";
 import { type SshdHarness, startTestSshd } from "../../shared/test/sshd-harness.js";
 import { removeInstanceObjects, startTestWorker, waitForTask, type WorkerHarness } from "../../shared/test/worker-harness.js";
 
@@ -111,16 +112,6 @@ async function within<T>(what: string, p: Promise<T>, ms = 15_000): Promise<T> {
   }
 }
 
-async function waitUntil<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** A probe that got its banner (admitted), or throws. */
 async function admitted(s: SshdHarness, from: string): Promise<Probe> {
   const p = probe(s, from);
@@ -199,10 +190,9 @@ describe("unauthenticated connections per address (SSH_MAX_UNAUTH_PER_IP, defaul
 
     // One of the flood goes away: its address gets exactly one slot back.
     flood.shift()!.socket.destroy();
-    const back = await waitUntil("a freed per-address slot", async () => {
+    const back = await waitUntil("a freed per-address slot", 15_000, async () => {
       const p = probe(sIp, "127.0.0.2");
-      if ((await within("banner or close", p.banner)) === BANNER) return p;
-      return null;
+      return (await within("banner or close", p.banner)) === BANNER ? p : undefined;
     });
     expect(await within("the next one refused again", probe(sIp, "127.0.0.2").banner)).toBeNull();
 
@@ -220,9 +210,9 @@ describe("unauthenticated connections in total (SSH_MAX_UNAUTH_TOTAL)", () => {
     // One slot frees: anyone may take it (here another silent client, so it is full again).
     flood.shift()!.socket.destroy();
     flood.push(
-      await waitUntil("a freed slot in the total", async () => {
+      await waitUntil("a freed slot in the total", 15_000, async () => {
         const p = probe(sTotal, "127.0.1.11");
-        return (await within("banner or close", p.banner)) === BANNER ? p : null;
+        return (await within("banner or close", p.banner)) === BANNER ? p : undefined;
       }),
     );
     // Full again (4 unauthenticated): a login now is refused at the door like everyone else…
@@ -231,7 +221,7 @@ describe("unauthenticated connections in total (SSH_MAX_UNAUTH_TOTAL)", () => {
     // …so free one, log in and hold the session open.
     flood.shift()!.socket.destroy();
     const held = ssh(sTotal, { bind: "127.0.1.20", command: ["echo held-open; exec cat"], hold: true });
-    await waitUntil("the login to be in", async () => (sTotal.deps.sessions.all().length === 1 ? true : null), 30_000);
+    await waitUntil("the login to be in", 30_000, async () => (sTotal.deps.sessions.all().length === 1 ? true : undefined));
     // The authenticated connection holds no unauthenticated slot: one more silent client fits.
     flood.push(await admitted(sTotal, "127.0.1.12"));
     expect(await within("refusal at the total again", probe(sTotal, "127.0.1.13").banner)).toBeNull();
