@@ -2,8 +2,8 @@ import { defineConfig } from "vitest/config";
 
 /**
  * The deploy-path suites (compose, systemd in a booted container) run as their own stage,
- * `npm run test:deploy` (vitest.deploy.config.ts): they build images and boot whole stacks, and
- * the compose one failed once on a clean clone for a reason not yet found (README "Testing").
+ * `npm run test:deploy` (vitest.deploy.config.ts), the last step of `npm test`: they build
+ * images and boot whole stacks of their own, a few minutes cold (README "Testing").
  */
 export const DEPLOY_SUITES = ["test/e2e/compose.test.ts", "test/e2e/systemd.test.ts"];
 

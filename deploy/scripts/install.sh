@@ -2,6 +2,7 @@
 # Install cloud-cli-proxy as systemd services on this machine (README "Operations", docs/operations.md#systemd):
 #
 #   sudo bash deploy/scripts/install.sh --env-file ./prod.env [--workers N] [--checkd] [--no-start]
+#                                       [--backup-schedule SPEC]
 #
 # Run from a built checkout (`npm run build`: dist/ with dist/ui/, node_modules/). Idempotent: a
 # second run with the same inputs changes nothing. Steps:
@@ -16,6 +17,9 @@
 #      (pg_dump, for the backup timer) when missing, and enables and starts
 #      cloud-cli-proxy-control-plane, cloud-cli-proxy-worker@1..N, cloud-cli-proxy-backup.timer and,
 #      with --checkd (needs /etc/cloud-cli-proxy/checkd.env), cloud-cli-proxy-checkd.
+#      The backup timer runs daily (30 min random delay) unless --backup-schedule gives a systemd
+#      calendar expression (e.g. '*-*-* 03:15:00', run exactly then); a later run without the
+#      option keeps the installed schedule.
 # Undo with deploy/scripts/uninstall.sh.
 set -euo pipefail
 
@@ -30,23 +34,37 @@ UNIT_DIR=/etc/systemd/system
 SERVICE_USER=cloudproxy
 STATE_FILE=$PREFIX/.install-state
 
-env_file="" workers=1 checkd=0 start=1 node_arg="${NODE:-}"
+env_file="" workers=1 checkd=0 start=1 node_arg="${NODE:-}" backup_schedule=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --env-file) env_file=${2:?--env-file needs a path}; shift 2 ;;
     --workers) workers=${2:?--workers needs a number}; shift 2 ;;
     --node) node_arg=${2:?--node needs a path}; shift 2 ;;
     --checkd) checkd=1; shift ;;
+    --backup-schedule) backup_schedule=${2:?--backup-schedule needs a systemd calendar expression}; shift 2 ;;
     --no-start) start=0; shift ;;
-    -h | --help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) printf 'usage: install.sh [--env-file PATH] [--workers N] [--node PATH] [--checkd] [--no-start]\n' >&2; exit 2 ;;
+    -h | --help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) printf 'usage: install.sh [--env-file PATH] [--workers N] [--node PATH] [--checkd] [--no-start] [--backup-schedule SPEC]\n' >&2; exit 2 ;;
   esac
 done
 if ! [[ $workers =~ ^[0-9]{1,2}$ ]] || ((10#$workers < 1)); then die "--workers must be 1..99 (got '$workers')"; fi
 workers=$((10#$workers))
+# A calendar expression is letters, digits and ': * / , . ~ - +' and spaces; anything else (a
+# newline, '#', '$') could not be one and would change the rendered unit.
+if [ -n "$backup_schedule" ] && ! [[ $backup_schedule =~ ^[A-Za-z0-9:*/,.~+\ -]{1,100}$ ]]; then
+  die "--backup-schedule: '$backup_schedule' is not a systemd calendar expression"
+fi
 
 [ "$(id -u)" -eq 0 ] || die "run as root (sudo bash deploy/scripts/install.sh …)"
 if ! [ -d /run/systemd/system ] || ! have systemctl; then die "systemd is not running on this machine"; fi
+
+if [ -n "$backup_schedule" ] && have systemd-analyze && ! systemd-analyze calendar "$backup_schedule" >/dev/null 2>&1; then
+  die "--backup-schedule: systemd does not accept '$backup_schedule' (try: systemd-analyze calendar '$backup_schedule')"
+fi
+if [ -z "$backup_schedule" ] && [ -f "$UNIT_DIR/cloud-cli-proxy-backup.timer" ]; then
+  backup_schedule=$(sed -n 's/^OnCalendar=//p' "$UNIT_DIR/cloud-cli-proxy-backup.timer" | head -n 1)
+fi
+[ -n "$backup_schedule" ] || backup_schedule=daily
 
 # --- 1. node ---------------------------------------------------------------------------------
 find_node() {
@@ -169,10 +187,19 @@ if ! systemctl cat docker.service >/dev/null 2>&1; then
   say "no docker.service here: the workers do not require it"
 fi
 changed_units=0
+# The backup schedule: the template's daily run keeps its random delay (many machines do not all
+# dump at midnight); an explicit schedule runs when it says, to the second.
+timer_edit=()
+if [ "$backup_schedule" != daily ]; then
+  timer_edit=(-e "s#^OnCalendar=.*#OnCalendar=$backup_schedule#" -e 's#^RandomizedDelaySec=.*#RandomizedDelaySec=0#'
+    -e 's#^AccuracySec=.*#AccuracySec=1s#')
+fi
 for u in "${units[@]}"; do
   [ -f "$SRC/deploy/systemd/$u" ] || die "$SRC/deploy/systemd/$u is missing"
+  edits=("${drop_docker_dep[@]}")
+  [ "$u" = cloud-cli-proxy-backup.timer ] && edits+=("${timer_edit[@]}")
   rendered=$(sed -e "s#/usr/bin/node #$node_bin #g" -e "s#/opt/cloud-cli-proxy/#$PREFIX/#g" \
-    "${drop_docker_dep[@]}" "$SRC/deploy/systemd/$u")
+    "${edits[@]}" "$SRC/deploy/systemd/$u")
   if [ "$rendered" != "$(cat "$UNIT_DIR/$u" 2>/dev/null)" ]; then
     printf '%s\n' "$rendered" >"$UNIT_DIR/$u"
     chmod 0644 "$UNIT_DIR/$u"
@@ -204,6 +231,7 @@ if [ "$start" = 1 ]; then
     # A new package, environment or unit file: restart what already runs.
     if systemctl is-active --quiet "$u"; then
       if [ "$changed_package" = 1 ] || [ "${changed_env:-0}" = 1 ] || [ "$changed_units" = 1 ]; then
+        # A timer picks up a new schedule on daemon-reload; restarting it would only reset it.
         [ "$u" = cloud-cli-proxy-backup.timer ] || { systemctl restart "$u"; say "restarted $u"; }
       fi
     else

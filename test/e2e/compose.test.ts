@@ -14,9 +14,9 @@
  * and underlay networks, and the env file with fresh secrets (in a temp dir; the repository's
  * .env is never read). Cleanup runs on failure too.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -24,6 +24,7 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectRoot } from "../../shared/paths.js";
 import { redisKey } from "../../shared/redis.js";
+import { apiClient, must, sshClient } from "../../shared/test/deploy-stack.js";
 import { freePort, waitUntil } from "../../shared/test/processes.js";
 import { instanceObjects, removeInstanceObjects } from "../../shared/test/worker-harness.js";
 
@@ -42,35 +43,9 @@ let composeEnv: NodeJS.ProcessEnv;
 let ports: { api: number; ssh: number; pg: number; redis: number };
 let started = false;
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command (argv, no shell) to completion; killed after `timeoutMs`. */
-function run(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; stdin?: string } = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: projectRoot, env: o.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += String(d)));
-    child.stderr.on("data", (d) => (stderr += String(d)));
-    child.stdin.on("error", () => {});
-    child.stdin.end(o.stdin ?? "");
-    const timer = setTimeout(() => child.kill("SIGKILL"), o.timeoutMs ?? 60_000);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function must(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<string> {
-  const r = await run(cmd, args, o);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.code}\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
-  return r.stdout;
-}
+const { api, waitForTask } = apiClient(() => `http://127.0.0.1:${ports.api}`);
+let ssh: ReturnType<typeof sshClient>["ssh"];
+let pinProxyHostKey: ReturnType<typeof sshClient>["pinProxyHostKey"];
 
 const compose = (args: string[], timeoutMs = 300_000) =>
   must(composeCmd[0]!, [...composeCmd.slice(1), "-p", PROJECT, "-f", join(projectRoot, "docker-compose.yml"), "--env-file", join(dir, "compose.env"), ...args], {
@@ -89,63 +64,6 @@ function findCompose(): string[] {
     }
   }
   throw new Error("neither `docker compose` nor `docker-compose` is installed (npm run setup installs docker-compose)");
-}
-
-const api = async (method: string, path: string, token?: string, body?: unknown) => {
-  const res = await fetch(`http://127.0.0.1:${ports.api}${path}`, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  let json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, body: json, text };
-};
-
-async function waitForTask(token: string, taskId: string): Promise<string> {
-  return waitUntil(`task ${taskId}`, 180_000, async () => {
-    const t = (await api("GET", `/v1/admin/tasks/${taskId}`, token)).body?.task;
-    if (t && t.status !== "succeeded" && ["failed", "canceled"].includes(t.status)) {
-      // The status is what the caller asserts; the reason goes to the log for whoever reads a red run.
-      console.error(`task ${taskId} ${t.status}: ${t.error_code} ${t.error_message}`);
-    }
-    return t && ["succeeded", "failed", "canceled"].includes(t.status) ? (t.status as string) : undefined;
-  });
-}
-
-function ssh(login: string, password: string, command: string) {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    SSH_ASKPASS: join(dir, "askpass"),
-    SSH_ASKPASS_REQUIRE: "force",
-    DISPLAY: ":0",
-    CCP_TEST_SECRET: password,
-  };
-  delete env.SSH_AUTH_SOCK;
-  return run(
-    "ssh",
-    [
-      "-p", String(ports.ssh),
-      "-F", "/dev/null",
-      "-o", `UserKnownHostsFile=${join(dir, "known_hosts")}`,
-      "-o", "GlobalKnownHostsFile=/dev/null",
-      "-o", "StrictHostKeyChecking=yes",
-      "-o", "BatchMode=no",
-      "-o", "ConnectTimeout=10",
-      "-o", "LogLevel=ERROR",
-      "-o", "PubkeyAuthentication=no",
-      "-o", "PreferredAuthentications=password",
-      "-o", "NumberOfPasswordPrompts=1",
-      `${login}@127.0.0.1`,
-      command,
-    ],
-    { env, timeoutMs: 60_000 },
-  );
 }
 
 const projectContainers = () =>
@@ -176,6 +94,10 @@ beforeAll(async () => {
       `EGRESS_UNDERLAY_NETWORK=${UNDERLAY_NETWORK}`,
       "HEARTBEAT_INTERVAL_SECONDS=1",
       "CONTAINER_STOP_GRACE_SECONDS=1",
+      // A loaded CI machine (two cores, a whole stack beside this one) can take longer than the
+      // defaults to bring a gateway up; the deadlines are not what these suites prove.
+      "GATEWAY_READY_TIMEOUT_SECONDS=90",
+      "SSH_READY_TIMEOUT_SECONDS=90",
       "LOG_LEVEL=info",
       "",
     ].join("\n"),
@@ -190,8 +112,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, "compose.env"), Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(""), { mode: 0o600 });
   composeEnv = { ...process.env, ...vars };
   for (const k of ["CCP_POSTGRES_IMAGE", "CCP_REDIS_IMAGE"]) delete composeEnv[k];
-  writeFileSync(join(dir, "askpass"), '#!/bin/sh\nprintf "%s\\n" "$CCP_TEST_SECRET"\n');
-  chmodSync(join(dir, "askpass"), 0o700);
+  ({ ssh, pinProxyHostKey } = sshClient(dir, () => ports.ssh));
 
   started = true;
   await compose(["up", "-d", "--no-build", "--scale", `worker=${WORKERS}`]);
@@ -267,7 +188,7 @@ describe("docker compose (no registry)", () => {
     const sql = postgres(`postgres://ccp:${PG_PASSWORD}@127.0.0.1:${ports.pg}/ccp`, { max: 1 });
     try {
       const [row] = await sql`select public_key from system_keys where name = 'ssh_proxy_host_key'`;
-      writeFileSync(join(dir, "known_hosts"), `[127.0.0.1]:${ports.ssh} ${String(row!.public_key).trim()}\n`);
+      pinProxyHostKey(String(row!.public_key));
     } finally {
       await sql.end();
     }

@@ -1,4 +1,4 @@
-import { and, asc, eq, ne } from "drizzle-orm";
+import { and, asc, eq, ne, sql } from "drizzle-orm";
 import { secretAt } from "../../shared/crypto/secrets.js";
 import { egressIps, hostEgressBindings, hosts, sshKeys, users, type HostRow } from "../../shared/db/schema/index.js";
 import { generateEd25519KeyPair } from "../../shared/ssh/keygen.js";
@@ -120,8 +120,16 @@ export async function removeHome(deps: WorkerDeps, hostId: string, diskLimitMb: 
 }
 
 export async function ensureNetworks(deps: WorkerDeps) {
-  const mgmt = await deps.runtime.ensureNetwork(deps.config.MGMT_NETWORK, { subnet: deps.config.MGMT_SUBNET });
-  const underlay = await deps.runtime.ensureNetwork(deps.config.EGRESS_UNDERLAY_NETWORK, {});
+  // Workers that start together (compose --scale worker=3) would each create the networks:
+  // Docker does not enforce unique names, so creation is serialised across workers with a
+  // transaction-scoped advisory lock (the runtime also repairs duplicates left by older releases).
+  const { mgmt, underlay } = await deps.db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`ccp:networks:${deps.config.MGMT_NETWORK}`}))`);
+    return {
+      mgmt: await deps.runtime.ensureNetwork(deps.config.MGMT_NETWORK, { subnet: deps.config.MGMT_SUBNET }),
+      underlay: await deps.runtime.ensureNetwork(deps.config.EGRESS_UNDERLAY_NETWORK, {}),
+    };
+  });
   // The SSH proxy refuses `ssh -L` to these addresses (the Docker host, i.e. the control plane);
   // it cannot ask Docker itself, so the worker publishes them.
   await deps.redis

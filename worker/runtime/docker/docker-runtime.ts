@@ -120,6 +120,34 @@ export function createDockerRuntime(opts: {
     for (const g of groups) await putFiles(name, g.dir, g.files, g.dirs);
   };
 
+  /**
+   * Inspect a network by name. Network names are not unique to Docker: two creates racing past
+   * the daemon's best-effort CheckDuplicate (three compose workers starting at once did) leave
+   * two networks of one name, and every later use of the name fails as "ambiguous". The oldest
+   * one wins; the others are removed while nothing is attached to them (a container on one of
+   * them keeps it, and the name stays ambiguous until that container goes, loudly).
+   */
+  const inspectNetworkByName = async (name: string): Promise<unknown> => {
+    try {
+      return await docker.getNetwork(name).inspect();
+    } catch (err) {
+      if (!/ambiguous/i.test((err as Error)?.message ?? "")) throw err;
+    }
+    const same = ((await docker.listNetworks({ filters: { name: [name] } })) as { Id: string; Name: string; Created?: string }[])
+      .filter((n) => n.Name === name)
+      .sort((a, b) => (a.Created ?? "").localeCompare(b.Created ?? "") || a.Id.localeCompare(b.Id));
+    for (const extra of same.slice(1)) {
+      const info = (await docker.getNetwork(extra.Id).inspect()) as { Containers?: Record<string, unknown> };
+      if (Object.keys(info.Containers ?? {}).length > 0) continue;
+      try {
+        await docker.getNetwork(extra.Id).remove();
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err;
+      }
+    }
+    return docker.getNetwork(name).inspect();
+  };
+
   const createIfAbsent = async (name: string, create: () => Promise<unknown>) => {
     try {
       await create();
@@ -165,7 +193,7 @@ export function createDockerRuntime(opts: {
       guard(`network ${name}`, async () => {
         const read = async (): Promise<NetworkInfo | null> => {
           try {
-            const n = (await docker.getNetwork(name).inspect()) as {
+            const n = (await inspectNetworkByName(name)) as {
               IPAM?: { Config?: { Subnet?: string; Gateway?: string }[] };
             };
             const cfg = (n.IPAM?.Config ?? []).find((c) => c.Subnet && !c.Subnet.includes(":"));

@@ -16,7 +16,7 @@ import {
 } from "../components";
 import { type LiveTask, useLive, useLiveReload } from "../live";
 import { Link, usePageTitle } from "../router";
-import { type EgressIp, type HostDetail, isTerminal, type Task } from "../types";
+import { type EgressIp, type HostDetail, isTerminal, type Task, type TaskStatus } from "../types";
 
 type Portal = "admin" | "user";
 
@@ -43,7 +43,7 @@ export async function openDesktop(portal: Portal, hostId: string): Promise<void>
   }
 }
 
-type TrackedTask = ProgressTask & { created_at: string };
+type TrackedTask = ProgressTask & { status: TaskStatus; created_at: string };
 
 const rank = (status: string) => (status === "pending" ? 0 : status === "running" ? 1 : 2);
 
@@ -91,7 +91,8 @@ export function HostDetailPage({ id, portal }: { id: string; portal: Portal }) {
       const t: LiveTask = m.data;
       setTask((cur) => pickTask(cur, t));
     } else if (m.type === "host" && m.data.id === id) {
-      detail.setData((cur) => (cur ? { ...cur, host: { ...cur.host, status: m.data.status as HostDetail["host"]["status"] } } : cur));
+      const status = m.data.status;
+      detail.setData((cur) => (cur ? { ...cur, host: { ...cur.host, status } } : cur));
     } else if (m.type === "host_removed" && m.data.id === id) {
       setRemoved(true);
     }
@@ -168,7 +169,7 @@ export function HostDetailPage({ id, portal }: { id: string; portal: Portal }) {
         </Notice>
       ) : null}
       <ErrorMessage error={detail.error} />
-      {task ? <TaskProgress task={task} title={isTerminal(task.status as Task["status"]) ? "Last task" : "Task in progress"} /> : null}
+      {task ? <TaskProgress task={task} title={isTerminal(task.status) ? "Last task" : "Task in progress"} /> : null}
 
       <div className="grid">
         <section className="card" aria-labelledby="host-props">
@@ -179,7 +180,7 @@ export function HostDetailPage({ id, portal }: { id: string; portal: Portal }) {
             <dt>Status</dt>
             <dd>
               <Badge value={h.status} />
-              {h.desired_state ? <span className="muted"> (desired: {h.desired_state})</span> : null}
+              {"desired_state" in h ? <span className="muted"> (desired: {h.desired_state})</span> : null}
             </dd>
             <dt>Memory</dt>
             <dd>{h.memory_limit_mb} MiB</dd>
@@ -191,7 +192,7 @@ export function HostDetailPage({ id, portal }: { id: string; portal: Portal }) {
             <dd>{h.disk_limit_mb !== null ? `${h.disk_limit_mb} MiB` : "engine default"}</dd>
             <dt>Time zone</dt>
             <dd>{h.timezone}</dd>
-            {h.image !== undefined ? (
+            {"image" in h ? (
               <>
                 <dt>Image</dt>
                 <dd className="mono small-text break">{h.image ?? "—"}</dd>
@@ -223,7 +224,7 @@ export function HostDetailPage({ id, portal }: { id: string; portal: Portal }) {
             <p className="muted">No egress IP bound.</p>
           )}
           {portal === "admin" ? (
-            <BindingControls hostId={id} bindingId={h.binding_id ?? null} deleting={deleting} onChanged={(msg, taskId) => {
+            <BindingControls hostId={id} bindingId={"binding_id" in h ? h.binding_id : null} deleting={deleting} onChanged={(msg, taskId) => {
               setNote(msg);
               if (taskId) track(taskId, "host.apply-egress");
               detail.reload();

@@ -3,7 +3,7 @@ import { ApiError, api, qs } from "../../api";
 import { Badge, ConfirmButton, Dialog, ErrorMessage, Field, fieldError, Loading, Notice, Pagination, Time, useResource } from "../../components";
 import { useLive, useLiveReload } from "../../live";
 import { Link, setQuery, useLocation, usePageTitle } from "../../router";
-import type { CheckResult, EgressIp, EgressTestResult, Host, ProxyType, Task } from "../../types";
+import { type AdminHost, type CheckResult, type EgressIp, type EgressTestResult, isRecord, type ProxyType, proxyTypeOf, readCheck, readTestResult, type Task } from "../../types";
 
 const PAGE = 25;
 
@@ -17,7 +17,7 @@ const KINDS: [Kind, string][] = [
   ["http", "HTTP proxy"],
 ];
 
-const kindOf = (e: EgressIp): Kind => (e.tunnel_type === "wireguard" ? "wireguard" : ((e.proxy_config?.type as ProxyType | undefined) ?? "socks"));
+const kindOf = (e: EgressIp): Kind => (e.tunnel_type === "wireguard" ? "wireguard" : (proxyTypeOf(e) ?? "socks"));
 const kindLabel = (k: Kind) => KINDS.find(([v]) => v === k)?.[1] ?? k;
 
 export function EgressPage() {
@@ -225,7 +225,7 @@ interface FormState {
   label: string;
   ip_address: string;
   provider: string;
-  status: "available" | "disabled";
+  status: EgressIp["status"];
   // WireGuard
   wg_endpoint: string;
   wg_public_key: string;
@@ -251,8 +251,9 @@ interface FormState {
 }
 
 function initialState(e: EgressIp | null): FormState {
-  const pc = (e?.proxy_config ?? {}) as Record<string, unknown>;
-  const tls = (pc.tls ?? {}) as Record<string, unknown>;
+  const wg = e?.tunnel_type === "wireguard" ? e : undefined;
+  const pc = (e?.tunnel_type === "proxy" ? e.proxy_config : null) ?? {};
+  const tls = isRecord(pc.tls) ? pc.tls : {};
   const str = (v: unknown) => (typeof v === "string" || typeof v === "number" ? String(v) : "");
   const kind = e ? kindOf(e) : "wireguard";
   return {
@@ -261,12 +262,12 @@ function initialState(e: EgressIp | null): FormState {
     ip_address: e?.ip_address ?? "",
     provider: e?.provider ?? "manual",
     status: e?.status ?? "available",
-    wg_endpoint: e?.wg_endpoint ?? "",
-    wg_public_key: e?.wg_public_key ?? "",
+    wg_endpoint: wg?.wg_endpoint ?? "",
+    wg_public_key: wg?.wg_public_key ?? "",
     wg_preshared_key: "",
-    wg_allowed_ips: e?.wg_allowed_ips ?? "0.0.0.0/0",
-    wg_dns_server: e?.wg_dns_server ?? "",
-    wg_peer_address: e?.wg_peer_address ?? "",
+    wg_allowed_ips: wg?.wg_allowed_ips ?? "0.0.0.0/0",
+    wg_dns_server: wg?.wg_dns_server ?? "",
+    wg_peer_address: wg?.wg_peer_address ?? "",
     wg_private_key: "",
     regenerate_wg_client_key: false,
     server: str(pc.server),
@@ -280,7 +281,7 @@ function initialState(e: EgressIp | null): FormState {
     tls_enabled: kind === "trojan" ? true : tls.enabled === true,
     tls_server_name: str(tls.server_name),
     tcp_only: pc.network === "tcp",
-    proxy_dns_server: e?.proxy_dns_server ?? "",
+    proxy_dns_server: (e?.tunnel_type === "proxy" ? e.proxy_dns_server : null) ?? "",
   };
 }
 
@@ -296,11 +297,12 @@ function buildBody(f: FormState, existing: EgressIp | null): Record<string, unkn
   set("status", f.status, existing?.status);
   if (!existing) body.tunnel_type = f.kind === "wireguard" ? "wireguard" : "proxy";
   if (f.kind === "wireguard") {
-    set("wg_endpoint", f.wg_endpoint.trim(), existing?.wg_endpoint);
-    set("wg_public_key", f.wg_public_key.trim(), existing?.wg_public_key);
-    set("wg_allowed_ips", f.wg_allowed_ips.trim(), existing?.wg_allowed_ips);
-    set("wg_dns_server", f.wg_dns_server.trim(), existing?.wg_dns_server);
-    set("wg_peer_address", f.wg_peer_address.trim(), existing?.wg_peer_address);
+    const wg = existing?.tunnel_type === "wireguard" ? existing : undefined;
+    set("wg_endpoint", f.wg_endpoint.trim(), wg?.wg_endpoint);
+    set("wg_public_key", f.wg_public_key.trim(), wg?.wg_public_key);
+    set("wg_allowed_ips", f.wg_allowed_ips.trim(), wg?.wg_allowed_ips);
+    set("wg_dns_server", f.wg_dns_server.trim(), wg?.wg_dns_server);
+    set("wg_peer_address", f.wg_peer_address.trim(), wg?.wg_peer_address);
     // Secrets: only what was typed; empty keeps the stored value (docs/api.md#secrets).
     if (f.wg_preshared_key.trim()) body.wg_preshared_key = f.wg_preshared_key.trim();
     if (f.wg_private_key.trim()) body.wg_private_key = f.wg_private_key.trim();
@@ -329,7 +331,7 @@ function buildBody(f: FormState, existing: EgressIp | null): Record<string, unkn
   if (f.tcp_only && f.kind !== "http") pc.network = "tcp";
   body.proxy_config = pc;
   const dns = f.proxy_dns_server.trim() || null;
-  if (!existing || dns !== (existing.proxy_dns_server ?? null)) body.proxy_dns_server = dns;
+  if (!existing || dns !== (existing.tunnel_type === "proxy" ? existing.proxy_dns_server : null)) body.proxy_dns_server = dns;
   return body;
 }
 
@@ -381,6 +383,10 @@ function EgressForm({ existing, onCancel, onSaved }: { existing: EgressIp | null
     </Field>
   );
 
+  const pickKind = (value: string) => {
+    const k = KINDS.find(([v]) => v === value)?.[0];
+    if (k) upd("kind", k);
+  };
   const kinds = existing ? KINDS.filter(([k]) => (existing.tunnel_type === "wireguard" ? k === "wireguard" : k !== "wireguard")) : KINDS;
   const hasUserPass = f.kind === "socks" || f.kind === "http";
 
@@ -389,7 +395,7 @@ function EgressForm({ existing, onCancel, onSaved }: { existing: EgressIp | null
       <ErrorMessage error={error} />
       <Field label="Kind" hint={existing ? "The tunnel type of an existing egress cannot change." : "WireGuard tunnel, or a sing-box proxy outbound."}>
         {(id, d) => (
-          <select id={id} aria-describedby={d} value={f.kind} onChange={(e) => upd("kind", e.target.value as Kind)}>
+          <select id={id} aria-describedby={d} value={f.kind} onChange={(e) => pickKind(e.target.value)}>
             {kinds.map(([k, l]) => (
               <option key={k} value={k}>
                 {l}
@@ -433,7 +439,7 @@ function EgressForm({ existing, onCancel, onSaved }: { existing: EgressIp | null
           })}
           {existing ? (
             <>
-              {existing.wg_client_public_key ? (
+              {existing.tunnel_type === "wireguard" && existing.wg_client_public_key ? (
                 <p className="small-text">
                   Our public key: <span className="mono break">{existing.wg_client_public_key}</span>
                 </p>
@@ -522,7 +528,7 @@ function EgressForm({ existing, onCancel, onSaved }: { existing: EgressIp | null
 // ---------------------------------------------------------------------------------------------
 // Test
 
-const CHECKS: [keyof EgressTestResult["results"], string][] = [
+const CHECKS: [string, string][] = [
   ["connectivity", "Connectivity"],
   ["exit_ip", "Exit IP match"],
   ["dns_leak", "DNS leak"],
@@ -553,7 +559,7 @@ export function TestResultView({ result }: { result: EgressTestResult }) {
       </p>
       <ul className="checks">
         {CHECKS.map(([key, label]) => (
-          <CheckRow key={key} name={label} check={result.results?.[key]} />
+          <CheckRow key={key} name={label} check={readCheck(result.results[key])} />
         ))}
       </ul>
     </section>
@@ -588,7 +594,8 @@ function EgressTest({ egress, onClose }: { egress: EgressIp; onClose: () => void
           const r = await api.get<{ task: Task }>(`/v1/admin/tasks/${taskId}`);
           const t = r.task;
           if (t.status === "succeeded" || t.status === "failed" || t.status === "canceled") {
-            if (t.result) setState({ phase: "done", result: t.result as unknown as EgressTestResult });
+            const result = readTestResult(t.result);
+            if (result) setState({ phase: "done", result });
             else setState({ phase: "error", error: new Error(t.error_message ?? `The test task ended ${t.status}.`) });
             return;
           }
@@ -609,9 +616,14 @@ function EgressTest({ egress, onClose }: { egress: EgressIp; onClose: () => void
   const run = async () => {
     setState({ phase: "running" });
     try {
+      // 202 answers `{ task_id }`, 200 the verdict (which carries its task_id too).
       const r = await api.post<EgressTestResult | { task_id: string }>(`/v1/admin/egress-ips/${egress.id}/test`);
-      if (r.status === 202) setState({ phase: "running", taskId: (r.body as { task_id: string }).task_id });
-      else setState({ phase: "done", result: r.body as EgressTestResult });
+      if (r.status === 202) {
+        setState({ phase: "running", taskId: r.body.task_id });
+      } else {
+        const result = readTestResult(r.body);
+        setState(result ? { phase: "done", result } : { phase: "error", error: new Error("The test answered without a verdict.") });
+      }
     } catch (err) {
       if (err instanceof ApiError && err.status === 404 && err.code === "not_found") setState({ phase: "unavailable" });
       else setState({ phase: "error", error: err });
@@ -654,7 +666,7 @@ function EgressTest({ egress, onClose }: { egress: EgressIp; onClose: () => void
 // Bind
 
 function BindToHost({ egress, onCancel, onBound }: { egress: EgressIp; onCancel: () => void; onBound: (msg: string) => void }) {
-  const hosts = useResource((signal) => api.get<{ hosts: Host[] }>("/v1/admin/hosts?limit=200", signal), []);
+  const hosts = useResource((signal) => api.get<{ hosts: AdminHost[] }>("/v1/admin/hosts?limit=200", signal), []);
   const [hostId, setHostId] = useState("");
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);

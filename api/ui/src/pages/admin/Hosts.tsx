@@ -3,7 +3,7 @@ import { api, qs } from "../../api";
 import { Badge, ConfirmButton, Dialog, ErrorMessage, Field, fieldError, Loading, Notice, Pagination, Time, useResource } from "../../components";
 import { useLive, useLiveReload } from "../../live";
 import { Link, navigate, setQuery, useLocation, usePageTitle } from "../../router";
-import { type EgressIp, HOST_STATUSES, type Host, type User } from "../../types";
+import { type AdminHost, type EgressIp, HOST_STATUSES, type User } from "../../types";
 
 const PAGE = 25;
 
@@ -15,7 +15,7 @@ export function HostsPage() {
   const offset = Number(query.get("offset") ?? 0) || 0;
   const list = useResource(
     (signal) =>
-      api.get<{ hosts: Host[]; total: number; limit: number; offset: number }>(
+      api.get<{ hosts: AdminHost[]; total: number; limit: number; offset: number }>(
         `/v1/admin/hosts${qs({ status, user_id: userId, limit: PAGE, offset })}`,
         signal,
       ),
@@ -24,7 +24,7 @@ export function HostsPage() {
   // Status changes arrive live and are patched in place; new or removed hosts reload the page.
   useLive((m) => {
     if (m.type === "host")
-      list.setData((d) => (d ? { ...d, hosts: d.hosts.map((h) => (h.id === m.data.id ? { ...h, status: m.data.status as Host["status"] } : h)) } : d));
+      list.setData((d) => (d ? { ...d, hosts: d.hosts.map((h) => (h.id === m.data.id ? { ...h, status: m.data.status } : h)) } : d));
   });
   useLiveReload(
     list.reload,
@@ -172,7 +172,7 @@ function CreateHostForm({ onClose, fixedUser }: { onClose: () => void; fixedUser
     async (signal) => {
       const [users, hosts, egress] = await Promise.all([
         fixedUser ? Promise.resolve({ users: [fixedUser] }) : api.get<{ users: User[] }>("/v1/admin/users?status=active&role=user&limit=200", signal),
-        api.get<{ hosts: Host[] }>("/v1/admin/hosts?limit=200", signal),
+        api.get<{ hosts: AdminHost[] }>("/v1/admin/hosts?limit=200", signal),
         api.get<{ egress_ips: EgressIp[] }>("/v1/admin/egress-ips?status=available&bound=false&limit=200", signal),
       ]);
       const withHost = new Set(hosts.hosts.map((h) => h.user_id));
@@ -204,7 +204,7 @@ function CreateHostForm({ onClose, fixedUser }: { onClose: () => void; fixedUser
       };
       if (egressId) body.egress_ip_id = egressId;
       if (disk.trim()) body.disk_limit_mb = Number(disk);
-      const res = await api.post<{ host: Host; task_id: string }>("/v1/admin/hosts", body);
+      const res = await api.post<{ host: AdminHost; task_id: string }>("/v1/admin/hosts", body);
       onClose();
       navigate(`/admin/hosts/${res.body.host.id}`);
     } catch (err) {

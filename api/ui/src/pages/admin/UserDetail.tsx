@@ -17,13 +17,13 @@ import {
 } from "../../components";
 import { useLiveReload } from "../../live";
 import { Link, navigate, usePageTitle } from "../../router";
-import type { Host, User } from "../../types";
+import type { AdminHost, User } from "../../types";
 import { SshKeys } from "../SshKeys";
 import { CreateHostDialog } from "./Hosts";
 import { userState } from "./Users";
 
 export function UserDetailPage({ id }: { id: string }) {
-  const res = useResource((signal) => api.get<{ user: User; hosts: Host[] }>(`/v1/admin/users/${id}`, signal), [id]);
+  const res = useResource((signal) => api.get<{ user: User; hosts: AdminHost[] }>(`/v1/admin/users/${id}`, signal), [id]);
   const u = res.data?.user;
   usePageTitle(u ? `User ${u.username}` : "User");
   const hostIds = new Set(res.data?.hosts.map((h) => h.id) ?? []);

@@ -2,16 +2,16 @@ import { api } from "../../api";
 import { Badge, ErrorMessage, Loading, useResource } from "../../components";
 import { useLive, useLiveReload } from "../../live";
 import { Link, usePageTitle } from "../../router";
-import type { Host } from "../../types";
+import type { UserHost } from "../../types";
 import { openDesktop } from "../HostDetail";
 
 /** The caller's hosts (0 or 1, docs/api.md#hosts-portal). */
 export function MyHostsPage() {
   usePageTitle("My host");
-  const list = useResource((signal) => api.get<{ hosts: Host[]; total: number }>("/v1/user/hosts", signal), []);
+  const list = useResource((signal) => api.get<{ hosts: UserHost[]; total: number }>("/v1/user/hosts", signal), []);
   useLive((m) => {
     if (m.type === "host")
-      list.setData((d) => (d ? { ...d, hosts: d.hosts.map((h) => (h.id === m.data.id ? { ...h, status: m.data.status as Host["status"] } : h)) } : d));
+      list.setData((d) => (d ? { ...d, hosts: d.hosts.map((h) => (h.id === m.data.id ? { ...h, status: m.data.status } : h)) } : d));
   });
   useLiveReload(list.reload, (m) => m.type === "host_removed" || (m.type === "host" && !list.data?.hosts.some((h) => h.id === m.data.id)));
 

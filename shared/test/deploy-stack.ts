@@ -1,0 +1,134 @@
+/**
+ * What the deploy-path suites (test/e2e/compose.test.ts, test/e2e/systemd.test.ts) share: running
+ * commands to completion, the API over plain fetch, waiting for a task, and the real OpenSSH
+ * client through an installed sshd with a password from an askpass program. Each suite owns its
+ * stack; this module only talks to it at the addresses it is given.
+ */
+import { spawn } from "node:child_process";
+import { chmodSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { projectRoot } from "../paths.js";
+import { waitUntil } from "./processes.js";
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Killed (SIGKILL) after this long; 60 s unless given. */
+  timeoutMs?: number;
+  stdin?: string;
+}
+
+/** Runs a command (argv, no shell) from the repository root to completion. */
+export function run(cmd: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: projectRoot, env: o.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += String(d)));
+    child.stderr.on("data", (d) => (stderr += String(d)));
+    child.stdin.on("error", () => {});
+    child.stdin.end(o.stdin ?? "");
+    const timer = setTimeout(() => child.kill("SIGKILL"), o.timeoutMs ?? 60_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Like run, but a non-zero exit throws with the tail of both streams; resolves to stdout. */
+export async function must(cmd: string, args: string[], o: RunOptions = {}): Promise<string> {
+  const r = await run(cmd, args, o);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.code}\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
+  return r.stdout;
+}
+
+export interface ApiReply {
+  status: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  body: any;
+  text: string;
+}
+
+/** The HTTP API of a deployed stack at `baseUrl`, JSON in and out. */
+export function apiClient(baseUrl: () => string) {
+  const api = async (method: string, path: string, token?: string, body?: unknown): Promise<ApiReply> => {
+    const res = await fetch(`${baseUrl()}${path}`, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, body: json, text };
+  };
+
+  /**
+   * Waits for a task to end and resolves to its final status. A failure's code and message go to
+   * the log, for whoever reads a red run: the status is what the caller asserts.
+   */
+  const waitForTask = (token: string, taskId: string, timeoutMs = 180_000): Promise<string> =>
+    waitUntil(`task ${taskId}`, timeoutMs, async () => {
+      const t = (await api("GET", `/v1/admin/tasks/${taskId}`, token)).body?.task;
+      if (!t || !["succeeded", "failed", "canceled"].includes(t.status)) return undefined;
+      if (t.status !== "succeeded") console.error(`task ${taskId} ${t.status}: ${t.error_code} ${t.error_message}`);
+      return t.status as string;
+    });
+
+  return { api, waitForTask };
+}
+
+/**
+ * The real OpenSSH client against an sshd at 127.0.0.1:`port()`, password authentication through
+ * an askpass program written into `dir`, and the host key checked strictly against
+ * `dir`/known_hosts (write it with `pinProxyHostKey`).
+ */
+export function sshClient(dir: string, port: () => number) {
+  writeFileSync(join(dir, "askpass"), '#!/bin/sh\nprintf "%s\\n" "$CCP_TEST_SECRET"\n');
+  chmodSync(join(dir, "askpass"), 0o700);
+
+  const pinProxyHostKey = (publicKey: string) =>
+    writeFileSync(join(dir, "known_hosts"), `[127.0.0.1]:${port()} ${publicKey.trim()}\n`);
+
+  const ssh = (login: string, password: string, command: string): Promise<RunResult> => {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      SSH_ASKPASS: join(dir, "askpass"),
+      SSH_ASKPASS_REQUIRE: "force",
+      DISPLAY: ":0",
+      CCP_TEST_SECRET: password,
+    };
+    delete env.SSH_AUTH_SOCK;
+    return run(
+      "ssh",
+      [
+        "-p", String(port()),
+        "-F", "/dev/null",
+        "-o", `UserKnownHostsFile=${join(dir, "known_hosts")}`,
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", "BatchMode=no",
+        "-o", "ConnectTimeout=10",
+        "-o", "LogLevel=ERROR",
+        "-o", "PubkeyAuthentication=no",
+        "-o", "PreferredAuthentications=password",
+        "-o", "NumberOfPasswordPrompts=1",
+        `${login}@127.0.0.1`,
+        command,
+      ],
+      { env, timeoutMs: 60_000 },
+    );
+  };
+
+  return { ssh, pinProxyHostKey };
+}
