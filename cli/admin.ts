@@ -21,6 +21,7 @@ import { createSecretBox } from "../shared/crypto/secrets.js";
 import { createDatabase, type Database } from "../shared/db/client.js";
 import { hostStatuses, taskStatuses, users } from "../shared/db/schema/index.js";
 import { Conflict, isServiceError, type ServiceError } from "../shared/errors.js";
+import { newRequestId } from "../shared/log-context.js";
 import { createLogger } from "../shared/logger.js";
 import { createEnqueuer } from "../shared/queue/enqueuer.js";
 import { QUEUE_NAMES } from "../shared/queue/contracts.js";
@@ -211,6 +212,9 @@ function openSession(config: CliConfig, needsQueues: boolean): Session {
       revoke: (r) => (queuesReady ? publishRevocation(redis, config.REDIS_PREFIX, r, logger) : Promise.resolve()),
       actor: await adminActor(database, config.ADMIN_USERNAME),
       ip: "cli",
+      // One id per command, as for an HTTP request: the tasks it creates record it, and the
+      // worker's lines for them carry it (README "Observability").
+      requestId: newRequestId(),
     };
     return ctx;
   };

@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from "pino";
+import { currentLogContext } from "./log-context.js";
 
 export type { Logger };
 
@@ -49,6 +50,32 @@ export const REDACT_PATHS = [
   "*.cookie",
 ];
 
+/** The keys a logger (a child) binds itself; a child's bindings never change after it is made. */
+const boundKeys = new WeakMap<object, ReadonlySet<string>>();
+function keysBoundBy(logger: Logger): ReadonlySet<string> {
+  let keys = boundKeys.get(logger);
+  if (!keys) {
+    keys = new Set(Object.keys(logger.bindings()));
+    boundKeys.set(logger, keys);
+  }
+  return keys;
+}
+
+/**
+ * The current operation's fields (shared/log-context.ts) on every line, whichever logger writes
+ * it. A key the logger already binds (a child made with `request_id`) is left to the binding:
+ * pino would print the key twice otherwise. Keys of the call's own object win over the context
+ * (pino's default mixinMergeStrategy), so they are never doubled either.
+ */
+function contextMixin(_mergeObject: object, _level: number, logger: Logger): object {
+  const ctx = currentLogContext();
+  if (!ctx) return {};
+  const bound = keysBoundBy(logger);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(ctx)) if (!bound.has(k)) out[k] = v;
+  return out;
+}
+
 export function createLogger(
   opts: { level?: string; format?: "json" | "pretty"; name?: string },
   destination?: DestinationStream,
@@ -59,6 +86,7 @@ export function createLogger(
     redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    mixin: contextMixin,
   };
   if (destination) return pino(options, destination);
   if (opts.format === "pretty") {

@@ -1,5 +1,6 @@
 import type { Job } from "bullmq";
 import { tasks } from "../shared/db/schema/index.js";
+import { newRequestId, withLogContext } from "../shared/log-context.js";
 import { JOB_CONTRACTS, type JobName } from "../shared/queue/contracts.js";
 import type { WorkerDeps } from "./deps.js";
 import { taskProcessors } from "./processors/host-flows.js";
@@ -11,49 +12,63 @@ import { runTaskJob } from "./tasks/runner.js";
 
 export type JobHandler = (job: Job, token: string | undefined) => Promise<void>;
 
-type SchedulerFn = (deps: WorkerDeps) => Promise<Record<string, number>>;
+/** One scheduler run: its id, recorded on the tasks it creates (README "Observability"). */
+export interface SchedulerRun {
+  requestId: string;
+}
+
+type SchedulerFn = (deps: WorkerDeps, run: SchedulerRun) => Promise<Record<string, number>>;
 
 /**
  * Scheduler runs leave a task row only when they changed something or failed (docs/api.md#task-object),
  * so a quiet system does not fill the task list with no-ops.
+ *
+ * Each run gets a request id of its own, as an HTTP request does: its log lines carry it, its task
+ * row and the tasks it creates (a reconcile's repairs, an expiry's stops) record it, and the
+ * worker's lines for those tasks carry it in turn.
  */
 function scheduler(deps: WorkerDeps, kind: JobName, fn: SchedulerFn): JobHandler {
   return async () => {
-    const started = new Date();
-    try {
-      const result = await fn(deps);
-      if (Object.values(result).some((n) => n > 0)) {
-        await deps.db.insert(tasks).values({
-          kind,
-          status: "succeeded",
-          requestedBy: "system:scheduler",
-          origin: "system",
-          attempt: 1,
-          progressPercent: 100,
-          progressMessage: "done",
-          result,
-          startedAt: started,
-          finishedAt: new Date(),
-        });
+    const requestId = newRequestId();
+    await withLogContext({ request_id: requestId, kind }, async () => {
+      const started = new Date();
+      try {
+        const result = await fn(deps, { requestId });
+        if (Object.values(result).some((n) => n > 0)) {
+          await deps.db.insert(tasks).values({
+            kind,
+            status: "succeeded",
+            requestedBy: "system:scheduler",
+            origin: "system",
+            attempt: 1,
+            progressPercent: 100,
+            progressMessage: "done",
+            result,
+            requestId,
+            startedAt: started,
+            finishedAt: new Date(),
+          });
+        }
+      } catch (err) {
+        deps.logger.error({ err }, "scheduler run failed");
+        await deps.db
+          .insert(tasks)
+          .values({
+            kind,
+            status: "failed",
+            requestedBy: "system:scheduler",
+            origin: "system",
+            attempt: 1,
+            errorCode: "internal_error",
+            errorMessage: "scheduler run failed (see the worker logs)",
+            requestId,
+            startedAt: started,
+            finishedAt: new Date(),
+          })
+          .catch(() => {});
+        throw err;
       }
-    } catch (err) {
-      deps.logger.error({ err, kind }, "scheduler run failed");
-      await deps.db
-        .insert(tasks)
-        .values({
-          kind,
-          status: "failed",
-          requestedBy: "system:scheduler",
-          origin: "system",
-          attempt: 1,
-          errorCode: "internal_error",
-          errorMessage: "scheduler run failed (see the worker logs)",
-          startedAt: started,
-          finishedAt: new Date(),
-        })
-        .catch(() => {});
-      throw err;
-    }
+    });
   };
 }
 

@@ -1,5 +1,6 @@
 import type { Db } from "../../shared/db/client.js";
 import type { TaskRow } from "../../shared/db/schema/index.js";
+import { withoutLogContext } from "../../shared/log-context.js";
 import type { Logger } from "../../shared/logger.js";
 import { type HostState, loadHostStates, loadTaskChanges } from "../../shared/services/live/changes.js";
 import { renderTask } from "../../shared/services/tasks/render.js";
@@ -160,7 +161,9 @@ export function createLiveHub(opts: { db: Db; logger: Logger; pollMs: number }):
 
   const schedule = () => {
     if (closed || subs.size === 0 || timer || running) return;
-    timer = setTimeout(tick, baseline ? opts.pollMs : 0);
+    // The poll serves every subscriber: its timer (and so its lines) must not belong to the
+    // request of whoever subscribed first (shared/log-context.ts).
+    timer = withoutLogContext(() => setTimeout(tick, baseline ? opts.pollMs : 0));
   };
 
   async function tick(): Promise<void> {

@@ -1,5 +1,5 @@
-import { randomUUID } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
+import { newRequestId, withLogContext } from "../../shared/log-context.js";
 import type { Logger } from "../../shared/logger.js";
 import type { ApiMetrics } from "../metrics.js";
 
@@ -25,7 +25,7 @@ export function redactPath(url: URL): string {
 export const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function acceptRequestId(header: string | undefined): string {
-  return header !== undefined && REQUEST_ID_RE.test(header) ? header : randomUUID();
+  return header !== undefined && REQUEST_ID_RE.test(header) ? header : newRequestId();
 }
 
 /** The request id of this request (set by requestContext). */
@@ -65,7 +65,9 @@ export function requestContext(deps: {
     const log = logger.child({ request_id: requestId });
     c.set("requestId" as never, requestId as never);
     c.set("logger" as never, log as never);
-    await next();
+    // Everything the request runs logs with its id, whichever logger it writes through (service
+    // code holding the process logger included): shared/log-context.ts.
+    await withLogContext({ request_id: requestId }, next);
     const url = new URL(c.req.url);
     c.res.headers.set("x-request-id", requestId);
     if (url.pathname.startsWith("/v1/") || url.pathname.startsWith("/entry/")) {

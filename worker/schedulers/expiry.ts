@@ -6,10 +6,10 @@ import type { WorkerDeps } from "../deps.js";
 
 /**
  * Enforce expiries (docs/architecture.md#schedulers): once per expiry value, revoke tokens, stop the user's
- * hosts (`system:expiry`) and record `user.expired`. Access was already refused from the instant
- * of expiry by the per-request checks; this makes the hosts follow.
+ * hosts (`system:expiry`; the stops record the run's request id) and record `user.expired`. Access
+ * was already refused from the instant of expiry by the per-request checks; this makes the hosts follow.
  */
-export async function runExpiryScan(deps: WorkerDeps): Promise<{ expired: number }> {
+export async function runExpiryScan(deps: WorkerDeps, run: { requestId?: string } = {}): Promise<{ expired: number }> {
   const now = deps.clock();
   const due = await deps.db
     .select({ id: users.id })
@@ -34,7 +34,7 @@ export async function runExpiryScan(deps: WorkerDeps): Promise<{ expired: number
         .update(users)
         .set({ expiryEnforcedFor: u.expiresAt, tokenVersion: sql`${users.tokenVersion} + 1`, updatedAt: now })
         .where(eq(users.id, u.id));
-      const stops = await stopHostsOfUser(tx, u.id, { requestedBy: "system:expiry", now });
+      const stops = await stopHostsOfUser(tx, u.id, { requestedBy: "system:expiry", now, requestId: run.requestId });
       await recordEvent(tx, {
         type: "user.expired",
         level: "warn",

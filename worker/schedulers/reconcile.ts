@@ -18,9 +18,9 @@ type Observed = { gateway?: ContainerState; host?: ContainerState };
 /**
  * Make Docker equal to the database (docs/architecture.md#schedulers): repair drift of hosts that should run
  * or be stopped, resume deletions, and remove labelled objects nothing owns. Runs as a BullMQ job
- * scheduler, so one replica at a time.
+ * scheduler, so one replica at a time; the repairs it creates record the run's request id.
  */
-export async function runReconcile(deps: WorkerDeps): Promise<{ repairs: number; orphans: number }> {
+export async function runReconcile(deps: WorkerDeps, run: { requestId?: string } = {}): Promise<{ repairs: number; orphans: number }> {
   const { db, runtime } = deps;
   const now = deps.clock();
   // Docker first, then the database: a host created in between is then known, never an orphan.
@@ -52,7 +52,7 @@ export async function runReconcile(deps: WorkerDeps): Promise<{ repairs: number;
         .from(tasks)
         .where(and(eq(tasks.hostId, host.id), eq(tasks.kind, "host.delete")))
         .limit(1);
-      await repair(deps, host, "host.delete", "system:reconcile", {
+      await repair(deps, run, host, "host.delete", "system:reconcile", {
         expected: "deleted",
         observed: "deleting without a live delete task",
         payload: { keep_home: (last?.payload as { keep_home?: boolean } | undefined)?.keep_home === true },
@@ -74,11 +74,11 @@ export async function runReconcile(deps: WorkerDeps): Promise<{ repairs: number;
         requestedBy = "system:gateway-restart";
       }
       if (problem) {
-        await repair(deps, host, "host.ensure-running", requestedBy, { expected: "running", observed: problem });
+        await repair(deps, run, host, "host.ensure-running", requestedBy, { expected: "running", observed: problem });
         repairs++;
       }
     } else if (host.desiredState === "stopped" && (o.gateway?.running || o.host?.running) && host.status !== "stopping") {
-      await repair(deps, host, "host.stop", "system:reconcile", { expected: "stopped", observed: "containers running" });
+      await repair(deps, run, host, "host.stop", "system:reconcile", { expected: "stopped", observed: "containers running" });
       repairs++;
     }
   }
@@ -131,6 +131,7 @@ export async function runReconcile(deps: WorkerDeps): Promise<{ repairs: number;
 
 async function repair(
   deps: WorkerDeps,
+  run: { requestId?: string },
   host: HostRow,
   kind: "host.ensure-running" | "host.stop" | "host.delete",
   requestedBy: `system:${string}`,
@@ -138,7 +139,14 @@ async function repair(
 ): Promise<void> {
   const now = deps.clock();
   const task = await deps.db.transaction(async (tx) => {
-    const task = await insertTask(tx, { kind, hostId: host.id, requestedBy, origin: "system", payload: info.payload ?? {} });
+    const task = await insertTask(tx, {
+      kind,
+      hostId: host.id,
+      requestedBy,
+      origin: "system",
+      payload: info.payload ?? {},
+      requestId: run.requestId,
+    });
     if (kind !== "host.delete") {
       await tx
         .update(hosts)

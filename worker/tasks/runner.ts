@@ -3,6 +3,7 @@ import { and, eq, inArray, ne, sql } from "drizzle-orm";
 import { SecretUnreadableError, UnknownKeyVersionError } from "../../shared/crypto/secrets.js";
 import { hosts, tasks, type TaskRow, type TaskStep } from "../../shared/db/schema/index.js";
 import { isInfrastructureError } from "../../shared/infra-errors.js";
+import { withLogContext } from "../../shared/log-context.js";
 import type { Logger } from "../../shared/logger.js";
 import { recordEvent } from "../../shared/services/events.js";
 import type { WorkerDeps } from "../deps.js";
@@ -72,7 +73,23 @@ export async function runTaskJob(
   const taskId = job.data.taskId;
   const [task] = await db.select().from(tasks).where(eq(tasks.id, taskId));
   if (!task || terminal(task.status)) return; // nothing to do: a duplicate or a superseded task
+  // Every line logged while the task is processed — by the flows, the runtime, the queue helpers,
+  // through whichever logger — carries the task and the request that asked for it
+  // (shared/log-context.ts; README "Observability").
+  return withLogContext(
+    { request_id: task.requestId, task_id: task.id, kind: task.kind, host_id: task.hostId },
+    () => processTask(deps, processor, job, token, task),
+  );
+}
 
+async function processTask(
+  deps: WorkerDeps,
+  processor: TaskProcessor,
+  job: Job<{ taskId: string }>,
+  token: string | undefined,
+  task: TaskRow,
+): Promise<void> {
+  const { db } = deps;
   const resource = task.hostId ? `host:${task.hostId}` : `task:${task.id}`;
   const olderUnfinished = async () => {
     if (!task.hostId) return false;
@@ -130,15 +147,9 @@ export async function runTaskJob(
       .where(and(eq(tasks.id, task.id), inArray(tasks.status, ["pending", "running"])))
       .returning();
     if (!claimed) return; // someone else finished or canceled it meanwhile
-    // request_id: the HTTP request that asked for the task, so one id follows it from the API's
-    // access log to these lines (README "Observability"); null for system tasks.
-    const log = deps.logger.child({
-      task_id: claimed.id,
-      kind: claimed.kind,
-      host_id: claimed.hostId,
-      attempt: claimed.attempt,
-      request_id: claimed.requestId,
-    });
+    // The task's own lines add the attempt; task_id, kind, host_id and request_id (the HTTP request
+    // or scheduler run that asked for the task) come from the log context entered above.
+    const log = deps.logger.child({ attempt: claimed.attempt });
     const claimedAt = performance.now();
     // One observation per task, timed on this process's clock from the claim of the attempt that
     // ended it (an attempt handed back for a retry is not an outcome; Postgres's clock is not ours).
