@@ -25,6 +25,7 @@ import { createApp, createEntryApp } from "./app.js";
 import type { ApiDeps } from "./deps.js";
 import { createClientIpResolver } from "./http/client-ip.js";
 import { createLiveHub } from "./live/hub.js";
+import { createLiveNotifier, listenLiveChanges } from "../shared/services/live/notify.js";
 import { createApiMetrics } from "./metrics.js";
 import { createMetricsRegistry } from "../shared/metrics/registry.js";
 import { type MetricsServer, serveMetrics } from "../shared/metrics/server.js";
@@ -49,6 +50,7 @@ export function buildApiDeps(
     logger,
     openDesktopSessions: () => vnc.count(),
   });
+  const notifyLive = createLiveNotifier(parts.redis, config.REDIS_PREFIX, logger);
   return {
     config,
     logger,
@@ -56,7 +58,8 @@ export function buildApiDeps(
     database: parts.database,
     db: parts.database.db,
     redis: parts.redis,
-    enqueue: createEnqueuer(parts.queues, logger),
+    notifyLive,
+    enqueue: createEnqueuer(parts.queues, logger, notifyLive),
     wakeHost: createHostWaker(parts.database.db, parts.queues, logger),
     maxPendingTasksPerHost: config.HOST_MAX_PENDING_TASKS,
     revoke: (r) => publishRevocation(parts.redis, config.REDIS_PREFIX, r, logger),
@@ -72,7 +75,14 @@ export function buildApiDeps(
     mutations: new RequestRate(parts.redis, config.REDIS_PREFIX, config.USER_MUTATIONS_PER_MINUTE, 60),
     clientIp: createClientIpResolver(config.TRUST_PROXY_CIDRS),
     authenticate,
-    live: createLiveHub({ db: parts.database.db, logger, pollMs: config.SSE_POLL_INTERVAL_MS }),
+    live: createLiveHub({
+      db: parts.database.db,
+      logger,
+      pollMs: config.SSE_POLL_INTERVAL_MS,
+      listen: config.SSE_PUSH
+        ? (onChange) => listenLiveChanges({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, logger, onChange })
+        : undefined,
+    }),
     ui: parts.ui === undefined ? loadUiBundle() : parts.ui,
     vnc,
     desktops,

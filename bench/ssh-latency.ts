@@ -12,6 +12,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import ssh2 from "ssh2";
 import { parseArgs } from "node:util";
+import { benchRow, writeBenchResult } from "./lib/report.js";
 import { type BenchHost, type BenchStack, directArgv, percentile, proxyArgv, sshEnv, startBenchStack } from "./lib/stack.js";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "30" } } });
@@ -162,6 +163,10 @@ async function main() {
       `added by the proxy (ssh2 client, like for like): p50 ${(percentile(sp, 50) - percentile(sd, 50)).toFixed(1)} ms, ` +
         `p95 ${(percentile(sp, 95) - percentile(sd, 95)).toFixed(1)} ms (target ≤ 20 ms)`,
     );
+    writeBenchResult("ssh-latency", [
+      benchRow({ path: "ssh … true via the proxy p50 (ssh2 client)", unit: "ms", ours: percentile(sp, 50), baseline: percentile(sd, 50), baselineLabel: "direct", target: { of: "added", op: "<=", value: 20 } }),
+      benchRow({ path: "ssh … true via the proxy p95 (ssh2 client)", unit: "ms", ours: percentile(sp, 95), baseline: percentile(sd, 95), baselineLabel: "direct", target: { of: "added", op: "<=", value: 20 } }),
+    ]);
     console.log(
       "note: OpenSSH (client and the host's sshd) leaves Nagle on for non-interactive sessions, so the direct\n" +
         "OpenSSH path pays several ~40 ms delayed-ACK stalls that the proxy's legs (TCP_NODELAY) do not;\n" +

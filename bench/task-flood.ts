@@ -16,6 +16,7 @@
  * Needs what the docker tests need (Postgres, Redis, Docker with the host and gateway images).
  */
 import { parseArgs } from "node:util";
+import { benchRow, writeBenchResult } from "./lib/report.js";
 import { type BenchStack, median, percentile, startBenchStack } from "./lib/stack.js";
 
 const { values } = parseArgs({
@@ -116,6 +117,9 @@ async function main() {
     console.log(`\nflood: ${REQUESTS} requests × ${RUNS}, ${CONCURRENCY} at a time, ${median(floods.map((f) => REQUESTS / f.seconds)).toFixed(0)} req/s median`);
     for (const [k, v] of [...total].sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(28)} ${v}`);
     console.log(`tasks queued on the attackers' hosts: ${tasks!.n} over ${RUNS} floods (their creates included)`);
+    writeBenchResult("task-flood", [
+      benchRow({ path: `victim host.start p50 during a ${REQUESTS}-request flood`, unit: "ms", ours: median(loaded), baseline: median(quiet), baselineLabel: "no flood" }),
+    ]);
   } finally {
     await s.close();
   }

@@ -2,7 +2,7 @@
  * VNC proxy benchmark (issue 6; docs/api.md#vnc-proxy): WebSocket throughput and round-trip time
  * through the API's VNC proxy vs straight to the host's :6901, in the same run.
  *
- *   npx tsx bench/vnc-proxy.ts [--mib 256] [--rounds 5] [--pings 300]
+ *   npx tsx bench/vnc-proxy.ts [--mib 256] [--rounds 20] [--pings 300] [--frames 60]
  *
  * A throwaway stack (bench/lib/stack.ts: its own database, Redis prefix and containers, all
  * removed at the end, also on Ctrl-C) creates one real host. After part 1 its desktop is replaced
@@ -17,7 +17,14 @@
  * 2. Raw WebSocket throughput (the capture server's flood, host → browser): each round opens a
  *    WebSocket, reads N MiB and times open → last byte; medians and ratio. This one saturates the
  *    machine's two cores (sender, proxy and client each want one), so it bounds the proxy's cost
- *    rather than a desktop's speed; the API process's CPU seconds per GiB are printed with it.
+ *    rather than a desktop's speed; the API process's CPU seconds per GiB are printed with it,
+ *    next to two same-run references: this client's own CPU-s/GiB on the direct downloads (what
+ *    one WebSocket endpoint costs) and a bare relay's — a process that does nothing but copy
+ *    the same TCP bytes from socket to socket in Node, both ways with pipe() as the proxy does
+ *    after the upgrade (api/vnc/websocket.ts), in a child process of its own (this script with
+ *    `--bare-relay <host>:<port>`), downloads
+ *    alternating with the others. The API proxy cannot cost less than the bare relay: what is
+ *    left there is the kernel's TCP work and one read and one write per 64 KiB.
  * 3. Round trip: `--pings` 1 KiB echo round trips one after another (typing/pointer traffic);
  *    p50/p95 and the added p50.
  * Traffic stays on this machine: loopback to the API, the management bridge to the host.
@@ -25,19 +32,24 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { projectRoot } from "../shared/paths.js";
 import { freePort } from "../shared/test/processes.js";
 import { startCapture, waitForPort6901 } from "../shared/test/vnc.js";
+import { createServer, connect, type AddressInfo } from "node:net";
+import { benchRow, writeBenchResult } from "./lib/report.js";
 import { median, mib, percentile, startBenchStack } from "./lib/stack.js";
 
 const { values } = parseArgs({
   options: {
     mib: { type: "string", default: "256" },
-    rounds: { type: "string", default: "5" },
+    rounds: { type: "string", default: "20" },
     pings: { type: "string", default: "300" },
     frames: { type: "string", default: "60" },
+    /** Internal: run as the bare relay to <host>:<port> (prints its port, relays until killed). */
+    "bare-relay": { type: "string" },
   },
 });
 const SIZE = Number(values.mib) * 1024 * 1024;
@@ -45,6 +57,7 @@ const ROUNDS = Number(values.rounds);
 const PINGS = Number(values.pings);
 const FRAMES = Number(values.frames);
 /** Viewer sessions that got no RFB data for 15 s (retried; reported). */
+const STALL_MS = 15_000;
 let stalls = 0;
 
 /** A desktop round, retried up to 3 times when a session stalls. */
@@ -150,11 +163,19 @@ async function desktopFrames(url: string, headers: Record<string, string>): Prom
   const ws = await open(url, headers);
   const read = byteReader(ws);
   let step = "handshake";
-  const watchdog = setTimeout(() => {
-    console.error(`RFB client stuck at ${step} on ${url.replace(/vnc\/.*/, "vnc/…")}: ${JSON.stringify(read.state())}`);
-    stalls++;
-    ws.terminate();
-  }, 15_000);
+  // A stall is STALL_MS without any data (as documented above), not a slow session: on a busy
+  // machine 60 full frames can take longer than that while bytes keep arriving.
+  let watchdog: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(watchdog);
+    watchdog = setTimeout(() => {
+      console.error(`RFB client stuck at ${step} on ${url.replace(/vnc\/.*/, "vnc/…")}: ${JSON.stringify(read.state())}`);
+      stalls++;
+      ws.terminate();
+    }, STALL_MS);
+  };
+  arm();
+  ws.on("message", arm);
   const version = (await read(12)).toString("latin1");
   if (!version.startsWith("RFB 003.")) throw new Error(`not an RFB server: ${JSON.stringify(version)}`);
   ws.send(Buffer.from("RFB 003.008\n"));
@@ -203,9 +224,35 @@ async function desktopFrames(url: string, headers: Record<string, string>): Prom
   return { mibs: mib(bytes) / seconds, fps: FRAMES / seconds };
 }
 
+/** The bare relay (see the header): the proxy's byte path between two sockets, nothing else. */
+function bareRelay(target: string): void {
+  const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.slice(target.lastIndexOf(":") + 1))];
+  const server = createServer((client) => {
+    const upstream = connect({ host, port }, () => {
+      client.setNoDelay(true);
+      upstream.setNoDelay(true);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const s of [client, upstream]) s.once("close", close).on("error", close);
+  });
+  server.listen(0, "127.0.0.1", () => process.stdout.write(`${(server.address() as AddressInfo).port}\n`));
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+function cpuOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(stat[11]) + Number(stat[12])) / 100; // utime + stime, in seconds (USER_HZ 100)
+}
+
 async function main() {
   const stack = await startBenchStack();
   let api: ChildProcess | undefined;
+  let bare: ChildProcess | undefined;
   try {
     const host = await stack.createHost();
     await waitForPort6901(host.id);
@@ -260,40 +307,70 @@ async function main() {
     // 2. Raw WebSocket throughput against the capture server.
     await startCapture(host.id);
     console.log(`raw WebSocket: ${values.mib} MiB per download`);
+    // The bare relay (see the header), in a process of its own like the API.
+    bare = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--bare-relay", `${host.managementAddress}:6901`], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const barePort = await new Promise<number>((resolve, reject) => {
+      bare!.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
+      bare!.once("exit", (code) => reject(new Error(`the bare relay exited (${code})`)));
+    });
+    const viaBare = `ws://127.0.0.1:${barePort}/`;
     await download(direct, {});
-    await download(proxied, auth); // warm-up, uncounted
-    const d: number[] = [];
-    const p: number[] = [];
-    const apiCpu = () => {
-      const stat = readFileSync(`/proc/${api!.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      return (Number(stat[11]) + Number(stat[12])) / 100; // utime + stime, in seconds (USER_HZ 100)
-    };
-    let proxyCpu = 0;
+    await download(proxied, auth); // warm-ups, uncounted
+    await download(viaBare, {});
+    const gib = SIZE / 1024 ** 3;
+    const rate: Record<"direct" | "proxy" | "bare", number[]> = { direct: [], proxy: [], bare: [] };
+    /** CPU-s per GiB: the API process (proxy), the bare relay process, this client (direct). */
+    const cost: Record<"direct" | "proxy" | "bare", number[]> = { direct: [], proxy: [], bare: [] };
     for (let r = 0; r < ROUNDS; r++) {
-      d.push(await download(direct, {}));
-      const c0 = apiCpu();
-      p.push(await download(proxied, auth));
-      proxyCpu += apiCpu() - c0;
-      console.log(`  round ${r + 1}: direct ${d.at(-1)!.toFixed(0)} MiB/s, proxy ${p.at(-1)!.toFixed(0)} MiB/s`);
+      const c0 = process.cpuUsage();
+      rate.direct.push(await download(direct, {}));
+      const c = process.cpuUsage(c0);
+      cost.direct.push((c.user + c.system) / 1e6 / gib);
+      let a0 = cpuOf(api.pid!);
+      rate.proxy.push(await download(proxied, auth));
+      cost.proxy.push((cpuOf(api.pid!) - a0) / gib);
+      a0 = cpuOf(bare.pid!);
+      rate.bare.push(await download(viaBare, {}));
+      cost.bare.push((cpuOf(bare.pid!) - a0) / gib);
+      console.log(
+        `  round ${r + 1}: direct ${rate.direct.at(-1)!.toFixed(0)} MiB/s (client ${cost.direct.at(-1)!.toFixed(2)} CPU-s/GiB), ` +
+          `proxy ${rate.proxy.at(-1)!.toFixed(0)} MiB/s (API ${cost.proxy.at(-1)!.toFixed(2)} CPU-s/GiB), ` +
+          `bare relay ${rate.bare.at(-1)!.toFixed(0)} MiB/s (${cost.bare.at(-1)!.toFixed(2)} CPU-s/GiB)`,
+      );
     }
-    const dm = median(d);
-    const pm = median(p);
+    const dm = median(rate.direct);
+    const pm = median(rate.proxy);
+    const bm = median(rate.bare);
     console.log(
-      `raw WebSocket throughput (median): direct ${dm.toFixed(0)} MiB/s, proxy ${pm.toFixed(0)} MiB/s → ratio ${(pm / dm).toFixed(2)}; ` +
-        `API process ${(proxyCpu / ((ROUNDS * SIZE) / 1024 ** 3)).toFixed(2)} CPU-s per GiB proxied`,
+      `raw WebSocket throughput (medians of ${ROUNDS}): direct ${dm.toFixed(0)} MiB/s, proxy ${pm.toFixed(0)} MiB/s → ratio ${(pm / dm).toFixed(2)} ` +
+        `(target ≥ 0.90); bare relay ${bm.toFixed(0)} MiB/s → ratio ${(bm / dm).toFixed(2)}`,
+    );
+    console.log(
+      `CPU-s per GiB (medians): API process proxying ${median(cost.proxy).toFixed(2)}, bare relay ${median(cost.bare).toFixed(2)} ` +
+        `(the floor for a Node relay), WebSocket client on the direct path ${median(cost.direct).toFixed(2)}`,
     );
 
     const rd = await pings(direct, {});
     const rp = await pings(proxied, auth);
     const f = (xs: number[]) => `p50 ${percentile(xs, 50).toFixed(3)} ms, p95 ${percentile(xs, 95).toFixed(3)} ms`;
     console.log(`round trip, 1 KiB echo: direct ${f(rd)}; proxy ${f(rp)}; added p50 ${(percentile(rp, 50) - percentile(rd, 50)).toFixed(3)} ms`);
+    const ratio09 = { of: "ratio", op: ">=", value: 0.9, text: "≥ 0.9× direct" } as const;
+    writeBenchResult("vnc-proxy", [
+      benchRow({ path: `desktop via the VNC proxy, ${FRAMES} full frames`, unit: "fps", ours: median(fp), baseline: median(fd), baselineLabel: "direct", target: ratio09 }),
+      benchRow({ path: "desktop WebSocket proxy throughput (raw)", unit: "MiB/s", ours: pm, baseline: dm, baselineLabel: "direct", target: ratio09, note: `CPU-s/GiB proxy ${median(cost.proxy).toFixed(2)}, bare relay ${median(cost.bare).toFixed(2)}` }),
+      benchRow({ path: "VNC 1 KiB round trip p50", unit: "ms", ours: percentile(rp, 50), baseline: percentile(rd, 50), baselineLabel: "direct" }),
+    ]);
   } finally {
     api?.kill("SIGTERM");
+    bare?.kill("SIGTERM");
     await stack.close();
   }
 }
 
-main().catch((err) => {
+if (values["bare-relay"]) bareRelay(values["bare-relay"]);
+else main().catch((err) => {
   console.error(err);
   process.exit(1);
 });

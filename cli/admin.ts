@@ -31,6 +31,7 @@ import { createRedis, waitForRedis } from "../shared/redis.js";
 import type { Actor, ServiceContext } from "../shared/services/context.js";
 import { listHosts } from "../shared/services/hosts/list.js";
 import { rebuildOutdatedHosts } from "../shared/services/hosts/rebuild-outdated.js";
+import { createLiveNotifier, noLiveNotifier } from "../shared/services/live/notify.js";
 import { publishRevocation } from "../shared/services/revocations.js";
 import { cancelTask } from "../shared/services/tasks/cancel.js";
 import { listTasks } from "../shared/services/tasks/query.js";
@@ -192,7 +193,9 @@ function openSession(config: CliConfig, needsQueues: boolean): Session {
         () => false,
       );
     }
-    const enqueuer = queues ? createEnqueuer(queues, logger) : undefined;
+    // Tasks it creates or cancels reach open live-update streams at once (else at their next poll).
+    const notifyLive = queuesReady ? createLiveNotifier(redis, config.REDIS_PREFIX) : noLiveNotifier;
+    const enqueuer = queues ? createEnqueuer(queues, logger, notifyLive) : undefined;
     const waker = queues ? createHostWaker(database.db, queues, logger) : undefined;
     ctx = {
       db: database.db,
@@ -201,6 +204,7 @@ function openSession(config: CliConfig, needsQueues: boolean): Session {
       logger,
       clock: () => new Date(),
       maxPendingTasksPerHost: config.HOST_MAX_PENDING_TASKS,
+      notifyLive,
       enqueue: async (task) => {
         if (enqueuer && queuesReady) await enqueuer(task);
         else deferred.push(task.id);

@@ -2,6 +2,7 @@ import type { WorkerConfig } from "../shared/config/worker.js";
 import type { Queues } from "../shared/queue/queues.js";
 import type { ServiceDeps } from "../shared/services/context.js";
 import type { SshProbe } from "./hosts/ssh-ready.js";
+import type { PoolKeeper } from "./pool/keeper.js";
 import type { WorkerMetrics } from "./metrics.js";
 import type { Runtime } from "./runtime/runtime.js";
 import type { HostLocks } from "./tasks/host-lock.js";
@@ -16,4 +17,6 @@ export interface WorkerDeps extends ServiceDeps {
   locks: HostLocks;
   /** This process's Prometheus registry and the series the runner and egress checks feed. */
   metrics: WorkerMetrics;
+  /** The warm-pool keeper of this process (docs/architecture.md#warm-pool); absent in bare test deps. */
+  pool?: PoolKeeper;
 }

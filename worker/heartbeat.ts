@@ -15,6 +15,8 @@ export function startHeartbeat(opts: {
   engineId: string;
   /** Whether this worker has the egress check endpoints (the API refuses egress tests and bindings otherwise). */
   egressChecks: boolean;
+  /** Which WireGuard implementation the gateways use (worker/network/wireguard-impl.ts). */
+  wireguard: "kernel" | "userspace" | "unknown";
   intervalSeconds: number;
   logger: Logger;
 }): { stop: () => Promise<void> } {
@@ -32,7 +34,7 @@ export function startHeartbeat(opts: {
     await publishHeartbeat(
       opts.redis,
       opts.prefix,
-      { worker_id: opts.workerId, engine_id: opts.engineId, docker_ok: dockerOk, egress_checks: opts.egressChecks, at: new Date().toISOString() },
+      { worker_id: opts.workerId, engine_id: opts.engineId, docker_ok: dockerOk, egress_checks: opts.egressChecks, wireguard: opts.wireguard, at: new Date().toISOString() },
       ttl,
     );
   };

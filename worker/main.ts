@@ -11,15 +11,18 @@ import { createHostWaker } from "../shared/queue/wake.js";
 import { createQueues } from "../shared/queue/queues.js";
 import { createRedis, waitForRedis } from "../shared/redis.js";
 import { publishRevocation } from "../shared/services/revocations.js";
+import { createLiveNotifier } from "../shared/services/live/notify.js";
 import { startConsumers } from "./consumers.js";
 import type { WorkerDeps } from "./deps.js";
 import { startHeartbeat } from "./heartbeat.js";
+import { detectWireguard } from "./network/wireguard-impl.js";
 import { createWorkerMetrics } from "./metrics.js";
 import { createMetricsRegistry } from "../shared/metrics/registry.js";
 import { serveMetrics } from "../shared/metrics/server.js";
 import { startImageWatch } from "./images.js";
 import { type SshProbe, probeSsh } from "./hosts/ssh-ready.js";
 import { ensureNetworks } from "./hosts/steps.js";
+import { type PoolKeeper, startPoolKeeper } from "./pool/keeper.js";
 import { buildRegistry } from "./registry.js";
 import { createDockerRuntime } from "./runtime/docker/docker-runtime.js";
 import type { Runtime } from "./runtime/runtime.js";
@@ -33,7 +36,7 @@ export async function startWorker(
   config: WorkerConfig,
   logger: Logger,
   parts: { database: Database; runtime?: Runtime; sshProbe?: SshProbe },
-): Promise<{ deps: WorkerDeps; metricsPort: number | null; stop: () => Promise<void> }> {
+): Promise<{ deps: WorkerDeps; metricsPort: number | null; pool: PoolKeeper; stop: () => Promise<void> }> {
   const redis = createRedis(config.REDIS_URL, { name: "ccp-worker" });
   redis.on("error", (err) => logger.warn({ err: err.message }, "redis connection error"));
   await waitForRedis(redis, 30000);
@@ -45,13 +48,16 @@ export async function startWorker(
       instance: config.REDIS_PREFIX,
       logs: { maxSize: config.CONTAINER_LOG_MAX_SIZE, maxFiles: config.CONTAINER_LOG_MAX_FILES },
     });
+  // Task and host changes are announced to the API's live-update streams (docs/architecture.md#live-updates).
+  const notifyLive = createLiveNotifier(redis, config.REDIS_PREFIX, logger);
   const deps: WorkerDeps = {
     db: parts.database.db,
     redis,
     secrets: createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS),
     logger,
     clock: () => new Date(),
-    enqueue: createEnqueuer(queues, logger),
+    notifyLive,
+    enqueue: createEnqueuer(queues, logger, notifyLive),
     wakeHost: createHostWaker(parts.database.db, queues, logger),
     maxPendingTasksPerHost: config.HOST_MAX_PENDING_TASKS,
     revoke: (r) => publishRevocation(redis, config.REDIS_PREFIX, r, logger),
@@ -74,12 +80,16 @@ export async function startWorker(
     workerId: config.WORKER_ID,
     engineId: config.ENGINE_ID,
     egressChecks: config.EGRESS_CHECKS !== null,
+    wireguard: detectWireguard(config.WIREGUARD_IMPLEMENTATION),
     intervalSeconds: config.HEARTBEAT_INTERVAL_SECONDS,
     logger,
   });
   // Which images are current, for the API's `image_outdated` (README "Upgrading").
   const images = startImageWatch(deps, config.RECONCILE_INTERVAL_SECONDS);
   const consumers = await startConsumers(deps, registry, bull);
+  // Warm pool (docs/architecture.md#warm-pool): HOST_POOL_SIZE=0 leaves it idle.
+  const pool = startPoolKeeper(deps);
+  deps.pool = pool;
   // Off unless WORKER_METRICS_LISTEN_ADDR is set (README "Observability").
   const metricsServer = config.WORKER_METRICS_LISTEN_ADDR
     ? await serveMetrics(deps.metrics.registry, config.WORKER_METRICS_LISTEN_ADDR, logger, "worker")
@@ -88,8 +98,11 @@ export async function startWorker(
   return {
     deps,
     metricsPort: metricsServer?.port ?? null,
+    pool,
     stop: async () => {
-      // Finish (or hand back) in-flight jobs first, then stop reporting liveness.
+      // A member being warmed is finished first (or removed on failure), then in-flight jobs are
+      // finished (or handed back), then liveness stops being reported.
+      await pool.stop();
       await consumers.close();
       await images.stop();
       await heartbeat.stop();

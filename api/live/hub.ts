@@ -7,9 +7,15 @@ import { renderTask } from "../../shared/services/tasks/render.js";
 import type { LiveHostAdminView, LiveHostUserView, LiveTaskUserView } from "../../shared/views/index.js";
 
 /**
- * One poller per API process behind every live-update stream: it reads Postgres once per
- * interval, whatever the number of open streams, diffs the result against the previous poll and
- * hands each change to the subscribers allowed to see it. It runs only while someone listens.
+ * One poller per API process behind every live-update stream: it reads Postgres, whatever the
+ * number of open streams, diffs the result against the previous poll and hands each change to the
+ * subscribers allowed to see it. It runs only while someone listens.
+ *
+ * When it polls (docs/architecture.md#live-updates): at once whenever a writer announces a change
+ * (`listen`, Redis pub/sub, shared/services/live/notify.ts), and every `pollMs` in any case, so
+ * that a lost notification, a writer that announces nothing or a Redis outage only delays. Polls
+ * never overlap: notifications that arrive during one coalesce into a single poll right after it.
+ * The notification is only a trigger: what is delivered, and to whom, always comes from the poll.
  *
  * Tenant filter: a user subscriber receives a host change only for a host it owns and a task
  * change only for a task of such a host, and the user-side payloads carry no id of anyone else
@@ -76,11 +82,20 @@ const hostFingerprint = (h: HostState) => `${h.status}|${h.desiredState}|${h.upd
 const taskFingerprint = (t: TaskRow) =>
   JSON.stringify([t.status, t.attempt, t.progressPercent, t.progressMessage, t.errorCode, t.cancelRequested, t.steps]);
 
-export function createLiveHub(opts: { db: Db; logger: Logger; pollMs: number }): LiveHub {
+/**
+ * Start listening for change notifications, calling `onChange` for each; returns the stop
+ * function. The hub listens only while it has subscribers.
+ */
+export type LiveListen = (onChange: () => void) => () => void;
+
+export function createLiveHub(opts: { db: Db; logger: Logger; pollMs: number; listen?: LiveListen }): LiveHub {
   const subs = new Set<Subscriber>();
   let timer: NodeJS.Timeout | null = null;
   let running = false;
   let closed = false;
+  // A notification arrived while a poll ran: poll again as soon as it ends.
+  let again = false;
+  let stopListening: (() => void) | null = null;
 
   // State of the previous poll; reset whenever the last subscriber leaves.
   let baseline = false;
@@ -163,13 +178,40 @@ export function createLiveHub(opts: { db: Db; logger: Logger; pollMs: number }):
     if (closed || subs.size === 0 || timer || running) return;
     // The poll serves every subscriber: its timer (and so its lines) must not belong to the
     // request of whoever subscribed first (shared/log-context.ts).
-    timer = withoutLogContext(() => setTimeout(tick, baseline ? opts.pollMs : 0));
+    timer = withoutLogContext(() => setTimeout(tick, baseline && !again ? opts.pollMs : 0));
+  };
+
+  /** A writer announced a change: poll now (or right after the poll under way), not at the interval. */
+  const kick = () => {
+    if (closed || subs.size === 0) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    if (timer) clearTimeout(timer);
+    timer = null;
+    again = true;
+    schedule();
+  };
+
+  const listen = () => {
+    if (!opts.listen || stopListening || closed) return;
+    try {
+      stopListening = opts.listen(kick);
+    } catch (err) {
+      opts.logger.warn({ err: (err as Error).message }, "live-update notifications unavailable; polling only");
+    }
+  };
+  const unlisten = () => {
+    stopListening?.();
+    stopListening = null;
   };
 
   async function tick(): Promise<void> {
     timer = null;
     if (subs.size === 0) return;
     running = true;
+    again = false;
     try {
       await poll();
     } catch (err) {
@@ -194,12 +236,14 @@ export function createLiveHub(opts: { db: Db; logger: Logger; pollMs: number }):
         sub.onReady = null;
         subscriber.ready();
       }
+      listen();
       schedule();
       return () => {
         subs.delete(sub);
         if (subs.size === 0) {
           if (timer) clearTimeout(timer);
           timer = null;
+          unlisten();
           if (!running) reset();
         }
       };
@@ -207,6 +251,7 @@ export function createLiveHub(opts: { db: Db; logger: Logger; pollMs: number }):
     size: () => subs.size,
     close() {
       closed = true;
+      unlisten();
       if (timer) clearTimeout(timer);
       timer = null;
       const all = [...subs];

@@ -83,7 +83,9 @@ export interface BenchStack {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function startBenchStack(opts: { sshdEnv?: Record<string, string> } = {}): Promise<BenchStack> {
+export async function startBenchStack(
+  opts: { sshdEnv?: Record<string, string>; workerEnv?: Record<string, string> } = {},
+): Promise<BenchStack> {
   const cleanups: (() => Promise<void> | void)[] = [];
   // One cleanup run, however many callers (the script's finally, a signal) ask for it.
   let cleaning: Promise<void> | undefined;
@@ -188,6 +190,9 @@ export async function startBenchStack(opts: { sshdEnv?: Record<string, string> }
         EXPIRY_SCAN_INTERVAL_SECONDS: "3600",
         SWEEP_INTERVAL_SECONDS: "3600",
         CONTAINER_STOP_GRACE_SECONDS: "1",
+        // No warm pool unless the bench asks for one (bench/pool-create.ts).
+        HOST_POOL_SIZE: "0",
+        ...(opts.workerEnv ?? {}),
       }),
       quiet,
       { database },

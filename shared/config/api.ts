@@ -75,9 +75,12 @@ export const apiConfigSchema = z.object({
   EGRESS_TEST_WAIT_SECONDS: intVar(35, 0),
   HEARTBEAT_FRESHNESS_SECONDS: intVar(15, 1),
   EGRESS_REQUIRED: boolVar(false),
-  // Live updates (GET /v1/admin/sse, /v1/user/sse): how often Postgres is polled for changed
-  // tasks and hosts, the heartbeat comment that keeps proxies from closing an idle stream, and
-  // how often a stream's token is re-checked (the same 30 s as a VNC WebSocket, docs/api.md#token-checks).
+  // Live updates (GET /v1/admin/sse, /v1/user/sse): whether the hub polls at once when a writer
+  // announces a change on Redis (docs/architecture.md#live-updates; off = interval polling only),
+  // how often Postgres is polled in any case (the fallback for lost notifications), the heartbeat
+  // comment that keeps proxies from closing an idle stream, and how often a stream's token is
+  // re-checked (the same 30 s as a VNC WebSocket, docs/api.md#token-checks).
+  SSE_PUSH: boolVar(true),
   SSE_POLL_INTERVAL_MS: intVar(1000, 100, 60_000),
   SSE_HEARTBEAT_SECONDS: intVar(15, 1, 3600),
   SSE_AUTH_RECHECK_SECONDS: intVar(30, 1, 3600),

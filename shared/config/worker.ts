@@ -45,6 +45,8 @@ export const workerConfigSchema = z.object({
   EGRESS_CHECK_TIMEOUT_SECONDS: intVar(10, 1),
   EGRESS_TOTAL_TIMEOUT_SECONDS: intVar(30, 1),
   EGRESS_WG_MTU: intVar(1420, 576, 9000),
+  /** WireGuard in the gateways: the kernel module when it works (auto), or forced (docs/egress.md#wireguard-implementation). */
+  WIREGUARD_IMPLEMENTATION: z.enum(["auto", "kernel", "userspace"]).default("auto"),
   GATEWAY_READY_TIMEOUT_SECONDS: intVar(15, 1),
   SSH_READY_TIMEOUT_SECONDS: intVar(30, 1),
   CONTAINER_STOP_GRACE_SECONDS: intVar(10, 0),
@@ -70,6 +72,9 @@ export const workerConfigSchema = z.object({
   HOST_TMPFS_MB: intVar(512, 16, 65536),
   CONTAINER_LOG_MAX_SIZE: z.string().default("10m").refine((v) => /^[1-9]\d{0,5}[kmg]$/.test(v), "must look like 10m (k, m or g)"),
   CONTAINER_LOG_MAX_FILES: intVar(3, 1, 100),
+  // The warm pool (docs/architecture.md#warm-pool): this many running gateway + host pairs of the
+  // default shape wait to be claimed by a create (0 = off: every create takes the cold path).
+  HOST_POOL_SIZE: intVar(2, 0, 32),
   // Optional listener serving only GET /metrics, without a token (README "Observability").
   WORKER_METRICS_LISTEN_ADDR: optionalListenAddrVar(),
 });

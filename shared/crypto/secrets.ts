@@ -19,6 +19,8 @@ export const SECRET_COLUMNS = {
   hosts: { key: "id", columns: ["ssh_password_enc", "internal_key_private_enc", "host_key_private_enc"] },
   egress_ips: { key: "id", columns: ["wg_private_key_enc", "wg_preshared_key_enc", "proxy_secrets_enc"] },
   system_keys: { key: "name", columns: ["private_key_enc"] },
+  // Warm-pool members' keys (docs/architecture.md#warm-pool): re-encrypted for `hosts` at claim.
+  host_pool: { key: "id", columns: ["internal_key_private_enc", "host_key_private_enc"] },
 } as const satisfies Record<string, { key: string; columns: readonly string[] }>;
 
 export type SecretTable = keyof typeof SECRET_COLUMNS;
@@ -31,6 +33,7 @@ export const secretAt = {
   host: (id: string, column: SecretColumn<"hosts">): SecretLocation => ({ table: "hosts", column, row: id }),
   egress: (id: string, column: SecretColumn<"egress_ips">): SecretLocation => ({ table: "egress_ips", column, row: id }),
   systemKey: (name: string): SecretLocation => ({ table: "system_keys", column: "private_key_enc", row: name }),
+  pool: (id: string, column: SecretColumn<"host_pool">): SecretLocation => ({ table: "host_pool", column, row: id }),
 };
 
 export interface SecretBox {

@@ -11,6 +11,11 @@ export interface Heartbeat {
    * records of workers older than the field, which could not start without them: absent = true.
    */
   egress_checks?: boolean;
+  /**
+   * The WireGuard implementation this worker's gateways use (worker/network/wireguard-impl.ts,
+   * docs/egress.md#wireguard-implementation). Absent in records of older workers: "unknown".
+   */
+  wireguard?: "kernel" | "userspace" | "unknown";
   at: string;
 }
 
@@ -106,6 +111,12 @@ export async function egressChecksAvailable(redis: Redis, prefix: string, freshn
   const beats = await readHeartbeats(redis, prefix, freshnessSeconds, now);
   if (beats.length === 0) return null;
   return beats.some((b) => b.egress_checks !== false);
+}
+
+/** The WireGuard implementation /healthz shows: the newest fresh heartbeat's (beats come newest first). */
+export function wireguardOf(beats: Heartbeat[], now: Date, freshnessSeconds: number): "kernel" | "userspace" | "unknown" {
+  const fresh = beats.filter((b) => now.getTime() - Date.parse(b.at) <= freshnessSeconds * 1000);
+  return fresh.find((b) => b.wireguard)?.wireguard ?? "unknown";
 }
 
 export type AgentState = "ok" | "docker_unreachable" | "no_workers";

@@ -1,4 +1,5 @@
 import type { Logger } from "../logger.js";
+import type { LiveNotifier } from "../services/live/notify.js";
 import { enqueueTask, type Queues } from "./queues.js";
 
 const ENQUEUE_TIMEOUT_MS = 3000;
@@ -8,9 +9,13 @@ const ENQUEUE_TIMEOUT_MS = 3000;
  * down) is logged and swallowed: the request already succeeded and the sweeper enqueues pending
  * tasks without a job (docs/architecture.md#async-work). Bounded, so a dead Redis never hangs a request.
  */
-export function createEnqueuer(queues: Queues, logger: Logger) {
+export function createEnqueuer(queues: Queues, logger: Logger, notifyLive: LiveNotifier) {
   // `log`: the caller's logger (a request's, so the line carries its request_id).
   return async (task: { id: string; kind: string }, log: Logger = logger): Promise<void> => {
+    // Every verb and scheduler that creates a task enqueues it right after its commit: the one
+    // place that announces the new task, and the host changes committed with it, to the live
+    // streams (docs/architecture.md#live-updates).
+    notifyLive({ kind: "task", id: task.id });
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([

@@ -5,6 +5,7 @@ import type { TokenService } from "../auth/tokens.js";
 import type { SecretBox } from "../crypto/secrets.js";
 import type { Db } from "../db/client.js";
 import type { Logger } from "../logger.js";
+import type { LiveNotifier } from "./live/notify.js";
 import type { Revocation } from "./revocations.js";
 
 /** Dependencies the domain verbs need; built once per process in its composition root. */
@@ -22,6 +23,12 @@ export interface ServiceDeps {
   wakeHost: (hostId: string, log?: Logger) => Promise<void>;
   /** HOST_MAX_PENDING_TASKS: requested tasks one host may have waiting (shared/services/tasks/request.ts). */
   maxPendingTasksPerHost: number;
+  /**
+   * Announce a committed task or host change to the live-update streams (after commit; best
+   * effort, never throws; shared/services/live/notify.ts). A change not announced still reaches
+   * the streams at their next interval poll.
+   */
+  notifyLive: LiveNotifier;
   /** Broadcast an access revocation to the SSH proxies (after commit; best effort). */
   revoke: (r: Revocation) => Promise<void>;
   /**

@@ -115,6 +115,8 @@ export async function createApiHarness(
     PUBLIC_BASE_URL: "http://cloud.example.test:8080",
     TRUST_PROXY_CIDRS: "",
     LOG_LEVEL: "debug",
+    // The warm pool stays off in every suite (its members are containers); pool tests turn it on.
+    HOST_POOL_SIZE: "0",
     ...overrides,
   };
   const database = createDatabase(db.url, { max: 5 });

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { Writable } from "node:stream";
 import { startWorker } from "../../worker/main.js";
 import type { WorkerDeps } from "../../worker/deps.js";
+import type { PoolKeeper } from "../../worker/pool/keeper.js";
 import { DISK_AGENT_NAME, diskAgentArgv, diskDirOf } from "../../worker/hosts/disk.js";
 import { probeSsh } from "../../worker/hosts/ssh-ready.js";
 import type { Redis } from "ioredis";
@@ -14,6 +15,7 @@ import { createSecretBox } from "../crypto/secrets.js";
 import { createLogger } from "../logger.js";
 import { createEnqueuer } from "../queue/enqueuer.js";
 import { createHostWaker } from "../queue/wake.js";
+import { createLiveNotifier } from "../services/live/notify.js";
 import type { ApiHarness } from "./api-harness.js";
 
 /** Networks the tests' workers use; the underlay is --internal so no packet can leave the machine. */
@@ -52,6 +54,8 @@ export function ensureTestNetworks(): void {
 
 export interface WorkerHarness {
   deps: WorkerDeps;
+  /** The warm-pool keeper (HOST_POOL_SIZE, 0 unless the overrides set it). */
+  pool: PoolKeeper;
   config: WorkerConfig;
   logs: string[];
   /** The port of WORKER_METRICS_LISTEN_ADDR when the overrides set it. */
@@ -75,6 +79,7 @@ export async function startTestWorker(h: ApiHarness, overrides: Record<string, s
     SWEEP_INTERVAL_SECONDS: "3600",
     CONTAINER_STOP_GRACE_SECONDS: "1",
     WORKER_CONCURRENCY: "4",
+    HOST_POOL_SIZE: "0",
     ...overrides,
   });
   const logs: string[] = [];
@@ -86,7 +91,7 @@ export async function startTestWorker(h: ApiHarness, overrides: Record<string, s
   });
   const logger = createLogger({ level: "debug" }, sink);
   const w = await startWorker(config, logger, { database: h.database });
-  return { deps: w.deps, config, logs, metricsPort: w.metricsPort, stop: w.stop };
+  return { deps: w.deps, pool: w.pool, config, logs, metricsPort: w.metricsPort, stop: w.stop };
 }
 
 /** Remove every container and volume this test run's instance created, and the homes' disks. */
@@ -137,13 +142,16 @@ export async function waitForTask(h: ApiHarness, taskId: string, timeoutMs = 120
 export function bareWorkerDeps(h: ApiHarness, redis: Redis, overrides: Record<string, string> = {}): WorkerDeps {
   const config = parseWorkerConfig({ ...h.env, MGMT_NETWORK: TEST_MGMT_NETWORK, EGRESS_UNDERLAY_NETWORK: TEST_UNDERLAY_NETWORK, ...overrides });
   const logger = createLogger({ level: "warn" }, new Writable({ write: (_c, _e, cb) => cb() }));
+  // Announced like a real worker's changes, so a test's API streams get them at once.
+  const notifyLive = createLiveNotifier(redis, h.prefix);
   return {
     db: h.database.db,
     redis,
     secrets: createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS),
     logger,
     clock: () => new Date(),
-    enqueue: createEnqueuer(h.queues, logger),
+    notifyLive,
+    enqueue: createEnqueuer(h.queues, logger, notifyLive),
     wakeHost: createHostWaker(h.database.db, h.queues, logger),
     maxPendingTasksPerHost: config.HOST_MAX_PENDING_TASKS,
     revoke: async () => {},

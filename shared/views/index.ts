@@ -255,6 +255,8 @@ export const dashboardView = z.object({
   }),
   egress_ips: z.object({ total: count(), available: count(), disabled: count(), bound: count(), failing: count() }),
   tasks: z.object({ pending: count(), running: count(), failed_24h: count() }),
+  /** The warm pool (docs/architecture.md#warm-pool): members are not hosts and count only here. */
+  pool: z.object({ ready: count(), warming: count() }),
 });
 export type DashboardView = z.output<typeof dashboardView>;
 

@@ -94,6 +94,8 @@ beforeAll(async () => {
       `EGRESS_UNDERLAY_NETWORK=${UNDERLAY_NETWORK}`,
       "HEARTBEAT_INTERVAL_SECONDS=1",
       "CONTAINER_STOP_GRACE_SECONDS=1",
+      // No warm pool: its members would outlive the host this suite deletes (docs/architecture.md#warm-pool).
+      "HOST_POOL_SIZE=0",
       // A loaded CI machine (two cores, a whole stack beside this one) can take longer than the
       // defaults to bring a gateway up; the deadlines are not what these suites prove.
       "GATEWAY_READY_TIMEOUT_SECONDS=90",

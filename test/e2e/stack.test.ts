@@ -92,6 +92,8 @@ beforeAll(async () => {
     PUBLIC_BASE_URL: `http://127.0.0.1:${apiPort}`,
     HEARTBEAT_INTERVAL_SECONDS: "1",
     LOG_LEVEL: "info",
+    // No warm pool: this stack is killed, not cleaned up, and must leave no container behind.
+    HOST_POOL_SIZE: "0",
   };
   // Vitest sets NODE_ENV=test; the stack must not care.
   stack = spawnLogged("npm", ["start", "--silent"], env);

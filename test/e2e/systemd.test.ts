@@ -101,6 +101,8 @@ beforeAll(async () => {
       `MGMT_NETWORK=${MGMT_NETWORK}`,
       `EGRESS_UNDERLAY_NETWORK=${UNDERLAY_NETWORK}`,
       "HOST_DISK_LIMIT_MB=0",
+      // No warm pool: its members would outlive the host this suite deletes (docs/architecture.md#warm-pool).
+      "HOST_POOL_SIZE=0",
       "HEARTBEAT_INTERVAL_SECONDS=1",
       "CONTAINER_STOP_GRACE_SECONDS=1",
       // A loaded CI machine (two cores, a whole stack beside this one) can take longer than the

@@ -51,6 +51,7 @@ describe("GET /v1/admin/dashboard/stats", () => {
       hosts: { total: 0, pending: 0, creating: 0, starting: 0, running: 0, stopping: 0, stopped: 0, rebuilding: 0, failed: 0, deleting: 0 },
       egress_ips: { total: 0, available: 0, disabled: 0, bound: 0, failing: 0 },
       tasks: { pending: 0, running: 0, failed_24h: 0 },
+      pool: { ready: 0, warming: 0 },
     });
 
     const sql = h.database.sql;
@@ -103,6 +104,13 @@ describe("GET /v1/admin/dashboard/stats", () => {
     await insertTaskRow(sql, { kind: "host.stop", status: "succeeded", finishedAt: ago(HOUR) });
     await insertTaskRow(sql, { kind: "host.start", status: "canceled", errorCode: "canceled", finishedAt: ago(HOUR) });
 
+    // Warm-pool members count apart from hosts; a claimed one is a host already.
+    for (const [i, state] of (["ready", "ready", "warming", "claimed", "draining"] as const).entries()) {
+      await sql`insert into host_pool (id, state, short_id, memory_limit_mb, cpu_limit, pids_limit, timezone, home_disk_mb,
+          host_key_public, host_key_private_enc, internal_key_public, internal_key_private_enc)
+        values (gen_random_uuid(), ${state}, ${`pool0${i}`}, 4096, 2, 1024, 'UTC', 0, 'k', 'x', 'k', 'x')`;
+    }
+
     expect(await stats()).toEqual({
       active_users: 7,
       running_hosts: 2,
@@ -111,6 +119,7 @@ describe("GET /v1/admin/dashboard/stats", () => {
       hosts: { total: 9, pending: 1, creating: 0, starting: 1, running: 2, stopping: 0, stopped: 2, rebuilding: 1, failed: 1, deleting: 1 },
       egress_ips: { total: 6, available: 2, disabled: 2, bound: 3, failing: 2 },
       tasks: { pending: 2, running: 1, failed_24h: 2 },
+      pool: { ready: 2, warming: 1 },
     });
 
     // Follow the scenario through changes made via the API and by hand.
@@ -129,6 +138,7 @@ describe("GET /v1/admin/dashboard/stats", () => {
       hosts: { total: 9, pending: 1, creating: 0, starting: 1, running: 1, stopping: 1, stopped: 2, rebuilding: 1, failed: 1, deleting: 1 },
       egress_ips: { total: 6, available: 3, disabled: 2, bound: 2, failing: 2 },
       tasks: { pending: 1, running: 2, failed_24h: 2 },
+      pool: { ready: 2, warming: 1 },
     });
   });
 });

@@ -42,7 +42,7 @@ describe("GET /healthz", () => {
   it("warns no_workers when no worker has a heartbeat", async () => {
     const res = await h.request("GET", "/healthz");
     expect(res.status, res.text).toBe(200);
-    expect(res.body).toEqual({ status: "warning", version: VERSION, checks: { database: "ok", redis: "ok", agent: "no_workers" } });
+    expect(res.body).toEqual({ status: "warning", version: VERSION, checks: { database: "ok", redis: "ok", agent: "no_workers" }, wireguard: "unknown" });
   });
 
   it("ignores heartbeats older than the freshness window", async () => {
@@ -55,15 +55,23 @@ describe("GET /healthz", () => {
     await beat("w-no-docker", false);
     const res = await h.request("GET", "/healthz");
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ status: "warning", version: VERSION, checks: { database: "ok", redis: "ok", agent: "docker_unreachable" } });
+    expect(res.body).toEqual({ status: "warning", version: VERSION, checks: { database: "ok", redis: "ok", agent: "docker_unreachable" }, wireguard: "unknown" });
   });
 
   it("is ok when a fresh worker reached Docker", async () => {
     await beat("w-docker", true);
     const res = await h.request("GET", "/healthz");
-    expect(res.body).toEqual({ status: "ok", version: VERSION, checks: { database: "ok", redis: "ok", agent: "ok" } });
+    expect(res.body).toEqual({ status: "ok", version: VERSION, checks: { database: "ok", redis: "ok", agent: "ok" }, wireguard: "unknown" });
     const ready = await h.request("GET", "/readyz");
     expect(ready.status).toBe(200);
+  });
+
+  it("shows the WireGuard implementation of the newest fresh heartbeat (docs/egress.md#wireguard-implementation)", async () => {
+    await publishHeartbeat(h.deps.redis, h.config.REDIS_PREFIX, { worker_id: "w-old-wg", engine_id: "e", docker_ok: true, wireguard: "kernel", at: new Date(Date.now() - 2000).toISOString() });
+    await publishHeartbeat(h.deps.redis, h.config.REDIS_PREFIX, { worker_id: "w-new-wg", engine_id: "e", docker_ok: true, wireguard: "userspace", at: new Date().toISOString() });
+    // Heartbeats without the field (older workers, the tests above) do not count.
+    const res = await h.request("GET", "/healthz");
+    expect(res.body.wireguard, res.text).toBe("userspace");
   });
 
   it("is degraded (503) when the database is unreachable, without error text", async () => {
@@ -86,7 +94,7 @@ describe("GET /healthz", () => {
     const res = await createApp(deps).request("/healthz");
     const body = await res.json();
     expect(res.status).toBe(503);
-    expect(body).toEqual({ status: "degraded", version: VERSION, checks: { database: "ok", redis: "error", agent: "no_workers" } });
+    expect(body).toEqual({ status: "degraded", version: VERSION, checks: { database: "ok", redis: "error", agent: "no_workers" }, wireguard: "unknown" });
     deadRedis.disconnect();
   });
 

@@ -1,3 +1,4 @@
+import { connect, type Socket } from "node:net";
 import ssh2 from "ssh2";
 
 /** The base64 blob of an OpenSSH public key line. */
@@ -9,7 +10,14 @@ export interface SshProbeOptions {
   username: string;
   privateKey: string;
   pinnedHostKey: string;
+  /** The whole attempt: TCP connect, key exchange, authentication. */
   timeoutMs: number;
+  /**
+   * The TCP connect alone (default: `timeoutMs`). Short in readiness loops: a SYN that is dropped
+   * (an address not yet routable) is retransmitted by the kernel only after 1 s, so a new attempt
+   * a few milliseconds later is faster than waiting for it.
+   */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -18,11 +26,38 @@ export interface SshProbeOptions {
  */
 export type SshProbe = (opts: SshProbeOptions) => Promise<boolean>;
 
+/** A TCP connection within `timeoutMs`, or null (refused, unreachable, too slow). */
+function connectWithin(host: string, port: number, timeoutMs: number): Promise<Socket | null> {
+  return new Promise((resolve) => {
+    const sock = connect({ host, port });
+    const timer = setTimeout(() => fail(), timeoutMs);
+    const fail = () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(null);
+    };
+    sock.once("error", fail);
+    sock.once("connect", () => {
+      clearTimeout(timer);
+      sock.removeListener("error", fail);
+      // ssh2 reports the socket's errors from here on; this keeps one between the two from being
+      // an uncaught exception.
+      sock.on("error", () => {});
+      resolve(sock);
+    });
+  });
+}
+
 /**
  * One attempt: connect to a host's sshd over the management network, require the pinned host key,
  * and authenticate with the proxy's internal key. Resolves true only when all of that worked.
+ * Before sshd listens, the attempt ends at the TCP connect (refused within a millisecond, or
+ * `connectTimeoutMs`), so retrying costs no key exchange.
  */
-export function probeSsh(opts: SshProbeOptions): Promise<boolean> {
+export async function probeSsh(opts: SshProbeOptions): Promise<boolean> {
+  const started = Date.now();
+  const sock = await connectWithin(opts.host, opts.port ?? 22, Math.min(opts.connectTimeoutMs ?? opts.timeoutMs, opts.timeoutMs));
+  if (!sock) return false;
   return new Promise((resolve) => {
     const client = new ssh2.Client();
     let settled = false;
@@ -30,17 +65,17 @@ export function probeSsh(opts: SshProbeOptions): Promise<boolean> {
       if (settled) return;
       settled = true;
       client.end();
+      sock.destroy();
       resolve(ok);
     };
     client.on("ready", () => done(true));
     client.on("error", () => done(false));
     client.on("close", () => done(false));
     client.connect({
-      host: opts.host,
-      port: opts.port ?? 22,
+      sock,
       username: opts.username,
       privateKey: opts.privateKey,
-      readyTimeout: opts.timeoutMs,
+      readyTimeout: Math.max(1, opts.timeoutMs - (Date.now() - started)),
       hostVerifier: (key: Buffer) => key.toString("base64") === blobOf(opts.pinnedHostKey),
     });
   });

@@ -33,6 +33,8 @@ export async function setHostStatus(
     ? and(eq(hosts.id, hostId), sqlNotDeleting())
     : eq(hosts.id, hostId);
   const rows = await deps.db.update(hosts).set({ ...patch, updatedAt: new Date() }).where(where).returning({ id: hosts.id });
+  // The live streams show host status as it moves, not at the task's end (docs/architecture.md#live-updates).
+  if (rows.length) deps.notifyLive({ kind: "host", id: hostId });
   return rows.length > 0;
 }
 
@@ -163,9 +165,11 @@ export async function assertEgressBindingIfRequired(deps: WorkerDeps, host: Host
 export async function startGateway(
   deps: WorkerDeps,
   host: HostRow,
+  // `apply` plans as a live apply does: blocked unless a binding is available (a warm-pool member).
+  opts: { at?: "start" | "apply" } = {},
 ): Promise<{ state: ContainerState; mgmtAddress: string; plan: GatewayPlan; net: Networks }> {
   const net = await ensureNetworks(deps);
-  const plan = await planHostGateway(deps, host, "start", net);
+  const plan = await planHostGateway(deps, host, opts.at ?? "start", net);
   const name = gatewayName(host.id);
   const existing = await deps.runtime.inspectContainer(name);
   let generation: number | undefined = nextGeneration();
@@ -293,7 +297,7 @@ const READ_AUTHORIZED_KEYS = [
 ].join("\n");
 
 /** Write the managed block of the host user's authorized_keys from the user's keys (docs/architecture.md#host-flows). */
-export async function syncKeys(deps: WorkerDeps, host: HostRow): Promise<number> {
+export async function syncKeys(deps: WorkerDeps, host: HostRow, opts: { freshHome?: boolean } = {}): Promise<number> {
   const keys = await deps.db
     .select({ id: sshKeys.id, publicKey: sshKeys.publicKey })
     .from(sshKeys)
@@ -301,11 +305,15 @@ export async function syncKeys(deps: WorkerDeps, host: HostRow): Promise<number>
     .orderBy(asc(sshKeys.createdAt), asc(sshKeys.id));
   const name = hostContainerName(host.id);
   const user = `${HOST_UID}:${HOST_UID}`;
-  const read = await deps.runtime.exec(name, ["sh", "-c", READ_AUTHORIZED_KEYS, "sh", HOME_DIR], {
-    user,
-    timeoutMs: 10_000,
-    maxOutputBytes: AUTHORIZED_KEYS_MAX_BYTES + 4096,
-  });
+  // A warm-pool member's home that no tenant has had yet (docs/architecture.md#warm-pool) has no
+  // file to keep: one exec fewer on the claim's path.
+  const read = opts.freshHome
+    ? { exitCode: 2, stdout: "", stderr: "" }
+    : await deps.runtime.exec(name, ["sh", "-c", READ_AUTHORIZED_KEYS, "sh", HOME_DIR], {
+        user,
+        timeoutMs: 10_000,
+        maxOutputBytes: AUTHORIZED_KEYS_MAX_BYTES + 4096,
+      });
   // Anything but a clean read (absent, a link or special file, or swapped for one mid-read and
   // refused by dd) starts the file afresh: the user's own lines in such a "file" are not lines.
   const existing = read.exitCode === 0 ? read.stdout : "";

@@ -1,9 +1,13 @@
+import { backoff, sleep } from "./backoff.js";
+
 /**
  * The DNS canary's query-source API, served by checkd (checkd/server.ts):
  * `GET <EGRESS_DNS_CANARY_API>/v1/canary/<fqdn>` with `Authorization: Bearer
  * <EGRESS_DNS_CANARY_API_SECRET>` → `{"name":"…","sources":["203.0.113.20"],…}` (an unknown name:
- * `sources: []`). Polled until the name shows up, for at most `maxWaitMs` (2 s); once seen, read
- * once more shortly after, so a second source (a leak racing the tunnel) is not missed.
+ * `sources: []`). Polled until the name shows up, for at most `maxWaitMs` (2 s), with a back-off
+ * from 5 ms up to 100 ms (the canary records a query before it answers it, so the first read after
+ * the probe's lookup usually has it); once seen, read once more shortly after, so a second source
+ * (a leak racing the tunnel) is not missed.
  */
 export type CanaryFetch = (
   url: string,
@@ -17,6 +21,7 @@ export interface CanaryApi {
   secret: string;
 }
 
+/** The poll's back-off cap. */
 export const CANARY_POLL_MS = 100;
 const SETTLE_MS = 150;
 
@@ -42,15 +47,16 @@ export async function canarySources(
   const fetcher = opts.fetcher ?? defaultFetch;
   const deadline = Date.now() + (opts.maxWaitMs ?? 2000);
   let answered = false;
+  const delays = backoff({ firstMs: 5, capMs: CANARY_POLL_MS });
   for (;;) {
     const s = await readSources(api, name, fetcher);
     if (s) answered = true;
     if (s && s.length > 0) {
-      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      await sleep(SETTLE_MS);
       const again = await readSources(api, name, fetcher);
       return [...new Set([...s, ...(again ?? [])])];
     }
     if (Date.now() >= deadline) return answered ? [] : null;
-    await new Promise((r) => setTimeout(r, CANARY_POLL_MS));
+    await sleep(delays.next(deadline));
   }
 }

@@ -12,7 +12,7 @@ import { renderGatewayFiles } from "./gateway-files.js";
 import { guardedPlanContext, underlayAddresses } from "./host-egress.js";
 import { EGRESS_CODES, setEgressHealth } from "./outcome.js";
 import { egressConfig, type NameResolver, systemResolver } from "./plan.js";
-import { ephemeralLabels, probeName } from "./probe.js";
+import { ephemeralLabels, type Probe, probeName, startProbe } from "./probe.js";
 import { type CheckOptions, notRunVerdict, requireChecks, runEgressChecks, type Verdict } from "./verify.js";
 
 /**
@@ -86,6 +86,7 @@ export async function runEgressTest(ctx: TaskContext, opts: EgressTestOptions = 
   const testGateway = gwtestName(task.id);
   let verdict: Verdict;
   let infra = false;
+  let probe: Promise<Probe> | undefined;
   try {
     try {
       requireChecks(deps.config); // before any container: nothing to check against
@@ -115,6 +116,10 @@ export async function runEgressTest(ctx: TaskContext, opts: EgressTestOptions = 
           files: [activeUpload(renderGatewayFiles(config, generation))],
         });
         await deps.runtime.startContainer(testGateway);
+        // The probe joins the namespace now, while the engine comes up, instead of after `ready`:
+        // it only holds until the checks exec in it, and they start after `ready`.
+        probe = startProbe(deps, task.id, testGateway);
+        probe.catch(() => {}); // its failure is the checks' (runEgressChecks awaits it)
         await waitGatewayReady(deps, testGateway, { generation });
       });
       let checked!: Verdict;
@@ -122,7 +127,7 @@ export async function runEgressTest(ctx: TaskContext, opts: EgressTestOptions = 
         const underlay = await underlayAddresses(deps, target, net);
         // The verdict is due within EGRESS_TOTAL_TIMEOUT_SECONDS of the task's start (docs/api.md#egress-test-api).
         const left = deps.config.EGRESS_TOTAL_TIMEOUT_SECONDS * 1000 - (Date.now() - budgetFrom);
-        checked = await runEgressChecks(deps, { taskId: task.id, gatewayName: target, expectation, underlay }, { ...opts, totalMs: left });
+        checked = await runEgressChecks(deps, { taskId: task.id, gatewayName: target, expectation, underlay }, { ...opts, totalMs: left, probe });
       });
       verdict = checked;
     } catch (err) {
@@ -132,8 +137,12 @@ export async function runEgressTest(ctx: TaskContext, opts: EgressTestOptions = 
       verdict = notRunVerdict(te.code, te.message, egress.ipAddress);
     }
   } finally {
-    await deps.runtime.removeContainer(probeName(task.id)).catch(() => {});
-    await deps.runtime.removeContainer(testGateway).catch(() => {});
+    // A probe still being created would otherwise appear after its removal.
+    await probe?.catch(() => {});
+    await Promise.all([
+      deps.runtime.removeContainer(probeName(task.id)).catch(() => {}),
+      deps.runtime.removeContainer(testGateway).catch(() => {}),
+    ]);
     await hostLock?.release();
   }
 

@@ -53,7 +53,9 @@ describe("gateway files (docs/egress.md#gateway)", () => {
   it("the WireGuard ruleset is docs/egress.md#kill-switch with the values substituted", () => {
     const r = renderWireguardRuleset({ dns: "203.0.113.53", endpoint: "203.0.113.20", endpointPort: 51820, mgmt: MGMT });
     expect(r.startsWith("flush ruleset\ntable inet ccp {\n")).toBe(true);
-    expect(r).toContain("    meta l4proto { tcp, udp } th dport 53 ip daddr != 203.0.113.53 drop\n");
+    // Refused at once (REJECT), so a lookup elsewhere fails in milliseconds instead of timing out.
+    expect(r).toContain("    meta l4proto { tcp, udp } th dport 53 ip daddr != 203.0.113.53 reject with icmpx type admin-prohibited\n");
+    expect(r).toContain("    tcp dport 853 reject with icmpx type admin-prohibited\n");
     expect(r).toContain("    meta mark 51820 ip daddr 203.0.113.20 udp dport 51820 accept\n");
     expect(r).toContain("    ip saddr 203.0.113.20 udp sport 51820 accept\n");
     expect(r).toContain("    ip daddr 172.20.0.1 tcp sport { 22, 6901 } ct state established accept\n");
@@ -112,6 +114,7 @@ describe("gateway files (docs/egress.md#gateway)", () => {
         "    type filter hook output priority 0; policy drop;",
         '    oif "lo" accept',
         "    ip daddr 172.20.0.1 tcp sport { 22, 6901 } ct state established accept",
+        "    reject with icmpx type admin-prohibited",
         "  }",
         "  chain input {",
         "    type filter hook input priority 0; policy drop;",
@@ -131,7 +134,7 @@ describe("gateway files (docs/egress.md#gateway)", () => {
     expect(f["routing.env"]).toBe("MGMT_NET=172.20.0.0/16\nUNDERLAY_GW=172.21.0.1\n");
     expect(f["ruleset.nft"]).toContain("ip daddr 172.20.0.0/16 drop");
     expect(f["ruleset.nft"]).toContain("ip daddr 172.21.0.1 drop");
-    expect(f["ruleset.nft"]).toContain("th dport 53 ip daddr != 203.0.113.53 drop");
+    expect(f["ruleset.nft"]).toContain("th dport 53 ip daddr != 203.0.113.53 reject with icmpx type admin-prohibited");
   });
 
   it("never interpolates an unvalidated value", () => {

@@ -35,6 +35,8 @@ export type GatewayConfig =
       address: string;
       dns: string;
       mtu: number;
+      /** WIREGUARD_IMPLEMENTATION; absent or "auto": the gateway picks (docs/egress.md#wireguard-implementation). */
+      implementation?: "auto" | "kernel" | "userspace";
     }
   | {
       mode: "proxy";
@@ -162,6 +164,8 @@ export function renderRoutingEnv(c: GatewayConfig): string {
   if (c.mode === "wireguard") {
     const a = parseCidr4(c.address, "wg_peer_address", { minPrefix: 8 });
     env.push(["WG_ADDRESS", `${a.address}/${a.prefix}`], ["WG_MTU", String(intIn(c.mtu, "WireGuard MTU", 576, 9000))]);
+    // Only when forced, so "auto" configurations (and gateway images older than WG_IMPL) are unchanged.
+    if (c.implementation && c.implementation !== "auto") env.push(["WG_IMPL", c.implementation]);
   }
   if (c.mode === "proxy") env.push(["TCP_ONLY", isTcpOnly(c.outbound) ? "1" : "0"]);
   return env.map(([k, v]) => `${k}=${v}\n`).join("");

@@ -87,6 +87,7 @@ export async function egressConfig(
         address: wg.peerAddress,
         dns: wg.dnsServer,
         mtu: deps.config.EGRESS_WG_MTU,
+        implementation: deps.config.WIREGUARD_IMPLEMENTATION,
       };
       renderGatewayFiles(config, 0); // every value validated now: a bad one is the egress's fault
       return {

@@ -27,6 +27,16 @@ function mgmtChecked(m: MgmtSide | null): { src: string; net: string } | null {
   return { src: ipv4(m.src, "management source"), net: networkOf(cidr4(m.net, "management network"), "management network") };
 }
 
+/**
+ * How the kill switch refuses a host's packet to a forbidden destination where a prompt answer
+ * is worth having (docs/egress.md#kill-switch "Reject, not drop"): an ICMP "administratively
+ * prohibited" generated in the namespace itself, so the sender fails at once instead of waiting
+ * out its timeout. The packet is discarded exactly as by `drop`, nothing leaves the namespace,
+ * and the sender learns only that the destination is blocked — which the policy already says.
+ * This is what lets the isolation check and the forbidden-resolver check finish in milliseconds.
+ */
+export const REJECT = "reject with icmpx type admin-prohibited";
+
 const mgmtOut = (m: { src: string } | null) =>
   m ? [`    ip daddr ${m.src} tcp sport { 22, 6901 } ct state established accept`] : [];
 const mgmtIn = (m: { src: string } | null) => (m ? [`    ip saddr ${m.src} tcp dport { 22, 6901 } accept`] : []);
@@ -79,8 +89,8 @@ export function renderWireguardRuleset(o: {
     "    type filter hook output priority -300; policy accept;",
     `    meta mark ${WG_FWMARK} accept`,
     "    ip daddr 127.0.0.0/8 accept",
-    `    meta l4proto { tcp, udp } th dport 53 ip daddr != ${dns} drop`,
-    "    tcp dport 853 drop",
+    `    meta l4proto { tcp, udp } th dport 53 ip daddr != ${dns} ${REJECT}`,
+    `    tcp dport 853 ${REJECT}`,
     "    ip daddr 169.254.0.0/16 drop",
     "  }",
     guardChain(o.guard, { mark: WG_FWMARK, dns, mgmt: m, direct: false }),
@@ -115,8 +125,8 @@ export function renderProxyRuleset(o: { dns: string; proxy: string; tcpOnly: boo
     "    type filter hook output priority -300; policy accept;",
     `    meta mark ${PROXY_MARK} accept`,
     "    ip daddr 127.0.0.0/8 accept",
-    `    meta l4proto { tcp, udp } th dport 53 ip daddr != ${dns} drop`,
-    "    tcp dport 853 drop",
+    `    meta l4proto { tcp, udp } th dport 53 ip daddr != ${dns} ${REJECT}`,
+    `    tcp dport 853 ${REJECT}`,
     "    ip daddr 169.254.0.0/16 drop",
     "  }",
     guardChain(o.guard, { mark: PROXY_MARK, dns, mgmt: m, direct: false }),
@@ -171,6 +181,8 @@ export function renderBlockedRuleset(o: { mgmt: MgmtSide | null }): string {
     "    type filter hook output priority 0; policy drop;",
     '    oif "lo" accept',
     mgmtOut(m),
+    // Everything else from the namespace: refused at once (REJECT), never sent.
+    `    ${REJECT}`,
     "  }",
     "  chain input {",
     "    type filter hook input priority 0; policy drop;",
@@ -202,8 +214,8 @@ export function renderDirectRuleset(o: { dns: string; underlayGateway: string; m
     "  chain dns_pin {",
     "    type filter hook output priority -300; policy accept;",
     "    ip daddr 127.0.0.0/8 accept",
-    `    meta l4proto { tcp, udp } th dport 53 ip daddr != ${dns} drop`,
-    "    tcp dport 853 drop",
+    `    meta l4proto { tcp, udp } th dport 53 ip daddr != ${dns} ${REJECT}`,
+    `    tcp dport 853 ${REJECT}`,
     "    ip daddr 169.254.0.0/16 drop",
     "  }",
     guardChain(o.guard, { dns, mgmt: m, direct: true }),

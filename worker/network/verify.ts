@@ -4,7 +4,7 @@ import type { WorkerDeps } from "../deps.js";
 import { TaskError, type TaskErrorCode } from "../tasks/task-error.js";
 import { canarySources, type CanaryFetch } from "./canary.js";
 import type { EgressExpectation } from "./plan.js";
-import { type HttpProbe, type Probe, startProbe } from "./probe.js";
+import { type DnsCheckProbe, type HttpProbe, type Probe, startProbe } from "./probe.js";
 import { canonicalIp, inAnyCidr, isIpv4 } from "./values.js";
 
 /**
@@ -157,6 +157,12 @@ export interface CheckOptions {
   canaryFetch?: CanaryFetch;
   /** Overall bound (default EGRESS_TOTAL_TIMEOUT_SECONDS), e.g. what is left of a test's budget. */
   totalMs?: number;
+  /**
+   * The probe, when the caller started it already (an egress test starts it while its gateway's
+   * engine comes up: it only holds until the checks exec in it); the caller then removes it too.
+   * Default: started and removed here.
+   */
+  probe?: Promise<Probe>;
 }
 
 export const CHECKS_NOT_CONFIGURED_MESSAGE =
@@ -177,14 +183,13 @@ export async function runEgressChecks(deps: Pick<WorkerDeps, "runtime" | "config
   let probe: Probe | null = null;
   let timer: NodeJS.Timeout | undefined;
   const work = async (): Promise<Verdict> => {
-    probe = await startProbe(deps, t.taskId, t.gatewayName);
+    probe = await (opts.probe ?? startProbe(deps, t.taskId, t.gatewayName));
     const T = cfg.EGRESS_CHECK_TIMEOUT_SECONDS;
     const label = randomLabel();
     const domain = checks.canaryDomain;
     // DNS: the lookups, then up to 2 s of canary polling, within the check's own bound.
     const dnsTimeout = Math.max(1, T - 3);
-    const dnsWork = (async (): Promise<DnsObservation> => {
-      const d = await probe!.dnsCheck(label, domain, checks.forbiddenResolver, dnsTimeout);
+    const canary = async (d: DnsCheckProbe): Promise<DnsObservation> => {
       const names = [
         { name: `u${label}.${domain}`, via: "udp" as const, resolved: d.udp.addresses.length > 0 },
         { name: `t${label}.${domain}`, via: "tcp" as const, resolved: d.tcp.addresses.length > 0 },
@@ -196,8 +201,18 @@ export async function runEgressChecks(deps: Pick<WorkerDeps, "runtime" | "config
         ),
       );
       return { names: names.map((n, k) => ({ ...n, sources: sources[k] ?? null })), forbiddenAnswered: d.forbidden.responded };
-    })();
-    const [connectivity, echo, dns] = await Promise.all([probe.http(checks.checkUrl, T), probe.http(checks.echoUrl, T), dnsWork]);
+    };
+    // One exec runs the three probes at once (the forbidden resolver is rejected by the kill
+    // switch, so it does not hold the others up: docs/egress.md#reject); an older gateway image
+    // gets one exec per check.
+    const all = await probe.checks(checks.checkUrl, checks.echoUrl, label, domain, checks.forbiddenResolver, T, dnsTimeout);
+    const [connectivity, echo, dns] = all
+      ? [all.connectivity, all.echo, await canary(all.dns)]
+      : await Promise.all([
+          probe.http(checks.checkUrl, T),
+          probe.http(checks.echoUrl, T),
+          probe.dnsCheck(label, domain, checks.forbiddenResolver, dnsTimeout).then(canary),
+        ]);
     return evaluateChecks({
       checkUrl: checks.checkUrl,
       expectedIp: t.expectation.ipAddress,
@@ -222,7 +237,7 @@ export async function runEgressChecks(deps: Pick<WorkerDeps, "runtime" | "config
     ]);
   } finally {
     clearTimeout(timer);
-    await deps.runtime.removeContainer(`ccp-probe-${t.taskId}`).catch(() => {});
+    if (!opts.probe) await deps.runtime.removeContainer(`ccp-probe-${t.taskId}`).catch(() => {});
   }
 }
 
@@ -243,17 +258,22 @@ export interface IsolationResult {
 
 /**
  * Blocked mode (docs/egress.md#verification): GET EGRESS_CHECK_URL and GET EGRESS_ECHO_URL (3 s each) must both fail, and
- * a query straight to the forbidden resolver must get no answer. Any answer is a leak.
+ * a query straight to the forbidden resolver must get no answer (2 s). Any answer is a leak. The
+ * bounds are only what silence would cost: the kill switch rejects all three at once.
  */
 export async function runIsolationCheck(deps: Pick<WorkerDeps, "runtime" | "config">, taskId: string, gatewayName: string): Promise<IsolationResult> {
   const ep = requireChecks(deps.config);
   const probe = await startProbe(deps, taskId, gatewayName);
   try {
-    const [check, echo, forbidden] = await Promise.all([
-      probe.http(ep.checkUrl, 3),
-      probe.http(ep.echoUrl, 3),
-      probe.dns(ep.forbiddenResolver, `f${randomLabel()}.${ep.canaryDomain}`, "udp", 2),
-    ]);
+    const name = `f${randomLabel()}.${ep.canaryDomain}`;
+    // One exec runs the three at once; the kill switch rejects them, so it returns in milliseconds
+    // (docs/egress.md#reject).
+    let seen = await probe.isolation(ep.checkUrl, ep.echoUrl, ep.forbiddenResolver, name);
+    if (!seen) {
+      const [c, e, f] = await Promise.all([probe.http(ep.checkUrl, 3), probe.http(ep.echoUrl, 3), probe.dns(ep.forbiddenResolver, name, "udp", 2)]);
+      seen = { check: c, echo: e, forbidden: f };
+    }
+    const { check, echo, forbidden } = seen;
     // A failed probe exec would read as "nothing reached": an infrastructure error, never a pass.
     if (check.error === "probe_failed" || echo.error === "probe_failed" || forbidden.server === null) {
       throw new Error("the isolation probe did not run");

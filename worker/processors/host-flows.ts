@@ -1,5 +1,13 @@
 import { and, eq } from "drizzle-orm";
-import { hostEgressBindings, hosts, retainedVolumes, type HostRow, type TaskRow } from "../../shared/db/schema/index.js";
+import {
+  hostEgressBindings,
+  hostPool,
+  hosts,
+  retainedVolumes,
+  type HostPoolRow,
+  type HostRow,
+  type TaskRow,
+} from "../../shared/db/schema/index.js";
 import { recordEvent } from "../../shared/services/events.js";
 
 import { applyHostEgress, verifyHostEgress } from "../network/host-egress.js";
@@ -23,6 +31,7 @@ import {
 } from "../hosts/steps.js";
 import { gatewayName, homeVolumeName, hostContainerName } from "../hosts/names.js";
 import { containerImageIds } from "../images.js";
+import { applyClaimEgress, blockedPlan, takeClaimedMember } from "../pool/personalise.js";
 import type { TaskContext, TaskProcessor } from "../tasks/runner.js";
 import { TaskError } from "../tasks/task-error.js";
 
@@ -44,26 +53,61 @@ async function bringUp(ctx: TaskContext, host: HostRow): Promise<{ mgmtAddress: 
   // docs/egress.md#verification: after the host container is up; a failure fails the task closed (onFailure).
   await ctx.step("verify_egress", () => verifyHostEgress(deps, { host, taskId: ctx.task.id, plan: gateway.plan, net: gateway.net }));
   await ctx.step("wait_ssh", () => waitSsh(deps, host, gateway.mgmtAddress));
-  await ctx.step("sync_keys", async () => {
-    try {
-      await syncKeys(deps, host);
-    } catch (err) {
-      // A tenant who filled their own home still gets their host back (the proxy's key is not in
-      // the home); the keys sync again once they free space. Only warned, like host.sync-keys.
-      if (!(err instanceof TaskError) || err.code !== "host_disk_full") throw err;
-      await recordEvent(deps.db, {
-        type: "host.keys.sync_failed",
-        level: "warn",
-        message: "SSH key sync failed: the host's home is full",
-        userId: host.userId,
-        hostId: host.id,
-        taskId: ctx.task.id,
-        metadata: { error_code: err.code },
-      });
-      return "skipped";
-    }
-  });
+  await ctx.step("sync_keys", () => syncKeysStep(ctx, host));
   return { mgmtAddress: gateway.mgmtAddress };
+}
+
+async function syncKeysStep(ctx: TaskContext, host: HostRow, opts: { freshHome?: boolean } = {}): Promise<void | "skipped"> {
+  const { deps } = ctx;
+  try {
+    await syncKeys(deps, host, opts);
+  } catch (err) {
+    // A tenant who filled their own home still gets their host back (the proxy's key is not in
+    // the home); the keys sync again once they free space. Only warned, like host.sync-keys.
+    if (!(err instanceof TaskError) || err.code !== "host_disk_full") throw err;
+    await recordEvent(deps.db, {
+      type: "host.keys.sync_failed",
+      level: "warn",
+      message: "SSH key sync failed: the host's home is full",
+      userId: host.userId,
+      hostId: host.id,
+      taskId: ctx.task.id,
+      metadata: { error_code: err.code },
+    });
+    return "skipped";
+  }
+}
+
+/**
+ * The fast path of host.create (docs/architecture.md#warm-pool): the host is a claimed pool
+ * member, already running with its keys, home and blocked gateway. What is left is the tenant's:
+ * the egress (applied live and verified, as a start with a binding would), sshd confirmed with the
+ * pinned key (one probe), the user's keys. The SSH password is never in the container (the proxy
+ * checks it), and the limits and timezone are the member's shape, which the claim matched.
+ */
+async function personalise(ctx: TaskContext, host: HostRow, member: HostPoolRow): Promise<{ mgmtAddress: string }> {
+  const { deps } = ctx;
+  const mgmtAddress = host.managementAddress!;
+  await ctx.skip("check_images", "prepare_keys", "prepare_volume");
+  let applied: Awaited<ReturnType<typeof applyClaimEgress>> = null;
+  await ctx.step("start_gateway", async () => {
+    await assertEgressBindingIfRequired(deps, host);
+    applied = await applyClaimEgress(deps, host);
+    if (!applied) return "skipped";
+  });
+  // Both containers were found running, the host after its gateway (takeClaimedMember).
+  await ctx.skip("start_host");
+  await ctx.step("verify_egress", async () => {
+    if (applied) return verifyHostEgress(deps, { host, taskId: ctx.task.id, ...applied });
+    // Still blocked: proven on this gateway when the member was warmed, unless it was warmed
+    // before the checks were configured.
+    if (!deps.config.EGRESS_CHECKS || member.isolationVerifiedAt) return "skipped";
+    return verifyHostEgress(deps, { host, taskId: ctx.task.id, ...(await blockedPlan(deps, host)) });
+  });
+  await ctx.step("wait_ssh", () => waitSsh(deps, host, mgmtAddress));
+  // No tenant has had this home yet: nothing in it to read first.
+  await ctx.step("sync_keys", () => syncKeysStep(ctx, host, { freshHome: true }));
+  return { mgmtAddress };
 }
 
 async function markRunning(ctx: TaskContext, host: HostRow, mgmtAddress: string, event: "host.started" | "host.rebuilt") {
@@ -148,6 +192,14 @@ const create: TaskProcessor = {
     let host = await loadHost(deps, task.hostId);
     if (host.status === "deleting") throw new TaskError("host_not_found", "the host is being deleted");
     await setHostStatus(deps, host.id, { status: "creating" });
+    const member = await takeClaimedMember(deps, host);
+    if (member) {
+      const { mgmtAddress } = await personalise(ctx, host, member);
+      await markRunning(ctx, host, mgmtAddress, "host.started");
+      // A member left the pool: the keeper warms its replacement (after this host is up).
+      deps.pool?.kick();
+      return;
+    }
     await ctx.step("check_images", () => checkImages(deps));
     await ctx.step("prepare_keys", async () => {
       host = await prepareKeys(deps, host);
@@ -257,6 +309,8 @@ const del: TaskProcessor = {
     await ctx.step("remove_rows", async () => {
       await deps.db.transaction(async (tx) => {
         await tx.delete(hostEgressBindings).where(eq(hostEgressBindings.hostId, hostId));
+        // A host deleted before its create task took its pool member: the claim goes with it.
+        await tx.delete(hostPool).where(eq(hostPool.id, hostId));
         await tx.delete(hosts).where(and(eq(hosts.id, hostId)));
         if (host) {
           await recordEvent(tx, {

@@ -1,5 +1,5 @@
 import { and, eq, inArray } from "drizzle-orm";
-import { hosts, retainedVolumes, tasks, type HostRow } from "../../shared/db/schema/index.js";
+import { hostPool, hosts, retainedVolumes, tasks, type HostRow } from "../../shared/db/schema/index.js";
 import { recordEvent } from "../../shared/services/events.js";
 import { insertTask } from "../../shared/services/tasks/create.js";
 import type { WorkerDeps } from "../deps.js";
@@ -7,6 +7,7 @@ import { diskDirOf, runDiskOp } from "../hosts/disk.js";
 import { LABEL_HOST_ID, LABEL_ROLE, LABEL_TASK_ID } from "../hosts/names.js";
 import type { ContainerState } from "../runtime/runtime.js";
 import { reportRulesetRestores } from "../network/ruleset-watch.js";
+import { reconcilePool } from "../pool/reconcile.js";
 
 /** Repairs of one host back off 30 s, 1 min, 2 min … up to 30 min, and stop after this many. */
 export const MAX_REPAIR_ATTEMPTS = 10;
@@ -20,19 +21,22 @@ type Observed = { gateway?: ContainerState; host?: ContainerState };
  * or be stopped, resume deletions, and remove labelled objects nothing owns. Runs as a BullMQ job
  * scheduler, so one replica at a time; the repairs it creates record the run's request id.
  */
-export async function runReconcile(deps: WorkerDeps, run: { requestId?: string } = {}): Promise<{ repairs: number; orphans: number }> {
+export async function runReconcile(deps: WorkerDeps, run: { requestId?: string } = {}): Promise<{ repairs: number; orphans: number; pool: number }> {
   const { db, runtime } = deps;
   const now = deps.clock();
   // Docker first, then the database: a host created in between is then known, never an orphan.
   const containers = await runtime.listManagedContainers();
   const volumes = await runtime.listManagedVolumes();
+  // Pool members before hosts: a member claimed in between has its host row by the time hosts are
+  // read (docs/architecture.md#warm-pool), so its objects are never taken for orphans.
+  const members = await db.select().from(hostPool).where(eq(hostPool.engineId, deps.config.ENGINE_ID));
   const rows = await db.select().from(hosts).where(eq(hosts.engineId, deps.config.ENGINE_ID));
   const live = await db
     .select({ hostId: tasks.hostId, kind: tasks.kind, payload: tasks.payload })
     .from(tasks)
     .where(inArray(tasks.status, ["pending", "running"]));
   const busy = new Set(live.map((t) => t.hostId).filter(Boolean));
-  const known = new Set(rows.map((h) => h.id));
+  const known = new Set([...rows.map((h) => h.id), ...members.map((m) => m.id)]);
   const observed = new Map<string, Observed>();
   for (const c of containers) {
     const hostId = c.labels[LABEL_HOST_ID];
@@ -83,6 +87,8 @@ export async function runReconcile(deps: WorkerDeps, run: { requestId?: string }
     }
   }
 
+  const pool = await reconcilePool(deps, members, containers, new Set(rows.map((h) => h.id)), busy);
+
   // docs/egress.md#gateway: kill-switch rulesets the gateways had to restore since the last cycle (an error event).
   await reportRulesetRestores(deps, containers).catch((err: unknown) => deps.logger.warn({ err }, "ruleset restore check failed"));
 
@@ -126,7 +132,7 @@ export async function runReconcile(deps: WorkerDeps, run: { requestId?: string }
     });
     orphans++;
   }
-  return { repairs, orphans };
+  return { repairs, orphans, pool };
 }
 
 async function repair(

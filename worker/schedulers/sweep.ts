@@ -62,6 +62,7 @@ export async function runSweep(deps: WorkerDeps): Promise<{ requeued: number; st
     }
   }
 
+  for (const t of stuck) deps.notifyLive({ kind: "task", id: t.id });
   // Tasks parked behind a stale one are woken now rather than at their safety-net recheck.
   for (const hostId of new Set(stuck.flatMap((t) => (t.hostId ? [t.hostId] : [])))) await deps.wakeHost(hostId);
 

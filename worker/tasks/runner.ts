@@ -147,6 +147,9 @@ async function processTask(
       .where(and(eq(tasks.id, task.id), inArray(tasks.status, ["pending", "running"])))
       .returning();
     if (!claimed) return; // someone else finished or canceled it meanwhile
+    // Every committed change of the task row below is announced to the live streams (docs/architecture.md#live-updates).
+    const changed = () => deps.notifyLive({ kind: "task", id: claimed.id });
+    changed();
     // The task's own lines add the attempt; task_id, kind, host_id and request_id (the HTTP request
     // or scheduler run that asked for the task) come from the log context entered above.
     const log = deps.logger.child({ attempt: claimed.attempt });
@@ -180,9 +183,9 @@ async function processTask(
     }, Math.min(TASK_HEARTBEAT_MS, deps.locks.ttlMs / 3));
 
     let result: unknown = null;
-    const persistSteps = (message: string) => {
+    const persistSteps = async (message: string) => {
       const done = steps.filter((s) => s.status === "succeeded" || s.status === "skipped").length;
-      return db
+      await db
         .update(tasks)
         .set({
           steps,
@@ -191,6 +194,7 @@ async function processTask(
           heartbeatAt: new Date(),
         })
         .where(and(eq(tasks.id, claimed.id), eq(tasks.status, "running")));
+      changed();
     };
     const findStep = (name: string) => {
       let s = steps.find((x) => x.name === name);
@@ -256,6 +260,7 @@ async function processTask(
           .update(tasks)
           .set({ progressMessage: `retrying (attempt ${job.attemptsMade + 2}/${attempts - 1})`, steps })
           .where(eq(tasks.id, claimed.id));
+        changed();
         throw te; // BullMQ retries with exponential backoff; the task stays `running`
       }
       await processor.onFailure?.(ctx, te).catch((e: unknown) => log.error({ err: e }, "cleanup after failure failed"));
@@ -280,7 +285,7 @@ async function finish(
   status: "succeeded" | "failed" | "canceled",
   o: { code: string | null; message: string | null; steps: TaskStep[]; result: unknown },
 ): Promise<boolean> {
-  return deps.db.transaction(async (tx) => {
+  const ended = await deps.db.transaction(async (tx) => {
     const [row] = await tx
       .update(tasks)
       .set({
@@ -307,4 +312,6 @@ async function finish(
     });
     return true;
   });
+  if (ended) deps.notifyLive({ kind: "task", id: task.id }); // after commit
+  return ended;
 }

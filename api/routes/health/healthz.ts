@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { agentState, readHeartbeats } from "../../../shared/health/heartbeats.js";
+import { agentState, readHeartbeats, wireguardOf } from "../../../shared/health/heartbeats.js";
 import { VERSION } from "../../../shared/version.js";
 import type { ApiDeps } from "../../deps.js";
 import { defineRoute } from "../../http/route.js";
@@ -39,14 +39,12 @@ export async function runHealthChecks(deps: ApiDeps) {
   const { database, redis } = await runBackendChecks(deps);
   const now = deps.clock();
   const freshness = deps.config.HEARTBEAT_FRESHNESS_SECONDS;
-  const agent =
+  const beats =
     redis === "ok"
-      ? await withTimeout(readHeartbeats(deps.redis, deps.config.REDIS_PREFIX, freshness, now), CHECK_TIMEOUT_MS).then(
-          (beats) => agentState(beats, now, freshness),
-          () => "no_workers" as const,
-        )
-      : ("no_workers" as const);
-  return { database, redis, agent };
+      ? await withTimeout(readHeartbeats(deps.redis, deps.config.REDIS_PREFIX, freshness, now), CHECK_TIMEOUT_MS).catch(() => null)
+      : null;
+  const agent = beats ? agentState(beats, now, freshness) : ("no_workers" as const);
+  return { database, redis, agent, wireguard: beats ? wireguardOf(beats, now, freshness) : ("unknown" as const) };
 }
 
 const healthDoc = z.object({
@@ -54,6 +52,8 @@ const healthDoc = z.object({
   /** The running release (package.json), so an operator sees which version answers. */
   version: z.string(),
   checks: z.object({ database: z.string(), redis: z.string(), agent: z.string() }),
+  /** The WireGuard implementation the workers' gateways use (docs/egress.md#wireguard-implementation). */
+  wireguard: z.enum(["kernel", "userspace", "unknown"]),
 });
 
 const readyDoc = z.object({
@@ -69,9 +69,9 @@ export const healthzRoute = defineRoute({
   tags: ["health"],
   responses: { 200: jsonDoc("Healthy, or a warning about workers", healthDoc), 503: jsonDoc("Degraded", healthDoc) },
   handler: async ({ c, deps }) => {
-    const checks = await runHealthChecks(deps);
-    if (checks.database !== "ok" || checks.redis !== "ok") return json(c, 503, { status: "degraded", version: VERSION, checks });
-    return json(c, 200, { status: checks.agent === "ok" ? "ok" : "warning", version: VERSION, checks });
+    const { wireguard, ...checks } = await runHealthChecks(deps);
+    if (checks.database !== "ok" || checks.redis !== "ok") return json(c, 503, { status: "degraded", version: VERSION, checks, wireguard });
+    return json(c, 200, { status: checks.agent === "ok" ? "ok" : "warning", version: VERSION, checks, wireguard });
   },
 });
 

@@ -9,3 +9,4 @@ export * from "./ssh-tickets.js";
 export * from "./system-keys.js";
 export * from "./retained-volumes.js";
 export * from "./engine-images.js";
+export * from "./host-pool.js";

@@ -1,5 +1,5 @@
 import { and, eq, gt, isNotNull, lte, type SQL, sql } from "drizzle-orm";
-import { egressIps, hostEgressBindings, hosts, hostStatuses, tasks, users } from "../../db/schema/index.js";
+import { egressIps, hostEgressBindings, hostPool, hosts, hostStatuses, tasks, users } from "../../db/schema/index.js";
 import type { ServiceContext } from "../context.js";
 import type { DashboardView } from "../../views/index.js";
 
@@ -66,6 +66,14 @@ export async function dashboardStats({ ctx }: { ctx: ServiceContext }): Promise<
         // Only these rows can count; the status index keeps this off the (long) terminal history.
         .where(sql`${tasks.status} in ('pending', 'running', 'failed')`);
 
+      // Every engine's pool; a claimed member is already a host and counted there.
+      const [p] = await tx
+        .select({
+          ready: countWhere(sql`${hostPool.state} = 'ready'`),
+          warming: countWhere(sql`${hostPool.state} = 'warming'`),
+        })
+        .from(hostPool);
+
       const usersOut = { total: u!.total, active: u!.active, disabled: u!.disabled, expired: u!.expired };
       const egressOut = { total: e!.total, available: e!.available, disabled: e!.disabled, bound: e!.bound, failing: e!.failing };
       return {
@@ -87,6 +95,7 @@ export async function dashboardStats({ ctx }: { ctx: ServiceContext }): Promise<
         },
         egress_ips: egressOut,
         tasks: { pending: t!.pending, running: t!.running, failed_24h: t!.failed_24h },
+        pool: { ready: p!.ready, warming: p!.warming },
       };
     },
     { isolationLevel: "repeatable read", accessMode: "read only" },

@@ -12,6 +12,7 @@ import { recordEvent } from "../events.js";
 import { insertTask } from "../tasks/create.js";
 import { getLiveUser } from "../users/lookup.js";
 import { isExpired } from "../users/render.js";
+import { claimPoolMember } from "./pool-claim.js";
 import { loadAdminHosts } from "./render.js";
 import type { CreateHostInput } from "./schemas.js";
 
@@ -31,14 +32,18 @@ export async function createHost({ ctx, input }: { ctx: ServiceContext; input: C
         const [existing] = await tx.select({ id: hosts.id }).from(hosts).where(eq(hosts.userId, user.id));
         if (existing) throw Conflict("user_has_host", "the user already has a host");
         if (egress) await assertBindable(tx, egress);
+        // A ready warm-pool member of this shape becomes the host (docs/architecture.md#warm-pool):
+        // its id, short id, keys and address carry over, the host.create task then only
+        // personalises it. Only on the first attempt: a short-id collision retries cold.
+        const member = attempt === 0 ? await claimPoolMember(tx, ctx.secrets, input, "default", now) : null;
         // The id is chosen here: the password's ciphertext is bound to its row (issue 10 §5).
-        const id = randomUUID();
+        const id = member?.id ?? randomUUID();
         const [host] = await tx
           .insert(hosts)
           .values({
             id,
             userId: user.id,
-            shortId: generateShortId(),
+            shortId: member?.shortId ?? generateShortId(),
             status: "pending",
             desiredState: "running",
             memoryLimitMb: input.memory_limit_mb,
@@ -48,6 +53,15 @@ export async function createHost({ ctx, input }: { ctx: ServiceContext; input: C
             timezone: input.timezone,
             sshPasswordEnc: ctx.secrets.encrypt(generatePassword(), secretAt.host(id, "ssh_password_enc")),
             engineId: "default",
+            ...(member
+              ? {
+                  hostKeyPublic: member.hostKeyPublic,
+                  hostKeyPrivateEnc: member.hostKeyPrivateEnc,
+                  internalKeyPublic: member.internalKeyPublic,
+                  internalKeyPrivateEnc: member.internalKeyPrivateEnc,
+                  managementAddress: member.managementAddress,
+                }
+              : {}),
           })
           .returning();
         const task = await insertTask(tx, { kind: "host.create", hostId: host!.id, requestedBy: ctx.actor!.id, requestId: ctx.requestId });

@@ -6,20 +6,26 @@ const TIMEZONES = new Set<string>([...Intl.supportedValuesOf("timeZone"), "UTC",
 
 export const timezoneField = z.string().refine((v) => TIMEZONES.has(v), { message: "must be an IANA time zone name" });
 
+/**
+ * What a create without limits gets: also the one shape the warm pool keeps ready
+ * (docs/architecture.md#warm-pool), so a plain create claims a running member.
+ */
+export const HOST_SHAPE_DEFAULTS = { memoryLimitMb: 4096, cpuLimit: 2, pidsLimit: 1024, timezone: "UTC" } as const;
+
 export const createHostInput = z.strictObject({
   user_id: uuidField,
   egress_ip_id: uuidField.nullish(),
-  memory_limit_mb: z.number().int().min(128).max(262144).default(4096),
+  memory_limit_mb: z.number().int().min(128).max(262144).default(HOST_SHAPE_DEFAULTS.memoryLimitMb),
   cpu_limit: z
     .number()
     .min(0.1)
     .max(64)
     .refine((v) => Math.abs(Math.round(v * 100) - v * 100) < 1e-9, { message: "must have at most 2 decimals" })
-    .default(2),
-  pids_limit: z.number().int().min(64).max(131072).default(1024),
+    .default(HOST_SHAPE_DEFAULTS.cpuLimit),
+  pids_limit: z.number().int().min(64).max(131072).default(HOST_SHAPE_DEFAULTS.pidsLimit),
   /** MiB of the home's fixed-size filesystem; omitted = the engine's HOST_DISK_LIMIT_MB. */
   disk_limit_mb: z.number().int().min(256).max(1048576).nullish(),
-  timezone: timezoneField.default("UTC"),
+  timezone: timezoneField.default(HOST_SHAPE_DEFAULTS.timezone),
 });
 export type CreateHostInput = z.output<typeof createHostInput>;
 

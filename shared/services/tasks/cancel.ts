@@ -31,6 +31,7 @@ export type CancelOutcome = { status: 200 | 202; task: TaskView };
  */
 export async function cancelTask({ ctx, taskId }: { ctx: ServiceContext; taskId: string }): Promise<CancelOutcome> {
   const outcome = await cancelInTx(ctx, taskId);
+  ctx.notifyLive({ kind: "task", id: outcome.task.id });
   // A pending task that ended here may have been the one its host's next task was parked behind.
   if (outcome.status === 200 && outcome.task.host_id) await ctx.wakeHost(outcome.task.host_id);
   return outcome;

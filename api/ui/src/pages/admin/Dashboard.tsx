@@ -83,6 +83,14 @@ export function DashboardPage() {
                 ["failed in the last 24 h", s.tasks.failed_24h, "/admin/tasks?status=failed"],
               ]}
             />
+            {/* Pre-created hosts waiting for a create to claim them: not hosts of anyone yet. */}
+            <Breakdown
+              title="Warm pool"
+              rows={[
+                ["ready", s.pool.ready],
+                ["warming", s.pool.warming],
+              ]}
+            />
           </div>
         </>
       )}
