@@ -116,6 +116,8 @@ async function main() {
     SWEEP_INTERVAL_SECONDS: "3600",
     CONTAINER_STOP_GRACE_SECONDS: "1",
     WORKER_CONCURRENCY: "4",
+    // The cold path: no warm pool (bench/pool-create.ts measures the warm one).
+    HOST_POOL_SIZE: "0",
   };
   const quiet = new Writable({ write: (_c, _e, cb) => cb() });
   const logger = createLogger({ level: "warn" }, quiet);
