@@ -13,8 +13,14 @@ export interface SseEvent {
 }
 
 export interface SseClient {
+  /** The response's headers (the stream's content type and caching are part of the contract). */
+  headers: Headers;
   events: SseEvent[];
   raw(): string;
+  /** The stream has ended (by the server, or by close()). */
+  ended(): boolean;
+  /** Resolves true when the server ends the stream within `timeoutMs`, else false. */
+  closedByServer(timeoutMs: number): Promise<boolean>;
   waitFor(what: string, pred: (e: SseEvent) => boolean, timeoutMs?: number): Promise<SseEvent>;
   ready(): Promise<SseEvent>;
   /** Called for every event as it is parsed. */
@@ -33,8 +39,12 @@ export async function openSse(app: ReturnType<typeof createApp>, path: string, t
   let ended = false;
   const waiters = new Set<() => void>();
   const client: SseClient = {
+    headers: res.headers,
     events,
     raw: () => raw,
+    ended: () => ended,
+    closedByServer: (timeoutMs) =>
+      Promise.race([pump.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs))]),
     onEvent: null,
     async waitFor(what, pred, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiHarness, createApiHarness, type TestUser } from "../../shared/test/api-harness.js";
 import { insertTaskRow } from "../../shared/test/rows.js";
+import { openSse } from "../../shared/test/sse-client.js";
 
 /**
  * Live updates (GET /v1/admin/sse, GET /v1/user/sse). No worker runs here: task and host rows are
@@ -22,87 +23,12 @@ afterAll(async () => {
   await h?.close();
 });
 
-interface SseEvent {
-  event: string;
-  data: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
-/** A stream read the way the web UI reads it: fetch + a body reader, never EventSource. */
+/** A stream read the way the web UI reads it (shared/test/sse-client.ts), with its headers checked. */
 async function openStream(path: string, token: string) {
-  const res = await h.app.request(path, { headers: { authorization: `Bearer ${token}` } }, { incoming: { socket: { remoteAddress: "127.0.0.1" } } });
-  if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-  expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
-  expect(res.headers.get("cache-control")).toBe("no-store");
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  const events: SseEvent[] = [];
-  let raw = "";
-  let buffer = "";
-  let ended = false;
-  const waiters = new Set<() => void>();
-  const pump = (async () => {
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        const text = decoder.decode(value, { stream: true });
-        raw += text;
-        buffer += text;
-        let cut: number;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          let event = "message";
-          let data = "";
-          for (const line of block.split("\n")) {
-            if (line.startsWith("event: ")) event = line.slice(7);
-            else if (line.startsWith("data: ")) data += line.slice(6);
-          }
-          if (data) events.push({ event, data: JSON.parse(data) });
-        }
-        for (const w of waiters) w();
-      }
-    } catch {
-      // canceled by the test
-    } finally {
-      ended = true;
-      for (const w of waiters) w();
-    }
-  })();
-
-  const waitFor = async (what: string, pred: (e: SseEvent) => boolean, timeoutMs = 10_000): Promise<SseEvent> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = events.find(pred);
-      if (found) return found;
-      if (ended) throw new Error(`stream ended before ${what}; got ${JSON.stringify(events)}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${what} within ${timeoutMs} ms; got ${JSON.stringify(events)}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        const w = () => {
-          clearTimeout(t);
-          waiters.delete(w);
-          resolve();
-        };
-        waiters.add(w);
-      });
-    }
-  };
-  return {
-    events,
-    raw: () => raw,
-    ended: () => ended,
-    waitFor,
-    ready: () => waitFor("ready", (e) => e.event === "ready"),
-    /** Resolves when the server ends the stream. */
-    closedByServer: (timeoutMs: number) =>
-      Promise.race([pump.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs))]),
-    close: async () => {
-      await reader.cancel().catch(() => {});
-      await pump;
-    },
-  };
+  const s = await openSse(h.app, path, token);
+  expect(s.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+  expect(s.headers.get("cache-control")).toBe("no-store");
+  return s;
 }
 
 async function userWithHost(): Promise<TestUser & { hostId: string; taskId: string }> {
@@ -281,7 +207,8 @@ describe("user stream", () => {
     expect(res.status, res.text).toBe(200);
     // SSE_AUTH_RECHECK_SECONDS=1 here (30 by default).
     expect(await s.closedByServer(5000)).toBe(true);
-    expect(s.events.at(-1)).toEqual({ event: "revoked", data: { reason: "unauthorized" } });
+    const last = s.events.at(-1);
+    expect({ event: last?.event, data: last?.data }).toEqual({ event: "revoked", data: { reason: "unauthorized" } });
     expect(s.ended()).toBe(true);
   });
 
