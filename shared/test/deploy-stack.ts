@@ -4,7 +4,8 @@
  * client through an installed sshd with a password from an askpass program. Each suite owns its
  * stack; this module only talks to it at the addresses it is given.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { projectRoot } from "../paths.js";
@@ -131,4 +132,49 @@ export function sshClient(dir: string, port: () => number) {
   };
 
   return { ssh, pinProxyHostKey };
+}
+
+/**
+ * The environment lines every deployed stack of a suite shares: fresh secrets, this run's
+ * loopback ports, Redis prefix and networks, fast heartbeats and stops, no warm pool (its members
+ * would outlive the host a suite deletes, docs/architecture.md#warm-pool) and generous readiness
+ * deadlines (a loaded CI machine can be slower than the defaults; the deadlines are not what these
+ * suites prove). A suite adds its own lines.
+ */
+export function stackEnvLines(o: {
+  adminPassword: string;
+  ports: { api: number; ssh: number };
+  prefix: string;
+  mgmtNetwork: string;
+  underlayNetwork: string;
+}): string[] {
+  return [
+    `SECRETS_KEY=v1:${randomBytes(32).toString("base64")}`,
+    "ADMIN_USERNAME=admin",
+    `ADMIN_PASSWORD=${o.adminPassword}`,
+    `ADMIN_JWT_SECRET=${randomBytes(32).toString("hex")}`,
+    `PUBLIC_BASE_URL=http://127.0.0.1:${o.ports.api}`,
+    `API_LISTEN_ADDR=127.0.0.1:${o.ports.api}`,
+    `SSH_LISTEN_ADDR=127.0.0.1:${o.ports.ssh}`,
+    `REDIS_PREFIX=${o.prefix}`,
+    `MGMT_NETWORK=${o.mgmtNetwork}`,
+    `EGRESS_UNDERLAY_NETWORK=${o.underlayNetwork}`,
+    "HOST_POOL_SIZE=0",
+    "HEARTBEAT_INTERVAL_SECONDS=1",
+    "CONTAINER_STOP_GRACE_SECONDS=1",
+    "GATEWAY_READY_TIMEOUT_SECONDS=90",
+    "SSH_READY_TIMEOUT_SECONDS=90",
+    "LOG_LEVEL=info",
+  ];
+}
+
+/** Best-effort removal of a suite's Docker networks (cleanup runs on failure too). */
+export function removeNetworks(names: string[]): void {
+  for (const n of names) {
+    try {
+      execFileSync("docker", ["network", "rm", n], { stdio: "ignore" });
+    } catch {
+      // not created, or already gone
+    }
+  }
 }

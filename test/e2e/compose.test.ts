@@ -24,7 +24,7 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectRoot } from "../../shared/paths.js";
 import { redisKey } from "../../shared/redis.js";
-import { apiClient, must, sshClient } from "../../shared/test/deploy-stack.js";
+import { apiClient, must, removeNetworks, sshClient, stackEnvLines } from "../../shared/test/deploy-stack.js";
 import { freePort, waitUntil } from "../../shared/test/processes.js";
 import { instanceObjects, removeInstanceObjects } from "../../shared/test/worker-harness.js";
 
@@ -81,28 +81,7 @@ beforeAll(async () => {
   ports = { api: await freePort(), ssh: await freePort(), pg: await freePort(), redis: await freePort() };
   writeFileSync(
     join(dir, "app.env"),
-    [
-      `SECRETS_KEY=v1:${randomBytes(32).toString("base64")}`,
-      "ADMIN_USERNAME=admin",
-      `ADMIN_PASSWORD=${ADMIN_PASSWORD}`,
-      `ADMIN_JWT_SECRET=${randomBytes(32).toString("hex")}`,
-      `PUBLIC_BASE_URL=http://127.0.0.1:${ports.api}`,
-      `API_LISTEN_ADDR=127.0.0.1:${ports.api}`,
-      `SSH_LISTEN_ADDR=127.0.0.1:${ports.ssh}`,
-      `REDIS_PREFIX=${PREFIX}`,
-      `MGMT_NETWORK=${MGMT_NETWORK}`,
-      `EGRESS_UNDERLAY_NETWORK=${UNDERLAY_NETWORK}`,
-      "HEARTBEAT_INTERVAL_SECONDS=1",
-      "CONTAINER_STOP_GRACE_SECONDS=1",
-      // No warm pool: its members would outlive the host this suite deletes (docs/architecture.md#warm-pool).
-      "HOST_POOL_SIZE=0",
-      // A loaded CI machine (two cores, a whole stack beside this one) can take longer than the
-      // defaults to bring a gateway up; the deadlines are not what these suites prove.
-      "GATEWAY_READY_TIMEOUT_SECONDS=90",
-      "SSH_READY_TIMEOUT_SECONDS=90",
-      "LOG_LEVEL=info",
-      "",
-    ].join("\n"),
+    [...stackEnvLines({ adminPassword: ADMIN_PASSWORD, ports, prefix: PREFIX, mgmtNetwork: MGMT_NETWORK, underlayNetwork: UNDERLAY_NETWORK }), ""].join("\n"),
     { mode: 0o600 },
   );
   const vars = {
@@ -129,13 +108,7 @@ afterAll(async () => {
     } catch {
       // best effort; the assertion below already failed if anything was left
     }
-    for (const n of [MGMT_NETWORK, UNDERLAY_NETWORK]) {
-      try {
-        execFileSync("docker", ["network", "rm", n], { stdio: "ignore" });
-      } catch {
-        // not created, or already gone
-      }
-    }
+    removeNetworks([MGMT_NETWORK, UNDERLAY_NETWORK]);
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
 }, 180_000);

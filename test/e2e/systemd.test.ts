@@ -17,7 +17,6 @@
  * (mkfs, mount) and the installed worker runs as `cloudproxy`. No egress checks are configured.
  * Cleanup (container, host containers, networks, database) runs on failure too.
  */
-import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -27,7 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEnvironment } from "../../shared/config/env-file.js";
 import { projectRoot } from "../../shared/paths.js";
 import { createEmptyDatabase } from "../../shared/test/databases.js";
-import { apiClient, must, run, sshClient } from "../../shared/test/deploy-stack.js";
+import { apiClient, must, removeNetworks, run, sshClient, stackEnvLines } from "../../shared/test/deploy-stack.js";
 import { freePort, waitUntil } from "../../shared/test/processes.js";
 import { instanceObjects, removeInstanceObjects } from "../../shared/test/worker-harness.js";
 
@@ -90,26 +89,9 @@ beforeAll(async () => {
     [
       `DATABASE_URL=${db.url}`,
       `REDIS_URL=${baseEnv.REDIS_URL ?? "redis://127.0.0.1:6379"}`,
-      `REDIS_PREFIX=${PREFIX}`,
-      `SECRETS_KEY=v1:${randomBytes(32).toString("base64")}`,
-      "ADMIN_USERNAME=admin",
-      `ADMIN_PASSWORD=${ADMIN_PASSWORD}`,
-      `ADMIN_JWT_SECRET=${randomBytes(32).toString("hex")}`,
-      `PUBLIC_BASE_URL=http://127.0.0.1:${ports.api}`,
-      `API_LISTEN_ADDR=127.0.0.1:${ports.api}`,
-      `SSH_LISTEN_ADDR=127.0.0.1:${ports.ssh}`,
-      `MGMT_NETWORK=${MGMT_NETWORK}`,
-      `EGRESS_UNDERLAY_NETWORK=${UNDERLAY_NETWORK}`,
+      ...stackEnvLines({ adminPassword: ADMIN_PASSWORD, ports, prefix: PREFIX, mgmtNetwork: MGMT_NETWORK, underlayNetwork: UNDERLAY_NETWORK }),
+      // home disks need root (mkfs, mount); the installed worker runs as `cloudproxy`
       "HOST_DISK_LIMIT_MB=0",
-      // No warm pool: its members would outlive the host this suite deletes (docs/architecture.md#warm-pool).
-      "HOST_POOL_SIZE=0",
-      "HEARTBEAT_INTERVAL_SECONDS=1",
-      "CONTAINER_STOP_GRACE_SECONDS=1",
-      // A loaded CI machine (two cores, a whole stack beside this one) can take longer than the
-      // defaults to bring a gateway up; the deadlines are not what these suites prove.
-      "GATEWAY_READY_TIMEOUT_SECONDS=90",
-      "SSH_READY_TIMEOUT_SECONDS=90",
-      "LOG_LEVEL=info",
       "",
     ].join("\n"),
     { mode: 0o600 },
@@ -156,13 +138,7 @@ afterAll(async () => {
     } catch {
       // best effort; the assertion in the last test already failed if anything was left
     }
-    for (const n of [MGMT_NETWORK, UNDERLAY_NETWORK]) {
-      try {
-        execFileSync("docker", ["network", "rm", n], { stdio: "ignore" });
-      } catch {
-        // not created, or already gone
-      }
-    }
+    removeNetworks([MGMT_NETWORK, UNDERLAY_NETWORK]);
     await db?.drop().catch(() => undefined);
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
