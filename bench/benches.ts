@@ -50,6 +50,9 @@ export const BENCHES: BenchDescriptor[] = [
   },
   { name: "sse-latency", script: "sse-latency.ts", args: ["--changes", "200"], quickArgs: ["--changes", "40"], reports: "json" },
   { name: "task-flood", script: "task-flood.ts", args: ["--runs", "5"], quickArgs: ["--runs", "1", "--requests", "300"], reports: "json" },
+  // Creates with the egress checks configured (warm with WireGuard/shadowsocks bound, warm and cold
+  // without) and egress tests, against the lab.
+  { name: "egress-create", script: "egress-create.ts", args: ["20"], quickArgs: ["3"], needs: "lab", reports: "json" },
   // The egress bench takes N first-byte runs (at least 10) as its only argument.
   { name: "egress", script: "egress.ts", args: ["20"], quickArgs: ["10"], needs: "lab", reports: "json" },
 ];

@@ -18,8 +18,7 @@
  *    without waiting for the gateway's ready file, until the banner is read. Same adapter calls
  *    as the worker (worker/runtime/docker), no queue, no database, no readiness checks.
  */
-import { randomBytes, randomUUID } from "node:crypto";
-import { connect } from "node:net";
+import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import postgres from "postgres";
 import { createApp } from "../api/app.js";
@@ -33,7 +32,6 @@ import { createLogger } from "../shared/logger.js";
 import { createQueues } from "../shared/queue/queues.js";
 import { createRedis, deletePrefixedKeys, waitForRedis } from "../shared/redis.js";
 import { seedAdmin } from "../shared/services/auth/seed-admin.js";
-import { generateEd25519KeyPair } from "../shared/ssh/keygen.js";
 import { adminDatabaseUrl, databaseUrlFor } from "../shared/test/db-names.js";
 import {
   ensureTestNetworks,
@@ -41,11 +39,11 @@ import {
   TEST_MGMT_NETWORK,
   TEST_UNDERLAY_NETWORK,
 } from "../shared/test/worker-harness.js";
-import { gatewayName, HOME_DIR, homeVolumeName, hostContainerName, labelsFor } from "../worker/hosts/names.js";
+import { gatewayName } from "../worker/hosts/names.js";
 import { startWorker } from "../worker/main.js";
 import { createDockerRuntime } from "../worker/runtime/docker/docker-runtime.js";
-import type { Runtime } from "../worker/runtime/runtime.js";
-import { benchRow, writeBenchResult } from "./lib/report.js";
+import { createFloor, waitBanner } from "./lib/floor.js";
+import { benchRow, runBench, writeBenchResult } from "./lib/report.js";
 
 const N = Math.max(1, Number(process.argv[2] ?? 12) || 12);
 const POLL_MS = 20;
@@ -53,32 +51,6 @@ const TIMEOUT_MS = 120_000;
 const ADMIN_PASSWORD = "bench-admin-password";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** One attempt to read the SSH identification line; resolves null on any failure. */
-function tryBanner(ip: string): Promise<string | null> {
-  return new Promise((resolve) => {
-    const s = connect(22, ip);
-    const done = (v: string | null) => {
-      s.destroy();
-      resolve(v);
-    };
-    s.setTimeout(1000, () => done(null));
-    s.once("data", (d) => done(String(d).startsWith("SSH-") ? String(d).split("\r\n")[0]! : null));
-    s.once("error", () => done(null));
-    s.once("close", () => done(null));
-  });
-}
-
-/** Poll the gateway's management address, then its port 22, until the banner is read. */
-async function waitBanner(runtime: Runtime, gw: string, t0: number): Promise<number> {
-  let ip: string | undefined;
-  while (Date.now() - t0 < TIMEOUT_MS) {
-    if (!ip) ip = (await runtime.inspectContainer(gw))?.networks[TEST_MGMT_NETWORK];
-    if (ip && (await tryBanner(ip))) return Date.now() - t0;
-    await sleep(POLL_MS);
-  }
-  throw new Error(`no sshd banner from ${gw} within ${TIMEOUT_MS} ms`);
-}
 
 function pct(values: number[], p: number): number {
   const s = [...values].sort((a, b) => a - b);
@@ -182,55 +154,8 @@ async function main() {
     };
 
     const runFloor = async () => {
-      const id = randomUUID();
-      const hostKey = generateEd25519KeyPair("bench-host");
-      const internal = generateEd25519KeyPair("bench-proxy");
-      const mgmt = await floorRuntime.ensureNetwork(TEST_MGMT_NETWORK, {});
-      const gw = gatewayName(id);
-      const t0 = Date.now();
-      await floorRuntime.ensureVolume(homeVolumeName(id), labelsFor("home", id));
-      await floorRuntime.createGateway({
-        name: gw,
-        image: workerConfig.GATEWAY_IMAGE,
-        hostname: id.slice(0, 6),
-        labels: labelsFor("gateway", id),
-        networks: [TEST_UNDERLAY_NETWORK, TEST_MGMT_NETWORK],
-        files: [
-          {
-            dir: "/",
-            dirs: [{ name: "etc/ccp", mode: 0o700 }],
-            files: [{ name: "etc/ccp/gateway.env", mode: 0o600, content: `MGMT_PEER=${mgmt.gateway}\n` }],
-          },
-        ],
-      });
-      await floorRuntime.startContainer(gw);
-      await floorRuntime.createHost({
-        name: hostContainerName(id),
-        image: workerConfig.HOST_IMAGE,
-        gatewayName: gw,
-        labels: labelsFor("host", id),
-        env: ["TZ=UTC"],
-        memoryMb: 4096,
-        cpus: 2,
-        pids: 1024,
-        volume: { name: homeVolumeName(id), target: HOME_DIR },
-        tmpfsMb: workerConfig.HOST_TMPFS_MB,
-        files: [
-          {
-            dir: "/",
-            dirs: [{ name: "etc/ssh/ccp", mode: 0o755 }],
-            files: [
-              { name: "etc/ssh/ccp/ssh_host_ed25519_key", mode: 0o600, content: hostKey.privateKey },
-              { name: "etc/ssh/ccp/ssh_host_ed25519_key.pub", mode: 0o644, content: `${hostKey.publicKey}\n` },
-              { name: "etc/ssh/ccp/proxy_authorized_keys", mode: 0o644, content: `restrict,pty,port-forwarding ${internal.publicKey}\n` },
-            ],
-          },
-        ],
-      });
-      await floorRuntime.startContainer(hostContainerName(id));
-      const banner = await waitBanner(floorRuntime, gw, t0);
+      const banner = await createFloor(floorRuntime, floorInstance, workerConfig);
       floor.push(banner);
-      removeInstanceObjects(floorInstance);
       return banner;
     };
 
@@ -274,10 +199,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

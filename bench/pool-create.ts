@@ -18,12 +18,10 @@ import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { benchQuick, benchRow, writeBenchResult } from "./lib/report.js";
-import { type BenchStack, percentile, proxyArgv, sshEnv, startBenchStack } from "./lib/stack.js";
+import { benchQuick, benchRow, runBench, writeBenchResult } from "./lib/report.js";
+import { type BenchStack, percentile, proxyArgv, sshEnv, startBenchStack, waitPoolReady, waitTaskRow } from "./lib/stack.js";
 
 const N = Math.max(1, Number(process.argv[2] ?? (benchQuick() ? 3 : 20)) || 20);
-const TIMEOUT_MS = 180_000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number | null> {
   return new Promise((resolve) => {
@@ -33,26 +31,6 @@ function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number | null> {
   });
 }
 
-async function poolReady(s: BenchStack): Promise<void> {
-  const deadline = Date.now() + TIMEOUT_MS;
-  for (;;) {
-    const [r] = await s.database.sql<{ n: number }[]>`select count(*)::int as n from host_pool where state = 'ready'`;
-    if (r!.n >= 1) return;
-    if (Date.now() > deadline) throw new Error("the pool did not refill");
-    await sleep(100);
-  }
-}
-
-async function taskDone(s: BenchStack, id: string): Promise<void> {
-  const deadline = Date.now() + TIMEOUT_MS;
-  for (;;) {
-    const [t] = await s.database.sql<{ status: string; error_code: string | null }[]>`select status, error_code from tasks where id = ${id}`;
-    if (t?.status === "succeeded") return;
-    if (t && ["failed", "canceled"].includes(t.status)) throw new Error(`task ${id} ${t.status}: ${t.error_code}`);
-    if (Date.now() > deadline) throw new Error(`task ${id} did not finish`);
-    await sleep(2);
-  }
-}
 
 async function main() {
   const s = await startBenchStack({ workerEnv: { HOST_POOL_SIZE: "1" } });
@@ -76,13 +54,13 @@ async function main() {
       const u = await s.request("POST", "/v1/admin/users", { token: s.adminToken, body: { username: `pool${i + 1}${randomBytes(3).toString("hex")}`, password: `pw-${randomBytes(8).toString("hex")}` } });
       const k = await s.request("POST", `/v1/admin/users/${u.body.user.id}/ssh-keys`, { token: s.adminToken, body: { public_key: readFileSync(`${key}.pub`, "utf8").trim() } });
       if (k.status !== 201) throw new Error(`add key: ${k.status} ${JSON.stringify(k.body)}`);
-      await poolReady(s);
+      await waitPoolReady(s);
       const [member] = await s.database.sql<{ id: string }[]>`select id from host_pool where state = 'ready' limit 1`;
 
       const t0 = performance.now();
       const res = await s.request("POST", "/v1/admin/hosts", { token: s.adminToken, body: { user_id: u.body.user.id } });
       if (res.status !== 202) throw new Error(`create: ${res.status} ${JSON.stringify(res.body)}`);
-      await taskDone(s, res.body.task_id);
+      await waitTaskRow(s, res.body.task_id);
       const tTask = performance.now() - t0;
       const code = await run(sshTrue(res.body.host.short_id, key), env);
       const tSsh = performance.now() - t0;
@@ -113,7 +91,7 @@ async function main() {
         );
       }
       const del = await s.request("DELETE", `/v1/admin/hosts/${res.body.host.id}`, { token: s.adminToken });
-      await taskDone(s, del.body.task_id);
+      await waitTaskRow(s, del.body.task_id);
     }
 
     const p = (xs: number[], q: number) => Math.round(percentile(xs, q));
@@ -132,10 +110,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

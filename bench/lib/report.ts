@@ -178,3 +178,14 @@ export function tally(results: BenchResult[]): { met: number; missed: number; un
   }
   return t;
 }
+
+/** A bench script's entry: exit 0 when `main` resolves, else the stack trace on stderr and exit 1. */
+export function runBench(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -347,3 +347,30 @@ export const percentile = (xs: number[], p: number) => {
 };
 
 export const mib = (bytes: number) => bytes / (1024 * 1024);
+
+/** Until the stack's warm pool has a ready member (bench/pool-create.ts, bench/egress-create.ts). */
+export async function waitPoolReady(s: BenchStack, timeoutMs = 180_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [r] = await s.database.sql<{ n: number }[]>`select count(*)::int as n from host_pool where state = 'ready'`;
+    if (r!.n >= 1) return;
+    if (Date.now() > deadline) throw new Error("the pool did not refill");
+    await sleep(50);
+  }
+}
+
+/**
+ * Until the task row reads `succeeded` (read from Postgres every 2 ms, so the poll adds at most
+ * that to a timing); failed or canceled throws with its code.
+ */
+export async function waitTaskRow(s: BenchStack, id: string, timeoutMs = 180_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [t] = await s.database.sql<{ status: string; error_code: string | null; error_message: string | null }[]>`
+      select status, error_code, error_message from tasks where id = ${id}`;
+    if (t?.status === "succeeded") return;
+    if (t && ["failed", "canceled"].includes(t.status)) throw new Error(`task ${id} ${t.status}: ${t.error_code} ${t.error_message}`);
+    if (Date.now() > deadline) throw new Error(`task ${id} did not finish`);
+    await sleep(2);
+  }
+}

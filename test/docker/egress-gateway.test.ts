@@ -198,6 +198,34 @@ describe("the supervisor", () => {
     expect(sh(["exec", name, "cat", "/etc/ccp/active/generation"]).stdout).toBe("3");
   });
 
+  it("apply-dir: applies only /etc/ccp/next.<generation>, replacing next/ and leftovers; any other path is refused", async () => {
+    const name = gateway(renderGatewayFiles({ mode: "blocked", mgmt: MGMT }, 1));
+    await status(name, (x) => x.status === "ready");
+    const upload = (dir: string, files: GatewayFiles) => {
+      sh(["exec", name, "mkdir", "-p", dir]);
+      for (const [k, v] of Object.entries(files)) sh(["exec", "-i", name, "sh", "-c", 'cat > "$1/$2"', "sh", dir, k], v);
+    };
+    // A stale next/ (a failed earlier upload) and a leftover next.<n> must not be applied or kept.
+    const stale = renderGatewayFiles({ mode: "blocked", mgmt: MGMT }, 9);
+    stale["ruleset.nft"] = "flush ruleset\nnot nft\n";
+    upload("/etc/ccp/next", stale);
+    upload("/etc/ccp/next.5", stale);
+    upload("/etc/ccp/next.7", renderGatewayFiles({ mode: "blocked", mgmt: MGMT }, 7));
+    // Refused, nothing applied: a path outside the naming, a symlink, a directory that is not there.
+    for (const bad of ["/etc/passwd", "/etc/ccp/active", "/etc/ccp/next.x", "/etc/ccp/next.8", "/tmp/next.7"]) {
+      const r = sh(["exec", name, "ccp-gateway", "apply-dir", bad]);
+      expect(r.code, bad).toBe(2);
+    }
+    sh(["exec", name, "ln", "-s", "/etc/ccp/next.7", "/etc/ccp/next.6"]);
+    expect(sh(["exec", name, "ccp-gateway", "apply-dir", "/etc/ccp/next.6"]).code).toBe(2);
+    expect(sh(["exec", name, "cat", "/etc/ccp/active/generation"]).stdout).toBe("1");
+    const r = sh(["exec", name, "ccp-gateway", "apply-dir", "/etc/ccp/next.7"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ generation: 7, status: "ready", mode: "blocked", error: null });
+    expect(sh(["exec", name, "cat", "/etc/ccp/active/generation"]).stdout).toBe("7");
+    expect(sh(["exec", name, "sh", "-c", "ls -d /etc/ccp/next* 2>/dev/null"]).stdout).toBe("");
+  });
+
   it("a tampered ruleset is restored within 5 s and counted", async () => {
     const name = gateway(renderGatewayFiles({ mode: "blocked", mgmt: MGMT }, 1));
     await status(name, (x) => x.status === "ready");

@@ -9,7 +9,7 @@ import { TaskError } from "../tasks/task-error.js";
 import { renderAuthorizedKeys } from "./authorized-keys.js";
 import { diskDirOf, homeDevice, runDiskOp } from "./disk.js";
 import { gatewayName, HOME_DIR, homeVolumeName, HOST_UID, hostContainerName, labelsFor } from "./names.js";
-import { activeUpload, applyGatewayFiles, gatewayHasFiles, nextGeneration, readGatewayStatus, reloadGateway, waitGatewayReady } from "../network/gateway.js";
+import { activeUpload, applyGatewayLive, gatewayHasFiles, nextGeneration, readGatewayStatus, waitGatewayReady } from "../network/gateway.js";
 import { renderGatewayFiles } from "../network/gateway-files.js";
 import { type Networks, planHostGateway } from "../network/host-egress.js";
 import type { GatewayPlan } from "../network/plan.js";
@@ -183,8 +183,7 @@ export async function startGateway(
     } else {
       generation = nextGeneration(status?.generation ?? 0);
       files = renderGatewayFiles(plan.config, generation);
-      await applyGatewayFiles(deps, name, files);
-      await reloadGateway(deps, name, generation);
+      await applyGatewayLive(deps, name, files, generation);
     }
   }
   await deps.runtime.createGateway({

@@ -24,6 +24,8 @@ export interface CanaryApi {
 /** The poll's back-off cap. */
 export const CANARY_POLL_MS = 100;
 const SETTLE_MS = 150;
+/** The cap while the probe's lookups are still running (canarySources `until`). */
+const EARLY_POLL_MS = 20;
 
 async function readSources(api: CanaryApi, name: string, fetcher: CanaryFetch): Promise<string[] | null> {
   const url = new URL(`v1/canary/${encodeURIComponent(name)}`, api.url.endsWith("/") ? api.url : `${api.url}/`);
@@ -38,16 +40,27 @@ async function readSources(api: CanaryApi, name: string, fetcher: CanaryFetch): 
   }
 }
 
-/** The sources the canary saw for `name`; `null` when the canary itself could not be read. */
+/**
+ * The sources the canary saw for `name`; `null` when the canary itself could not be read.
+ * With `until` (the probe's exec), polling starts while the lookups are still running, with a
+ * short cap, and the `maxWaitMs` budget counts from when `until` settles: the settle read then
+ * overlaps the rest of the probe's checks instead of following them (issue 12).
+ */
 export async function canarySources(
   api: CanaryApi,
   name: string,
-  opts: { maxWaitMs?: number; fetcher?: CanaryFetch } = {},
+  opts: { maxWaitMs?: number; fetcher?: CanaryFetch; until?: Promise<unknown> } = {},
 ): Promise<string[] | null> {
   const fetcher = opts.fetcher ?? defaultFetch;
-  const deadline = Date.now() + (opts.maxWaitMs ?? 2000);
+  const maxWait = opts.maxWaitMs ?? 2000;
+  let deadline = opts.until ? Number.POSITIVE_INFINITY : Date.now() + maxWait;
+  let delays = backoff({ firstMs: 5, capMs: opts.until ? EARLY_POLL_MS : CANARY_POLL_MS });
+  const settled = () => {
+    deadline = Date.now() + maxWait;
+    delays = backoff({ firstMs: 5, capMs: CANARY_POLL_MS });
+  };
+  opts.until?.then(settled, settled);
   let answered = false;
-  const delays = backoff({ firstMs: 5, capMs: CANARY_POLL_MS });
   for (;;) {
     const s = await readSources(api, name, fetcher);
     if (s) answered = true;
@@ -57,6 +70,6 @@ export async function canarySources(
       return [...new Set([...s, ...(again ?? [])])];
     }
     if (Date.now() >= deadline) return answered ? [] : null;
-    await sleep(delays.next(deadline));
+    await sleep(delays.next(Number.isFinite(deadline) ? deadline : undefined));
   }
 }

@@ -204,6 +204,6 @@ export function renderGatewayFiles(c: GatewayConfig, generation: number): Gatewa
 }
 
 /** The files as an upload (mode 0600, root), relative to `/etc/ccp/<dir>/`. */
-export function gatewayFileSpecs(files: GatewayFiles, dir: "active" | "next"): FileSpec[] {
+export function gatewayFileSpecs(files: GatewayFiles, dir: "active" | "next" | `next.${number}`): FileSpec[] {
   return GATEWAY_FILE_NAMES.map((n) => ({ name: `etc/ccp/${dir}/${n}`, mode: 0o600, content: files[n], uid: 0, gid: 0 }));
 }

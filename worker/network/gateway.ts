@@ -123,17 +123,68 @@ export async function gatewayHasFiles(deps: Pick<WorkerDeps, "runtime">, name: s
  * survives), then `ccp-gateway apply` swaps the configuration under the kill switch. A failed
  * apply leaves the gateway fail-closed → `tunnel_setup_failed`.
  */
-export async function applyGatewayFiles(deps: Pick<WorkerDeps, "runtime" | "config">, name: string, files: GatewayFiles): Promise<void> {
-  const clear = await deps.runtime.exec(name, ["rm", "-rf", "/etc/ccp/next"], { timeoutMs: 5000 });
+export async function applyGatewayFiles(
+  deps: Pick<WorkerDeps, "runtime" | "config">,
+  name: string,
+  files: GatewayFiles,
+  /** Also removed: an upload an older image could not take (applyGatewayLive). */
+  alsoRemove?: string,
+): Promise<void> {
+  const clear = await deps.runtime.exec(name, ["rm", "-rf", "/etc/ccp/next", ...(alsoRemove ? [alsoRemove] : [])], { timeoutMs: 5000 });
   if (clear.exitCode !== 0) throw new TaskError("tunnel_setup_failed", "could not prepare the gateway for a new configuration");
   await deps.runtime.putFiles(name, "/", gatewayFileSpecs(files, "next"), [{ name: "etc/ccp/next", mode: 0o700 }]);
 }
 
-export async function reloadGateway(deps: Pick<WorkerDeps, "runtime" | "config">, name: string, generation: number): Promise<GatewayStatus> {
-  const r = await deps.runtime.exec(name, ["ccp-gateway", "apply"], { timeoutMs: (deps.config.GATEWAY_READY_TIMEOUT_SECONDS + 20) * 1000 });
+/**
+ * A live apply of `files` as `generation` (docs/egress.md#live-apply) in two engine calls: the
+ * files go to a directory of their own, /etc/ccp/next.<generation>/ (uploadNext: nothing older can
+ * be mixed in, and no `rm` exec is needed first), and one `ccp-gateway apply-dir` exec moves it to
+ * /etc/ccp/next/ and applies it (applyNext). A gateway image that predates `apply-dir` gets the
+ * older path (clear next/, upload, apply), and the directory is removed with next/.
+ */
+export async function applyGatewayLive(
+  deps: Pick<WorkerDeps, "runtime" | "config">,
+  name: string,
+  files: GatewayFiles,
+  generation: number,
+): Promise<GatewayStatus> {
+  await uploadNext(deps, name, files, generation);
+  return applyNext(deps, name, files, generation);
+}
+
+const nextDir = (generation: number) => `next.${generation}` as const;
+
+export async function uploadNext(deps: Pick<WorkerDeps, "runtime">, name: string, files: GatewayFiles, generation: number): Promise<void> {
+  const dir = nextDir(generation);
+  await deps.runtime.putFiles(name, "/", gatewayFileSpecs(files, dir), [{ name: `etc/ccp/${dir}`, mode: 0o700 }]);
+}
+
+export async function applyNext(
+  deps: Pick<WorkerDeps, "runtime" | "config">,
+  name: string,
+  files: GatewayFiles,
+  generation: number,
+): Promise<GatewayStatus> {
+  const dir = `/etc/ccp/${nextDir(generation)}`;
+  const r = await deps.runtime.exec(name, ["ccp-gateway", "apply-dir", dir], {
+    timeoutMs: (deps.config.GATEWAY_READY_TIMEOUT_SECONDS + 20) * 1000,
+  });
+  if (r.exitCode === 2 && r.stderr.includes("usage:") && !r.stderr.includes("apply-dir")) {
+    await applyGatewayFiles(deps, name, files, dir);
+    return reloadGateway(deps, name, generation);
+  }
+  return appliedStatus(r, generation);
+}
+
+function appliedStatus(r: { exitCode: number; stdout: string }, generation: number): GatewayStatus {
   const status = parseGatewayStatus(r.stdout);
   if (r.exitCode !== 0 || status?.status !== "ready" || status.generation !== generation) {
     throw new TaskError("tunnel_setup_failed", `the gateway could not apply the new configuration (${status?.error ?? `exit ${r.exitCode}`})`);
   }
   return status;
+}
+
+export async function reloadGateway(deps: Pick<WorkerDeps, "runtime" | "config">, name: string, generation: number): Promise<GatewayStatus> {
+  const r = await deps.runtime.exec(name, ["ccp-gateway", "apply"], { timeoutMs: (deps.config.GATEWAY_READY_TIMEOUT_SECONDS + 20) * 1000 });
+  return appliedStatus(r, generation);
 }

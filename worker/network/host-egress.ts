@@ -3,8 +3,8 @@ import type { WorkerDeps } from "../deps.js";
 import { gatewayName } from "../hosts/names.js";
 import type { NetworkInfo } from "../runtime/runtime.js";
 import { TaskError } from "../tasks/task-error.js";
-import { applyGatewayFiles, nextGeneration, readGatewayStatus, reloadGateway } from "./gateway.js";
-import { renderGatewayFiles } from "./gateway-files.js";
+import { applyNext, nextGeneration, readGatewayStatus, uploadNext } from "./gateway.js";
+import { type GatewayFiles, renderGatewayFiles } from "./gateway-files.js";
 import { recordVerifyFailed, recordVerifyPassed } from "./outcome.js";
 import { machineGuard, type MachineGuard } from "./machine.js";
 import { type GatewayPlan, type NameResolver, type PlanContext, planForHost, systemResolver } from "./plan.js";
@@ -60,16 +60,18 @@ export async function applyHostEgress(
   const name = gatewayName(host.id);
   let plan!: GatewayPlan;
   let generation = 0;
+  let files!: GatewayFiles;
   await step("write_config", async () => {
     const gw = await deps.runtime.inspectContainer(name);
     if (!gw?.running) throw new TaskError("tunnel_setup_failed", "the host's gateway is not running");
     plan = await planHostGateway(deps, host, "apply", net);
     const current = await readGatewayStatus(deps, name);
     generation = nextGeneration(current?.generation ?? 0);
-    await applyGatewayFiles(deps, name, renderGatewayFiles(plan.config, generation));
+    files = renderGatewayFiles(plan.config, generation);
+    await uploadNext(deps, name, files, generation);
   });
   await step("reload_gateway", async () => {
-    await reloadGateway(deps, name, generation);
+    await applyNext(deps, name, files, generation);
   });
   return plan;
 }

@@ -156,4 +156,25 @@ describe("canary polling", () => {
     expect(await canarySources(api, "n", { fetcher: fake([[]]).fetcher, maxWaitMs: 250 })).toEqual([]);
     expect(await canarySources(api, "n", { fetcher: fake(["error"]).fetcher, maxWaitMs: 250 })).toBeNull();
   });
+
+  it("with `until`, polls while the probe runs and counts the wait from when it is done", async () => {
+    const api = { url: "http://c:1", secret: "s" };
+    // Seen while the probe still runs: returned without waiting for it.
+    let done!: () => void;
+    const probe = new Promise<void>((r) => (done = r));
+    const seen = fake([[], ["203.0.113.20"]]);
+    expect(await canarySources(api, "n", { fetcher: seen.fetcher, maxWaitMs: 50, until: probe })).toEqual(["203.0.113.20"]);
+    // Never seen: no give-up while the probe runs, however long past maxWaitMs (counted by
+    // polls, not by the clock), then the wait runs from the probe's end.
+    const never = fake([[]]);
+    let settled = false;
+    const p = canarySources(api, "n", { fetcher: never.fetcher, maxWaitMs: 50, until: probe }).then((v) => {
+      settled = true;
+      return v;
+    });
+    while (never.calls.length < 30) await new Promise((r) => setTimeout(r, 5));
+    expect(settled).toBe(false);
+    done();
+    expect(await p).toEqual([]);
+  });
 });

@@ -187,32 +187,44 @@ export async function runEgressChecks(deps: Pick<WorkerDeps, "runtime" | "config
     const T = cfg.EGRESS_CHECK_TIMEOUT_SECONDS;
     const label = randomLabel();
     const domain = checks.canaryDomain;
-    // DNS: the lookups, then up to 2 s of canary polling, within the check's own bound.
+    // DNS: the canary is polled for the three names while the probe looks them up, and for up
+    // to 2 s after the probe is done (canarySources `until`), within the check's own bound.
     const dnsTimeout = Math.max(1, T - 3);
-    const canary = async (d: DnsCheckProbe): Promise<DnsObservation> => {
-      const names = [
-        { name: `u${label}.${domain}`, via: "udp" as const, resolved: d.udp.addresses.length > 0 },
-        { name: `t${label}.${domain}`, via: "tcp" as const, resolved: d.tcp.addresses.length > 0 },
-        { name: `g${label}.${domain}`, via: "system" as const, resolved: d.system.addresses.length > 0 },
-      ];
-      const sources = await Promise.all(
+    const names = [
+      { name: `u${label}.${domain}`, via: "udp" as const },
+      { name: `t${label}.${domain}`, via: "tcp" as const },
+      { name: `g${label}.${domain}`, via: "system" as const },
+    ];
+    const observe = (probeDone: Promise<unknown>) =>
+      Promise.all(
         names.map((n) =>
-          canarySources({ url: checks.canaryApi, secret: checks.canaryApiSecret }, n.name, { maxWaitMs: 2000, fetcher: opts.canaryFetch }),
+          canarySources({ url: checks.canaryApi, secret: checks.canaryApiSecret }, n.name, { maxWaitMs: 2000, fetcher: opts.canaryFetch, until: probeDone }),
         ),
       );
-      return { names: names.map((n, k) => ({ ...n, sources: sources[k] ?? null })), forbiddenAnswered: d.forbidden.responded };
+    const dnsObservation = (d: DnsCheckProbe, sources: (string[] | null)[]): DnsObservation => {
+      const resolved = { udp: d.udp.addresses.length > 0, tcp: d.tcp.addresses.length > 0, system: d.system.addresses.length > 0 };
+      return {
+        names: names.map((n, k) => ({ ...n, resolved: resolved[n.via], sources: sources[k] ?? null })),
+        forbiddenAnswered: d.forbidden.responded,
+      };
     };
     // One exec runs the three probes at once (the forbidden resolver is rejected by the kill
     // switch, so it does not hold the others up: docs/egress.md#reject); an older gateway image
     // gets one exec per check.
-    const all = await probe.checks(checks.checkUrl, checks.echoUrl, label, domain, checks.forbiddenResolver, T, dnsTimeout);
-    const [connectivity, echo, dns] = all
-      ? [all.connectivity, all.echo, await canary(all.dns)]
-      : await Promise.all([
-          probe.http(checks.checkUrl, T),
-          probe.http(checks.echoUrl, T),
-          probe.dnsCheck(label, domain, checks.forbiddenResolver, dnsTimeout).then(canary),
-        ]);
+    const allExec = probe.checks(checks.checkUrl, checks.echoUrl, label, domain, checks.forbiddenResolver, T, dnsTimeout);
+    const early = observe(allExec);
+    const all = await allExec;
+    let connectivity: HttpProbe, echo: HttpProbe, dns: DnsObservation;
+    if (all) {
+      ({ connectivity, echo } = all);
+      dns = dnsObservation(all.dns, await early);
+    } else {
+      // (The early polls of names nobody looked up end on their own, 2 s on.)
+      early.catch(() => {});
+      const dnsExec = probe.dnsCheck(label, domain, checks.forbiddenResolver, dnsTimeout);
+      const [c, e, d, sources] = await Promise.all([probe.http(checks.checkUrl, T), probe.http(checks.echoUrl, T), dnsExec, observe(dnsExec)]);
+      [connectivity, echo, dns] = [c, e, dnsObservation(d, sources)];
+    }
     return evaluateChecks({
       checkUrl: checks.checkUrl,
       expectedIp: t.expectation.ipAddress,

@@ -3,7 +3,8 @@ import { hostEgressBindings, hostPool, type HostPoolRow, type HostRow } from "..
 import type { WorkerDeps } from "../deps.js";
 import { gatewayName } from "../hosts/names.js";
 import { ensureNetworks, isUpAndHealthy } from "../hosts/steps.js";
-import { applyGatewayFiles, nextGeneration, readGatewayStatus, reloadGateway } from "../network/gateway.js";
+import { applyGatewayLive, nextGeneration } from "../network/gateway.js";
+import { type Probe, startProbe } from "../network/probe.js";
 import { renderGatewayFiles } from "../network/gateway-files.js";
 import { type Networks, planHostGateway } from "../network/host-egress.js";
 import type { GatewayPlan } from "../network/plan.js";
@@ -31,7 +32,11 @@ export async function takeClaimedMember(deps: WorkerDeps, host: HostRow): Promis
  * host.apply-egress does. Unchanged (still blocked): null, and the isolation the member proved
  * when it was warmed still stands.
  */
-export async function applyClaimEgress(deps: WorkerDeps, host: HostRow): Promise<{ plan: GatewayPlan; net: Networks } | null> {
+export async function applyClaimEgress(
+  deps: WorkerDeps,
+  host: HostRow,
+  taskId: string,
+): Promise<{ plan: GatewayPlan; net: Networks; probe: Promise<Probe> } | null> {
   const [binding] = await deps.db.select({ id: hostEgressBindings.id }).from(hostEgressBindings).where(eq(hostEgressBindings.hostId, host.id));
   if (!binding && deps.config.EGRESS_UNBOUND_POLICY === "block") return null;
   const net = await ensureNetworks(deps);
@@ -39,11 +44,20 @@ export async function applyClaimEgress(deps: WorkerDeps, host: HostRow): Promise
   // A binding to a disabled egress plans blocked: the gateway already is.
   if (plan.config.mode === "blocked") return null;
   const name = gatewayName(host.id);
-  const current = await readGatewayStatus(deps, name);
-  const generation = nextGeneration(current?.generation ?? 0);
-  await applyGatewayFiles(deps, name, renderGatewayFiles(plan.config, generation));
-  await reloadGateway(deps, name, generation);
-  return { plan, net };
+  // The verification's probe joins the gateway's namespace while the egress comes up (as an egress
+  // test's does): it only holds until the checks exec in it, after the apply is ready.
+  const probe = startProbe(deps, taskId, name);
+  probe.catch(() => {}); // its failure is the checks' (runEgressChecks awaits it)
+  try {
+    // No status read for the current generation: the member's was a clock reading when it was
+    // warmed, and nextGeneration() is a later one (the apply checks the gateway took exactly it).
+    const generation = nextGeneration();
+    await applyGatewayLive(deps, name, renderGatewayFiles(plan.config, generation), generation);
+  } catch (err) {
+    await probe.then((p) => p.remove()).catch(() => {});
+    throw err;
+  }
+  return { plan, net, probe };
 }
 
 /** The plan of a host whose gateway stayed blocked, for a verification the member has not done. */

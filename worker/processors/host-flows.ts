@@ -32,7 +32,7 @@ import {
 import { gatewayName, homeVolumeName, hostContainerName } from "../hosts/names.js";
 import { containerImageIds } from "../images.js";
 import { applyClaimEgress, blockedPlan, takeClaimedMember } from "../pool/personalise.js";
-import type { TaskContext, TaskProcessor } from "../tasks/runner.js";
+import { concurrently, type TaskContext, type TaskProcessor } from "../tasks/runner.js";
 import { TaskError } from "../tasks/task-error.js";
 
 /**
@@ -50,10 +50,16 @@ async function bringUp(ctx: TaskContext, host: HostRow): Promise<{ mgmtAddress: 
     gateway = await startGateway(deps, host);
   });
   await ctx.step("start_host", () => startHostContainer(deps, host, gateway.state));
-  // docs/egress.md#verification: after the host container is up; a failure fails the task closed (onFailure).
-  await ctx.step("verify_egress", () => verifyHostEgress(deps, { host, taskId: ctx.task.id, plan: gateway.plan, net: gateway.net }));
-  await ctx.step("wait_ssh", () => waitSsh(deps, host, gateway.mgmtAddress));
-  await ctx.step("sync_keys", () => syncKeysStep(ctx, host));
+  // docs/egress.md#verification: after the host container is up; a failure fails the task closed
+  // (onFailure). sshd and the keys do not depend on it: both run at once, and the host is
+  // `running` only when both succeeded.
+  await concurrently(
+    ctx.step("verify_egress", () => verifyHostEgress(deps, { host, taskId: ctx.task.id, plan: gateway.plan, net: gateway.net })),
+    (async () => {
+      await ctx.step("wait_ssh", () => waitSsh(deps, host, gateway.mgmtAddress));
+      await ctx.step("sync_keys", () => syncKeysStep(ctx, host));
+    })(),
+  );
   return { mgmtAddress: gateway.mgmtAddress };
 }
 
@@ -92,21 +98,33 @@ async function personalise(ctx: TaskContext, host: HostRow, member: HostPoolRow)
   let applied: Awaited<ReturnType<typeof applyClaimEgress>> = null;
   await ctx.step("start_gateway", async () => {
     await assertEgressBindingIfRequired(deps, host);
-    applied = await applyClaimEgress(deps, host);
+    applied = await applyClaimEgress(deps, host, ctx.task.id);
     if (!applied) return "skipped";
   });
   // Both containers were found running, the host after its gateway (takeClaimedMember).
   await ctx.skip("start_host");
-  await ctx.step("verify_egress", async () => {
-    if (applied) return verifyHostEgress(deps, { host, taskId: ctx.task.id, ...applied });
-    // Still blocked: proven on this gateway when the member was warmed, unless it was warmed
-    // before the checks were configured.
-    if (!deps.config.EGRESS_CHECKS || member.isolationVerifiedAt) return "skipped";
-    return verifyHostEgress(deps, { host, taskId: ctx.task.id, ...(await blockedPlan(deps, host)) });
-  });
-  await ctx.step("wait_ssh", () => waitSsh(deps, host, mgmtAddress));
-  // No tenant has had this home yet: nothing in it to read first.
-  await ctx.step("sync_keys", () => syncKeysStep(ctx, host, { freshHome: true }));
+  // The verification and sshd + the user's keys run at once, as in bringUp.
+  await concurrently(
+    ctx.step("verify_egress", async () => {
+      if (applied) {
+        const { probe, ...target } = applied;
+        try {
+          return await verifyHostEgress(deps, { host, taskId: ctx.task.id, ...target }, { probe });
+        } finally {
+          await probe.then((p) => p.remove()).catch(() => {});
+        }
+      }
+      // Still blocked: proven on this gateway when the member was warmed, unless it was warmed
+      // before the checks were configured.
+      if (!deps.config.EGRESS_CHECKS || member.isolationVerifiedAt) return "skipped";
+      return verifyHostEgress(deps, { host, taskId: ctx.task.id, ...(await blockedPlan(deps, host)) });
+    }),
+    (async () => {
+      await ctx.step("wait_ssh", () => waitSsh(deps, host, mgmtAddress));
+      // No tenant has had this home yet: nothing in it to read first.
+      await ctx.step("sync_keys", () => syncKeysStep(ctx, host, { freshHome: true }));
+    })(),
+  );
   return { mgmtAddress };
 }
 

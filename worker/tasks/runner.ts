@@ -41,6 +41,18 @@ export interface TaskProcessor {
   onCanceled?(ctx: TaskContext): Promise<void>;
 }
 
+/**
+ * Independent steps run at once (ctx.step is safe to call concurrently): waits for all of them,
+ * so nothing is still running when a failure handler starts, then rethrows the first failure in
+ * argument order (a cancel before anything else).
+ */
+export async function concurrently(...work: Promise<unknown>[]): Promise<void> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as unknown);
+  const first = failed.find((e) => e instanceof TaskCanceled) ?? failed[0];
+  if (failed.length) throw first;
+}
+
 /** Map anything thrown by a step to a task error code (docs/api.md#task-errors). */
 export function toTaskError(err: unknown): TaskError {
   if (err instanceof TaskError) return err;
@@ -183,7 +195,12 @@ async function processTask(
     }, Math.min(TASK_HEARTBEAT_MS, deps.locks.ttlMs / 3));
 
     let result: unknown = null;
-    const persistSteps = async (message: string) => {
+    // Steps may run at once (concurrently): their writes go one after another, each with the
+    // steps as they are when it runs, so a slower earlier write never lands over a later one.
+    let persisting: Promise<void> = Promise.resolve();
+    const persistSteps = (message: string): Promise<void> =>
+      (persisting = persisting.catch(() => {}).then(() => writeSteps(message)));
+    const writeSteps = async (message: string) => {
       const done = steps.filter((s) => s.status === "succeeded" || s.status === "skipped").length;
       await db
         .update(tasks)

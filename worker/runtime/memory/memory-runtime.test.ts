@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { WorkerDeps } from "../../deps.js";
 import { DISK_AGENT_NAME, runDiskOp } from "../../hosts/disk.js";
-import { activeUpload, applyGatewayFiles, gatewayHasFiles, readGatewayStatus, reloadGateway, waitGatewayReady } from "../../network/gateway.js";
+import { activeUpload, applyGatewayFiles, applyGatewayLive, gatewayHasFiles, readGatewayStatus, reloadGateway, waitGatewayReady } from "../../network/gateway.js";
 import { renderGatewayFiles } from "../../network/gateway-files.js";
 import { ContainerOperationError, EngineUnavailableError, type GatewaySpec, type HostSpec } from "../runtime.js";
 import { MemoryRuntime, engineDown } from "./memory-runtime.js";
@@ -139,6 +139,36 @@ describe("MemoryRuntime", () => {
     // A stopped gateway answers no exec.
     await rt.stopContainer("gw", 1);
     expect(await readGatewayStatus(deps, "gw")).toBeNull();
+  });
+
+  it("applies live in one exec (apply-dir), and takes the two-exec path on an image without it", async () => {
+    const rt = await engineWithHost();
+    const deps = { runtime: rt, config: { GATEWAY_READY_TIMEOUT_SECONDS: 2 } } as unknown as WorkerDeps;
+    const seen: string[] = [];
+    rt.onExec(({ argv }) => {
+      seen.push(argv.slice(0, 2).join(" "));
+      return undefined;
+    });
+    const files = (g: number, dns: string) =>
+      renderGatewayFiles({ mode: "direct", mgmt: { src: "10.0.0.1", net: "10.0.0.0/24" }, underlayGateway: "10.1.0.1", dns }, g);
+    expect(await applyGatewayLive(deps, "gw", files(11, "10.7.7.7"), 11)).toMatchObject({ status: "ready", generation: 11 });
+    expect(seen).toEqual(["ccp-gateway apply-dir"]);
+    expect(await gatewayHasFiles(deps, "gw", files(11, "10.7.7.7"))).toBe(true);
+    expect(rt.fileOf("gw", "/etc/ccp/next.11/mode")).toBeNull();
+
+    // An older gateway image: its usage line does not know apply-dir (exit 2).
+    let refused = 0;
+    rt.onExec(({ argv }) => {
+      if (argv[1] !== "apply-dir") return undefined;
+      refused++;
+      return { exitCode: 2, stdout: "", stderr: "usage: ccp-gateway [run|status|apply|wait]\n" };
+    });
+    seen.length = 0;
+    expect(await applyGatewayLive(deps, "gw", files(12, "10.6.6.6"), 12)).toMatchObject({ status: "ready", generation: 12 });
+    expect(refused).toBe(1);
+    expect(seen).toEqual(["rm -rf", "ccp-gateway apply"]);
+    expect(await gatewayHasFiles(deps, "gw", files(12, "10.6.6.6"))).toBe(true);
+    expect(rt.fileOf("gw", "/etc/ccp/next.12/mode")).toBeNull();
   });
 
   it("runs the disk agent's operations, and a bind home cannot start without its mounted disk", async () => {

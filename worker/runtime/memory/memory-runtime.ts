@@ -541,6 +541,17 @@ export class MemoryRuntime implements Runtime {
   private builtinExec({ container: c, argv, opts }: ExecCall): ExecResult {
     const [cmd, ...args] = argv;
     if (c.kind === "gateway" && cmd === "ccp-gateway" && args[0] === "status") return ok(`${this.gatewayStatusJson(c)}\n`);
+    if (c.kind === "gateway" && cmd === "ccp-gateway" && args[0] === "apply-dir") {
+      // As the image does: only /etc/ccp/next.<generation>, moved to next/, then applied.
+      const m = /^\/etc\/ccp\/next\.(\d+)$/.exec(args[1] ?? "");
+      if (!m) return { exitCode: 2, stdout: "", stderr: "usage: ccp-gateway apply-dir /etc/ccp/next.GENERATION\n" };
+      const from = `${args[1]}/`;
+      const moved = [...c.files.entries()].filter(([k]) => k.startsWith(from));
+      this.removeTree(c, "/etc/ccp/next");
+      for (const [k, f] of moved) c.files.set(`/etc/ccp/next/${k.slice(from.length)}`, f);
+      for (const k of [...c.files.keys()]) if (k.startsWith("/etc/ccp/next.")) c.files.delete(k);
+      return this.builtinExec({ container: c, argv: ["ccp-gateway", "apply"], opts });
+    }
     if (c.kind === "gateway" && cmd === "ccp-gateway" && args[0] === "apply") {
       const prefix = "/etc/ccp/next/";
       const next = [...c.files.entries()].filter(([k]) => k.startsWith(prefix));
@@ -550,8 +561,8 @@ export class MemoryRuntime implements Runtime {
       this.removeTree(c, "/etc/ccp/next");
       return ok(`${this.gatewayStatusJson(c)}\n`);
     }
-    if (cmd === "rm" && args[0] === "-rf" && args.length === 2) {
-      this.removeTree(c, args[1]!);
+    if (cmd === "rm" && args[0] === "-rf" && args.length >= 2) {
+      for (const p of args.slice(1)) this.removeTree(c, p);
       return ok();
     }
     if (cmd === "sha256sum") {
