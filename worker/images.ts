@@ -84,7 +84,7 @@ export async function containerImageIds(
   deps: WorkerDeps,
   names: { host: string; gateway: string },
 ): Promise<{ imageId?: string; gatewayImageId?: string }> {
-  const [h, g] = [await deps.runtime.inspectContainer(names.host), await deps.runtime.inspectContainer(names.gateway)];
+  const [h, g] = await Promise.all([deps.runtime.inspectContainer(names.host), deps.runtime.inspectContainer(names.gateway)]);
   // Both or neither: a half-known pair would compare one image and ignore the other.
   return h?.imageId && g?.imageId ? { imageId: h.imageId, gatewayImageId: g.imageId } : {};
 }

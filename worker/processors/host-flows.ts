@@ -51,14 +51,13 @@ async function bringUp(ctx: TaskContext, host: HostRow): Promise<{ mgmtAddress: 
   });
   await ctx.step("start_host", () => startHostContainer(deps, host, gateway.state));
   // docs/egress.md#verification: after the host container is up; a failure fails the task closed
-  // (onFailure). sshd and the keys do not depend on it: both run at once, and the host is
-  // `running` only when both succeeded.
+  // (onFailure). sshd's readiness and the keys (written with an exec in the running container)
+  // depend neither on it nor on each other: the three run at once, and the host is `running`
+  // only when all succeeded.
   await concurrently(
     ctx.step("verify_egress", () => verifyHostEgress(deps, { host, taskId: ctx.task.id, plan: gateway.plan, net: gateway.net })),
-    (async () => {
-      await ctx.step("wait_ssh", () => waitSsh(deps, host, gateway.mgmtAddress));
-      await ctx.step("sync_keys", () => syncKeysStep(ctx, host));
-    })(),
+    ctx.step("wait_ssh", () => waitSsh(deps, host, gateway.mgmtAddress)),
+    ctx.step("sync_keys", () => syncKeysStep(ctx, host)),
   );
   return { mgmtAddress: gateway.mgmtAddress };
 }
@@ -103,7 +102,7 @@ async function personalise(ctx: TaskContext, host: HostRow, member: HostPoolRow)
   });
   // Both containers were found running, the host after its gateway (takeClaimedMember).
   await ctx.skip("start_host");
-  // The verification and sshd + the user's keys run at once, as in bringUp.
+  // The verification, sshd's readiness and the user's keys run at once, as in bringUp.
   await concurrently(
     ctx.step("verify_egress", async () => {
       if (applied) {
@@ -119,11 +118,9 @@ async function personalise(ctx: TaskContext, host: HostRow, member: HostPoolRow)
       if (!deps.config.EGRESS_CHECKS || member.isolationVerifiedAt) return "skipped";
       return verifyHostEgress(deps, { host, taskId: ctx.task.id, ...(await blockedPlan(deps, host)) });
     }),
-    (async () => {
-      await ctx.step("wait_ssh", () => waitSsh(deps, host, mgmtAddress));
-      // No tenant has had this home yet: nothing in it to read first.
-      await ctx.step("sync_keys", () => syncKeysStep(ctx, host, { freshHome: true }));
-    })(),
+    ctx.step("wait_ssh", () => waitSsh(deps, host, mgmtAddress)),
+    // No tenant has had this home yet: nothing in it to read first.
+    ctx.step("sync_keys", () => syncKeysStep(ctx, host, { freshHome: true })),
   );
   return { mgmtAddress };
 }
