@@ -2,6 +2,7 @@ import type { WorkerConfig } from "../shared/config/worker.js";
 import type { Queues } from "../shared/queue/queues.js";
 import type { ServiceDeps } from "../shared/services/context.js";
 import type { SshProbe } from "./hosts/ssh-ready.js";
+import type { TestGatewaySpare } from "./network/test-spare.js";
 import type { PoolKeeper } from "./pool/keeper.js";
 import type { WorkerMetrics } from "./metrics.js";
 import type { Runtime } from "./runtime/runtime.js";
@@ -19,4 +20,6 @@ export interface WorkerDeps extends ServiceDeps {
   metrics: WorkerMetrics;
   /** The warm-pool keeper of this process (docs/architecture.md#warm-pool); absent in bare test deps. */
   pool?: PoolKeeper;
+  /** The spare egress-test gateway of this process (worker/network/test-spare.ts); absent in bare test deps. */
+  testSpare?: TestGatewaySpare;
 }

@@ -22,6 +22,7 @@ import { serveMetrics } from "../shared/metrics/server.js";
 import { startImageWatch } from "./images.js";
 import { type SshProbe, probeSsh } from "./hosts/ssh-ready.js";
 import { ensureNetworks } from "./hosts/steps.js";
+import { startTestGatewaySpare } from "./network/test-spare.js";
 import { type PoolKeeper, startPoolKeeper } from "./pool/keeper.js";
 import { buildRegistry } from "./registry.js";
 import { createDockerRuntime } from "./runtime/docker/docker-runtime.js";
@@ -90,6 +91,9 @@ export async function startWorker(
   // Warm pool (docs/architecture.md#warm-pool): HOST_POOL_SIZE=0 leaves it idle.
   const pool = startPoolKeeper(deps);
   deps.pool = pool;
+  // A ready gateway for the next egress test (EGRESS_TEST_SPARE, only with the checks configured).
+  const testSpare = startTestGatewaySpare(deps);
+  deps.testSpare = testSpare;
   // Off unless WORKER_METRICS_LISTEN_ADDR is set (README "Observability").
   const metricsServer = config.WORKER_METRICS_LISTEN_ADDR
     ? await serveMetrics(deps.metrics.registry, config.WORKER_METRICS_LISTEN_ADDR, logger, "worker")
@@ -104,6 +108,7 @@ export async function startWorker(
       // finished (or handed back), then liveness stops being reported.
       await pool.stop();
       await consumers.close();
+      await testSpare.stop();
       await images.stop();
       await heartbeat.stop();
       await metricsServer?.close();

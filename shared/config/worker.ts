@@ -75,6 +75,10 @@ export const workerConfigSchema = z.object({
   // The warm pool (docs/architecture.md#warm-pool): this many running gateway + host pairs of the
   // default shape wait to be claimed by a create (0 = off: every create takes the cold path).
   HOST_POOL_SIZE: intVar(2, 0, 32),
+  // One started, blocked, underlay-only gateway kept per worker for the next egress test
+  // (docs/egress.md#egress-test): the test applies its egress live instead of creating and
+  // starting a gateway. Only while the egress checks are configured.
+  EGRESS_TEST_SPARE: boolVar(true),
   // Optional listener serving only GET /metrics, without a token (README "Observability").
   WORKER_METRICS_LISTEN_ADDR: optionalListenAddrVar(),
 });

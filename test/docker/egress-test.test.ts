@@ -134,6 +134,36 @@ describe("egress.test against the lab", () => {
     expect((await waitForTask(h, stop.body.task_id)).status).toBe("succeeded");
   });
 
+  it("takes the spare gateway (EGRESS_TEST_SPARE): it becomes the test's gateway, and a new spare is made once the test is done", async () => {
+    const spares = () => instanceObjects(h.prefix).containers.filter((n) => n.startsWith("ccp-gwspare-"));
+    const ready = await until(
+      async () => {
+        w.deps.testSpare!.refill();
+        await w.deps.testSpare!.settled();
+        return spares();
+      },
+      (v) => v.length === 1,
+      60_000,
+    );
+    expect(ready).toHaveLength(1);
+    const spareId = docker(["inspect", "-f", "{{.Id}}", ready[0]!]);
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const id = created["shadowsocks"] ?? (await createEgress(h, lab.proxies.shadowsocks.egress));
+    const task = await waitForTask(h, await runTest(id));
+    expect(task.status, JSON.stringify(task)).toBe("succeeded");
+    expect(task.result).toMatchObject({ status: "passed", results: { exit_ip: { observed: lab.proxies.shadowsocks.exit_ip } } });
+    // Docker's own record: the spare's container was renamed to this test's gateway, then removed
+    // (the window ends a second from now: `docker events` returns once it has passed).
+    const events = docker(["events", "--since", String(since), "--until", String(Math.ceil(Date.now() / 1000) + 1), "--filter", `container=${spareId}`, "--format", "{{.Action}} {{.Actor.Attributes.name}}"]);
+    expect(events).toContain(`rename ccp-gwtest-${task.id}`);
+    expect(events).toMatch(/destroy /);
+    expect(ephemeral()).toEqual([]);
+    // The next spare: another container, made after the test.
+    const next = await until(async () => spares(), (v) => v.length === 1, 60_000);
+    expect(next).toHaveLength(1);
+    expect(docker(["inspect", "-f", "{{.Id}}", next[0]!])).not.toBe(spareId);
+  });
+
   it("a cancel while the checks run: canceled, containers removed, no result stored", async () => {
     const body = lab.proxies.http.egress as { proxy_config: Record<string, unknown> };
     // Port 1 of the http server: connections are refused, so the checks run to their timeouts.

@@ -7,7 +7,7 @@ import { ensureNetworks } from "../hosts/steps.js";
 import { type TaskContext, type TaskProcessor, toTaskError } from "../tasks/runner.js";
 import { TaskCanceled, TaskError, type TaskErrorCode } from "../tasks/task-error.js";
 import { loadEgress } from "./egress-source.js";
-import { activeUpload, nextGeneration, readGatewayStatus, waitGatewayReady } from "./gateway.js";
+import { activeUpload, applyGatewayLive, nextGeneration, readGatewayStatus, waitGatewayReady } from "./gateway.js";
 import { renderGatewayFiles } from "./gateway-files.js";
 import { guardedPlanContext, underlayAddresses } from "./host-egress.js";
 import { EGRESS_CODES, setEgressHealth } from "./outcome.js";
@@ -106,6 +106,27 @@ export async function runEgressTest(ctx: TaskContext, opts: EgressTestOptions = 
             return "skipped";
           }
         }
+        // The spare (worker/network/test-spare.ts): started and blocked already; the egress goes
+        // in by a live apply, the probe joining meanwhile. Gone or broken: the usual path.
+        const spare = await deps.testSpare?.take();
+        if (spare) {
+          try {
+            await deps.runtime.renameContainer(spare, testGateway);
+            probe = startProbe(deps, task.id, testGateway);
+            probe.catch(() => {});
+            const generation = nextGeneration();
+            await applyGatewayLive(deps, testGateway, renderGatewayFiles(config, generation), generation);
+            return;
+          } catch (err) {
+            if (err instanceof TaskError) throw err; // the egress's own failure (tunnel_setup_failed)
+            ctx.log.warn({ err }, "the spare egress-test gateway could not be used: making one");
+            await probe?.catch(() => {});
+            probe = undefined;
+            await deps.runtime.removeContainer(probeName(task.id)).catch(() => {});
+            await deps.runtime.removeContainer(spare).catch(() => {});
+            await deps.runtime.removeContainer(testGateway).catch(() => {});
+          }
+        }
         const generation = nextGeneration();
         await deps.runtime.createGateway({
           name: testGateway,
@@ -144,6 +165,7 @@ export async function runEgressTest(ctx: TaskContext, opts: EgressTestOptions = 
       deps.runtime.removeContainer(testGateway).catch(() => {}),
     ]);
     await hostLock?.release();
+    deps.testSpare?.refill();
   }
 
   const result: EgressTestResult = {

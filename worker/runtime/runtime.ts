@@ -133,6 +133,8 @@ export interface Runtime {
   stopContainer(name: string, graceSeconds: number): Promise<void>;
   restartContainer(name: string, graceSeconds: number): Promise<void>;
   removeContainer(name: string): Promise<void>;
+  /** Give a container another name (a spare egress-test gateway taken by a test). */
+  renameContainer(name: string, to: string): Promise<void>;
   /** `bindDevice`: a local-driver bind volume over that directory of the engine's machine. */
   ensureVolume(name: string, labels: Record<string, string>, opts?: { bindDevice?: string }): Promise<void>;
   inspectVolume(name: string): Promise<VolumeState | null>;

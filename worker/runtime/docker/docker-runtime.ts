@@ -398,6 +398,11 @@ export function createDockerRuntime(opts: {
         }
       }),
 
+    renameContainer: (name, to) =>
+      guard(`rename ${name}`, async () => {
+        await docker.getContainer(name).rename({ name: to });
+      }),
+
     ensureVolume: (name, labels, volOpts = {}) =>
       guard(`volume ${name}`, async () => {
         try {

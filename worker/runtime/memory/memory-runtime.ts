@@ -339,6 +339,15 @@ export class MemoryRuntime implements Runtime {
     this.containers.delete(name);
   }
 
+  async renameContainer(name: string, to: string): Promise<void> {
+    await this.enter("renameContainer", name);
+    const c = this.mustGet(name);
+    if (this.containers.has(to)) throw new Error(`memory runtime: ${to} exists`);
+    this.containers.delete(name);
+    c.name = to;
+    this.containers.set(to, c);
+  }
+
   async ensureVolume(name: string, labels: Record<string, string>, opts: { bindDevice?: string } = {}): Promise<void> {
     await this.enter("ensureVolume", name);
     if (this.volumes.has(name)) return;
