@@ -17,7 +17,8 @@
  *  - cold, no egress: a create no pool member matches (another timezone) → task `succeeded`;
  *  - the floor (bench/lib/floor.ts): Docker alone making and starting the two containers until
  *    sshd's banner, the same-run baseline of the cold create;
- *  - an egress test of each egress (unbound by then: its own ephemeral gateway), the synchronous
+ *  - an egress test of each egress (unbound by then: the worker's spare gateway, made after the
+ *    previous test and waited for, as the pool is), the synchronous
  *    `POST /v1/admin/egress-ips/{id}/test` → its 200 answer with every check passed.
  * The created hosts are deleted after each round (their deletes are not timed). Baseline of the
  * ssh figures, same run, interleaved: `ssh … true` through the proxy to a host that already runs.
@@ -130,6 +131,9 @@ async function main() {
     };
 
     const test = async (k: Kind) => {
+      // As the pool is refilled before each create: the worker's spare gateway is made before
+      // each test (it is made after a test, in the background; EGRESS_TEST_SPARE).
+      await s.workerDeps.testSpare?.settled();
       const t0 = performance.now();
       const r = await s.request("POST", `/v1/admin/egress-ips/${egress[k]}/test`, admin);
       const ms = performance.now() - t0;

@@ -34,6 +34,7 @@ import {
   TEST_MGMT_NETWORK,
   TEST_UNDERLAY_NETWORK,
 } from "../../shared/test/worker-harness.js";
+import type { WorkerDeps } from "../../worker/deps.js";
 import { startWorker } from "../../worker/main.js";
 
 /** Benchmark databases: `ccp_bench_<pid>_<hex>`, never matched by the tests' `ccp_t_` cleanup. */
@@ -78,6 +79,8 @@ export interface BenchStack {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   request(method: string, path: string, o?: { body?: unknown; token?: string }): Promise<{ status: number; body: any }>;
   createHost(opts?: { pids_limit?: number; memory_limit_mb?: number }): Promise<BenchHost>;
+  /** The in-process worker's deps (its warm pool, its spare egress-test gateway). */
+  workerDeps: WorkerDeps;
   close(): Promise<void>;
 }
 
@@ -285,7 +288,7 @@ export async function startBenchStack(
       };
     };
 
-    return { dir, env, adminToken, database, prefix, proxy, askpass, request, createHost, close: runCleanups };
+    return { dir, env, adminToken, database, prefix, proxy, askpass, request, createHost, workerDeps: worker.deps, close: runCleanups };
   } catch (err) {
     await runCleanups();
     throw err;
