@@ -3,6 +3,7 @@ import type { ApiConfig } from "../shared/config/api.js";
 import type { Database } from "../shared/db/client.js";
 import type { Actor, AuthDeps, ServiceDeps } from "../shared/services/context.js";
 import type { RequestRate } from "../shared/auth/request-rate.js";
+import type { HostListCache } from "../shared/services/hosts/list-cache.js";
 import type { UiBundle } from "./http/ui.js";
 import type { LiveHub } from "./live/hub.js";
 import type { ApiMetrics } from "./metrics.js";
@@ -25,6 +26,8 @@ export interface ApiDeps extends ServiceDeps, AuthDeps {
   desktops: DesktopSessions;
   /** Per-user budget of mutating requests (USER_MUTATIONS_PER_MINUTE). */
   mutations: RequestRate;
+  /** Rendered admin host lists, served only while their rows' stamp is unchanged (docs/architecture.md#read-paths). */
+  hostListCache: HostListCache;
   /** This process's Prometheus registry and the series the request path feeds (api/metrics.ts). */
   metrics: ApiMetrics;
 }

@@ -31,6 +31,7 @@ import { createMetricsRegistry } from "../shared/metrics/registry.js";
 import { type MetricsServer, serveMetrics } from "../shared/metrics/server.js";
 import { DEFAULT_UI_DIR, loadUiBundle, type UiBundle } from "./http/ui.js";
 import { createVncSessions } from "./vnc/sessions.js";
+import { HostListCache } from "../shared/services/hosts/list-cache.js";
 import { serveVncWebSockets } from "./vnc/websocket.js";
 
 /** Build the API's dependencies from its configuration (also used by tests with their own). */
@@ -87,6 +88,7 @@ export function buildApiDeps(
     vnc,
     desktops,
     metrics,
+    hostListCache: new HostListCache(),
   };
 }
 

@@ -8,6 +8,14 @@ export function json(c: Context, status: number, body: unknown, headers: Record<
   });
 }
 
+/** A JSON body serialised (and encoded) already: a cached rendering (shared/services/hosts/list-cache.ts). */
+export function jsonBytes(c: Context, status: number, bytes: Uint8Array): Response {
+  return new Response(bytes, {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...requestIdHeader(c) },
+  });
+}
+
 export function noContent(c: Context): Response {
   return new Response(null, { status: 204, headers: requestIdHeader(c) });
 }

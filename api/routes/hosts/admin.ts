@@ -6,10 +6,10 @@ import {
   requestHostLifecycle,
   rotateHostSshPassword,
 } from "../../../shared/services/hosts/lifecycle.js";
-import { listHosts } from "../../../shared/services/hosts/list.js";
+import { listHostsJson } from "../../../shared/services/hosts/list.js";
 import { rebuildOutdatedHosts } from "../../../shared/services/hosts/rebuild-outdated.js";
 import { createHostInput, deleteHostQuery, listHostsQuery, rebuildInput } from "../../../shared/services/hosts/schemas.js";
-import { json } from "../../http/reply.js";
+import { json, jsonBytes } from "../../http/reply.js";
 import { type AnyRoute, defineRoute } from "../../http/route.js";
 import { jsonDoc, listDoc, std, throttledDoc } from "../docs.js";
 import { hostAdminDetailView, hostAdminView } from "../../../shared/views/index.js";
@@ -38,7 +38,8 @@ export const listHostsRoute = defineRoute({
   tags,
   query: listHostsQuery,
   responses: { 200: jsonDoc("Hosts", listDoc("hosts", hostDoc)), 400: std[400], 401: std[401], 403: std[403] },
-  handler: async ({ c, ctx, query }) => json(c, 200, await listHosts({ ctx, query })),
+  // Served from the stamped cache when the rows are unchanged (docs/architecture.md#read-paths).
+  handler: async ({ c, ctx, deps, query }) => jsonBytes(c, 200, await listHostsJson({ ctx, query, cache: deps.hostListCache })),
 });
 
 export const getHostRoute = defineRoute({

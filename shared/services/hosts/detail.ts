@@ -1,14 +1,16 @@
-import { eq } from "drizzle-orm";
-import { hosts } from "../../db/schema/index.js";
 import { NotFound } from "../../errors.js";
+import { isUuid } from "../../validation.js";
 import type { ServiceContext } from "../context.js";
 import { renderEgress } from "../egress/render.js";
-import { type AccessSettings, accessFor } from "./access.js";
+import { type AccessSettings, renderAccess } from "./access.js";
 import type { HostAdminDetailView, HostUserDetailView } from "../../views/index.js";
-import { getHost } from "./lookup.js";
-import { lastTaskOf, loadHostRows, renderAdminHost, renderLastTask, renderUserHost } from "./render.js";
+import { hostDetailRow } from "./read-queries.js";
+import { renderAdminHost, renderLastTask, renderUserHost } from "./render.js";
 
-/** GET /v1/admin/hosts/{id} and GET /v1/user/hosts/{id} (docs/api.md#hosts-lifecycle, docs/api.md#hosts-portal). */
+/**
+ * GET /v1/admin/hosts/{id} and GET /v1/user/hosts/{id} (docs/api.md#hosts-lifecycle,
+ * docs/api.md#hosts-portal): one query (shared/services/hosts/read-queries.ts), then the owner check.
+ */
 export async function getHostDetail({
   ctx,
   hostId,
@@ -20,13 +22,14 @@ export async function getHostDetail({
   access: AccessSettings;
   portal: "admin" | "user";
 }): Promise<HostAdminDetailView | HostUserDetailView> {
-  const host = await getHost(ctx.db, hostId, portal === "user" ? { ownerId: ctx.actor!.id } : {});
-  const [row] = await loadHostRows(ctx.db, eq(hosts.id, host.id));
-  if (!row) throw NotFound("host_not_found", "host not found");
+  if (!isUuid(hostId)) throw NotFound("host_not_found", "host not found");
+  const row = await hostDetailRow(ctx.db, hostId.toLowerCase());
+  // Another tenant's host is indistinguishable from a missing one (docs/architecture.md#tree).
+  if (!row || (portal === "user" && row.host.userId !== ctx.actor!.id)) throw NotFound("host_not_found", "host not found");
   const common = {
     user: { id: row.host.userId, username: row.username },
-    access: await accessFor(ctx.db, access, row.host, portal),
-    last_task: renderLastTask(await lastTaskOf(ctx.db, host.id)),
+    access: renderAccess(access, row.host, portal, row.sshHostKey),
+    last_task: renderLastTask(row.lastTask),
   };
   if (portal === "admin") {
     return {

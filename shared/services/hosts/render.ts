@@ -1,6 +1,16 @@
-import { and, desc, eq, inArray, type SQL } from "drizzle-orm";
+import { desc, eq, inArray, type SQL } from "drizzle-orm";
 import type { DbOrTx } from "../../db/client.js";
-import { egressIps, engineImages, hostEgressBindings, hosts, tasks, users, type EngineImagesRow, type TaskRow } from "../../db/schema/index.js";
+import {
+  egressIps,
+  engineImages,
+  hostEgressBindings,
+  hosts,
+  users,
+  type EgressIpRow,
+  type EngineImagesRow,
+  type HostRow,
+  type TaskRow,
+} from "../../db/schema/index.js";
 import type { HostAdminView, HostUserView, LastTaskView } from "../../views/index.js";
 import { isImageOutdated } from "./image-status.js";
 
@@ -11,6 +21,70 @@ export interface HostJoinRow {
   egress: typeof egressIps.$inferSelect | null;
   /** The images the host's engine creates hosts from now (null: no worker has published yet). */
   current: EngineImagesRow | null;
+}
+
+/**
+ * Exactly the columns the host objects render (renderAdminHost, renderUserHost), for the read
+ * paths: mapping a row costs per column, and the columns not rendered (encrypted keys and
+ * passwords, the egress secrets and proxy configs) were most of a 200-host list's CPU (issue 12).
+ * Each nested object starts with a column that is never null in its table, so drizzle turns an
+ * absent left join into `null` (it looks at the first column).
+ */
+export const hostViewColumns = {
+  host: {
+    id: hosts.id,
+    userId: hosts.userId,
+    shortId: hosts.shortId,
+    status: hosts.status,
+    desiredState: hosts.desiredState,
+    memoryLimitMb: hosts.memoryLimitMb,
+    cpuLimit: hosts.cpuLimit,
+    pidsLimit: hosts.pidsLimit,
+    diskLimitMb: hosts.diskLimitMb,
+    timezone: hosts.timezone,
+    image: hosts.image,
+    imageId: hosts.imageId,
+    gatewayImageId: hosts.gatewayImageId,
+    createdAt: hosts.createdAt,
+    updatedAt: hosts.updatedAt,
+  },
+  username: users.username,
+  binding: { id: hostEgressBindings.id },
+  egress: {
+    id: egressIps.id,
+    label: egressIps.label,
+    ipAddress: egressIps.ipAddress,
+    tunnelType: egressIps.tunnelType,
+    status: egressIps.status,
+    health: egressIps.health,
+  },
+  current: { hostImageId: engineImages.hostImageId, gatewayImageId: engineImages.gatewayImageId },
+};
+
+/** What the host renderers read: a `HostJoinRow` is one, and so is a row of `hostViewColumns`. */
+export interface HostViewRow {
+  host: Pick<
+    HostRow,
+    | "id"
+    | "userId"
+    | "shortId"
+    | "status"
+    | "desiredState"
+    | "memoryLimitMb"
+    | "cpuLimit"
+    | "pidsLimit"
+    | "diskLimitMb"
+    | "timezone"
+    | "image"
+    | "imageId"
+    | "gatewayImageId"
+    | "createdAt"
+    | "updatedAt"
+  >;
+  username: string;
+  binding: { id: string } | null;
+  egress: Pick<EgressIpRow, "id" | "label" | "ipAddress" | "tunnelType" | "status" | "health"> | null;
+  current: Pick<EngineImagesRow, "hostImageId" | "gatewayImageId"> | null;
 }
 
 /** Hosts with their owner's name and binding, newest first. */
@@ -37,7 +111,7 @@ export async function loadAdminHosts(db: DbOrTx, filter: { userId?: string; host
   return (await loadHostRows(db, where)).map(renderAdminHost);
 }
 
-export function renderAdminHost(r: HostJoinRow): HostAdminView {
+export function renderAdminHost(r: HostViewRow): HostAdminView {
   const h = r.host;
   return {
     id: h.id,
@@ -72,7 +146,7 @@ export function renderAdminHost(r: HostJoinRow): HostAdminView {
 }
 
 /** The portal's view: no desired_state, image, binding_id, egress.id or egress.status (docs/api.md#hosts). */
-export function renderUserHost(r: HostJoinRow): HostUserView {
+export function renderUserHost(r: HostViewRow): HostUserView {
   const { desired_state: _d, image: _i, binding_id: _b, egress, ...rest } = renderAdminHost(r);
   return {
     ...rest,
@@ -82,7 +156,13 @@ export function renderUserHost(r: HostJoinRow): HostUserView {
   };
 }
 
-export function renderLastTask(t: TaskRow | undefined): LastTaskView | null {
+/** The task columns a host detail's `last_task` renders. */
+export type LastTaskRow = Pick<
+  TaskRow,
+  "id" | "kind" | "status" | "progressPercent" | "progressMessage" | "errorCode" | "errorMessage" | "createdAt" | "finishedAt"
+>;
+
+export function renderLastTask(t: LastTaskRow | null | undefined): LastTaskView | null {
   if (!t) return null;
   return {
     id: t.id,
@@ -95,14 +175,4 @@ export function renderLastTask(t: TaskRow | undefined): LastTaskView | null {
     created_at: t.createdAt.toISOString(),
     finished_at: t.finishedAt?.toISOString() ?? null,
   };
-}
-
-export async function lastTaskOf(db: DbOrTx, hostId: string): Promise<TaskRow | undefined> {
-  const [t] = await db
-    .select()
-    .from(tasks)
-    .where(and(eq(tasks.hostId, hostId)))
-    .orderBy(desc(tasks.createdAt), desc(tasks.id))
-    .limit(1);
-  return t;
 }
