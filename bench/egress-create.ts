@@ -68,7 +68,7 @@ async function stepsOf(s: BenchStack, taskId: string): Promise<string> {
 async function main() {
   execFileSync("bash", ["test/lab/up.sh"], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 });
   const lab = JSON.parse(readFileSync(`${LAB_STATE}/lab.json`, "utf8")) as Lab;
-  const s = await startBenchStack({ workerEnv: { ...lab.env, HOST_POOL_SIZE: "1", WORKER_CONCURRENCY: "4" } });
+  const s = await startBenchStack({ workerEnv: { ...lab.env, HOST_POOL_SIZE: "1", EGRESS_TEST_SPARE: "true", WORKER_CONCURRENCY: "4" } });
   const floorInstance = `${s.prefix}f`;
   const floorRuntime = createDockerRuntime({ socketPath: s.env.DOCKER_SOCKET ?? "/var/run/docker.sock", instance: floorInstance });
   const images = parseWorkerConfig({ ...s.env, ...lab.env });

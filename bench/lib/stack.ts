@@ -195,6 +195,8 @@ export async function startBenchStack(
         CONTAINER_STOP_GRACE_SECONDS: "1",
         // No warm pool unless the bench asks for one (bench/pool-create.ts).
         HOST_POOL_SIZE: "0",
+        // Nor a spare egress-test gateway unless the bench asks (bench/egress-create.ts).
+        EGRESS_TEST_SPARE: "false",
         ...(opts.workerEnv ?? {}),
       }),
       quiet,

@@ -117,6 +117,8 @@ export async function createApiHarness(
     LOG_LEVEL: "debug",
     // The warm pool stays off in every suite (its members are containers); pool tests turn it on.
     HOST_POOL_SIZE: "0",
+    // Nor a spare egress-test gateway (a container too); test/docker/egress-test.test.ts turns it on.
+    EGRESS_TEST_SPARE: "false",
     ...overrides,
   };
   const database = createDatabase(db.url, { max: 5 });

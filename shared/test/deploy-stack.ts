@@ -160,6 +160,8 @@ export function stackEnvLines(o: {
     `MGMT_NETWORK=${o.mgmtNetwork}`,
     `EGRESS_UNDERLAY_NETWORK=${o.underlayNetwork}`,
     "HOST_POOL_SIZE=0",
+    // No spare egress-test gateway either: the suites count what is left after uninstalling.
+    "EGRESS_TEST_SPARE=false",
     "HEARTBEAT_INTERVAL_SECONDS=1",
     "CONTAINER_STOP_GRACE_SECONDS=1",
     "GATEWAY_READY_TIMEOUT_SECONDS=90",

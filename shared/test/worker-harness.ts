@@ -80,6 +80,7 @@ export async function startTestWorker(h: ApiHarness, overrides: Record<string, s
     CONTAINER_STOP_GRACE_SECONDS: "1",
     WORKER_CONCURRENCY: "4",
     HOST_POOL_SIZE: "0",
+    EGRESS_TEST_SPARE: "false",
     ...overrides,
   });
   const logs: string[] = [];

@@ -19,7 +19,8 @@ let admin: string;
 beforeAll(async () => {
   lab = labUp();
   h = await createApiHarness();
-  w = await startTestWorker(h, labWorkerEnv(lab));
+  // With the spare egress-test gateway (on by default in production, off in the harness).
+  w = await startTestWorker(h, { ...labWorkerEnv(lab), EGRESS_TEST_SPARE: "true" });
   admin = await h.adminToken();
 });
 

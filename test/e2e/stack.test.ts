@@ -94,6 +94,7 @@ beforeAll(async () => {
     LOG_LEVEL: "info",
     // No warm pool: this stack is killed, not cleaned up, and must leave no container behind.
     HOST_POOL_SIZE: "0",
+    EGRESS_TEST_SPARE: "false",
   };
   // Vitest sets NODE_ENV=test; the stack must not care.
   stack = spawnLogged("npm", ["start", "--silent"], env);
