@@ -656,11 +656,15 @@ describe("port forwarding (items 138, 139)", () => {
         expect(r.data).toBe("");
         expect(r.ms).toBeLessThan(2000);
       }
-      const denied = await waitUntil("three ssh.forward.denied events", async () => {
+      // The listener wait above probes pMeta until it connects, and each try is a denial of its
+      // own: wait for the three destinations, not for any three events.
+      const want = ["169.254.169.254:80", "10.99.0.1:2375", `${gateway}:5432`];
+      const destsOf = (ev: Awaited<ReturnType<typeof events>>) => ev.map((e) => `${e.metadata.dest_host}:${e.metadata.dest_port}`).sort();
+      const denied = await waitUntil("an ssh.forward.denied event for each refused destination", async () => {
         const ev = (await events("ssh.forward.denied", A.id)).filter((e) => Date.parse(e.created_at) >= t0 - 1000);
-        return ev.length >= 3 ? ev : null;
+        return want.every((d) => destsOf(ev).includes(d)) ? ev : null;
       });
-      const dests = denied.map((e) => `${e.metadata.dest_host}:${e.metadata.dest_port}`).sort();
+      const dests = destsOf(denied);
       expect(dests).toContain("169.254.169.254:80");
       expect(dests).toContain("10.99.0.1:2375");
       expect(dests).toContain(`${gateway}:5432`);
