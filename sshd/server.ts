@@ -61,7 +61,7 @@ function controlPlaneAddresses(deps: SshdDeps): () => Promise<string[]> {
 }
 
 /** Connect to the host's sshd with its internal key, accepting only the pinned host key. */
-function dialHost(deps: SshdDeps, target: Target): Promise<ssh2.Client> {
+export function dialHost(deps: Pick<SshdDeps, "config" | "secrets">, target: Pick<Target, "host">): Promise<ssh2.Client> {
   const { host } = target;
   return new Promise((resolve, reject) => {
     if (!host.managementAddress || !host.internalKeyPrivateEnc || !host.hostKeyPublic) {
@@ -70,17 +70,20 @@ function dialHost(deps: SshdDeps, target: Target): Promise<ssh2.Client> {
     }
     const pinned = host.hostKeyPublic.trim().split(/\s+/)[1];
     const upstream = new ssh2.Client();
+    // `on`, not `once`: ssh2 can emit a second error for one failed dial (a reset, then
+    // "Connection lost before handshake"), and an unheard one would crash the whole proxy. A
+    // host's sshd is the tenant's: it may reset connections at will (sshd/dial-errors.test.ts).
     const fail = (err: Error) => {
       upstream.removeAllListeners("ready");
       upstream.end();
-      reject(err);
+      reject(err); // the first error settles; later ones change nothing
     };
     upstream.once("ready", () => {
       upstream.removeListener("error", fail);
       upstream.on("error", () => {});
       resolve(upstream);
     });
-    upstream.once("error", fail);
+    upstream.on("error", fail);
     upstream.connect({
       host: host.managementAddress,
       port: 22,
