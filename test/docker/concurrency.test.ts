@@ -357,9 +357,11 @@ describe("no worker running (checklist 148) and the sweeper", () => {
   afterAll(() => redis?.disconnect());
 
   /** The worker's dependencies without consumers or schedulers: `runSweep` is called by hand. */
-  function sweepDeps(staleAfterSeconds: number): WorkerDeps {
+  function sweepDeps(staleAfterSeconds: number, aheadMs = 0): WorkerDeps {
     redis ??= createRedis(h.env.REDIS_URL ?? "redis://127.0.0.1:6379", { name: "ccp-test-sweep" });
-    return bareWorkerDeps(h, redis, { TASK_STALE_AFTER_SECONDS: String(staleAfterSeconds) });
+    const deps = bareWorkerDeps(h, redis, { TASK_STALE_AFTER_SECONDS: String(staleAfterSeconds) });
+    // The sweeper's clock moved forward instead of the test sleeping past the limit (STYLE: no fixed sleeps).
+    return { ...deps, clock: () => new Date(Date.now() + aheadMs) };
   }
 
   const made: string[] = [];
@@ -368,7 +370,9 @@ describe("no worker running (checklist 148) and the sweeper", () => {
     expect(workers).toHaveLength(0);
     const { hostId, taskId } = await requestCreate();
     made.push(hostId);
-    await new Promise((r) => setTimeout(r, 2500));
+    // Nothing consumed its job: it is still waiting in the queue (no worker is attached to take it).
+    const queued = await h.queues.get("host-ops").getJob(taskId);
+    expect(await queued?.getState()).toBe("waiting");
     const t = await getTask(taskId);
     expect(t.status).toBe("pending");
     expect(t.started_at).toBeNull();
@@ -379,7 +383,7 @@ describe("no worker running (checklist 148) and the sweeper", () => {
     expect(calm).toMatchObject({ requeued: 0, stale: 0 });
     expect((await getTask(taskId)).status).toBe("pending");
 
-    const swept = await runSweep(sweepDeps(2));
+    const swept = await runSweep(sweepDeps(2, 5_000));
     expect(swept.stale).toBe(1);
     const failed = await getTask(taskId);
     expect(failed).toMatchObject({ status: "failed", error_code: "stale_timeout" });
