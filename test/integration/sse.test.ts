@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiHarness, createApiHarness, type TestUser } from "../../shared/test/api-harness.js";
-import { insertTaskRow } from "../../shared/test/rows.js";
-import { openSse } from "../../shared/test/sse-client.js";
+import { insertHostRow, insertTaskRow } from "../../shared/test/rows.js";
+import { openSse, type SseClient, type SseEvent } from "../../shared/test/sse-client.js";
 
 /**
  * Live updates (GET /v1/admin/sse, GET /v1/user/sse). No worker runs here: task and host rows are
@@ -38,19 +38,71 @@ async function userWithHost(): Promise<TestUser & { hostId: string; taskId: stri
   return { ...u, hostId: res.body.host.id, taskId: res.body.task_id };
 }
 
-/** What the worker does while a task runs: claim, progress with steps, finish; the host follows. */
-async function runTask(taskId: string, hostId: string, final: "succeeded" | "failed" = "succeeded") {
+/** Waits until `cond()` holds, checking every 10 ms, for at most `timeoutMs`. */
+async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The first event matching `pred` among those `s` parsed from index `from` on (so that an older, equal event does not count). */
+function seenSince(s: SseClient, from: number, what: string, pred: (e: SseEvent) => boolean): Promise<SseEvent> {
+  return s.waitFor(what, (e) => s.events.indexOf(e) >= from && pred(e));
+}
+
+/**
+ * What the worker does while a task runs: claim, progress with steps, finish; the host follows.
+ * With a `witness` (an admin stream: it sees every change the hub delivers), each state is held
+ * until the witness has received it, so that every state went through a poll of its own — and so
+ * through the hub's audience filter, for every other open stream — instead of being coalesced.
+ */
+async function runTask(taskId: string, hostId: string, final: "succeeded" | "failed" = "succeeded", witness?: SseClient) {
   const sql = h.database.sql;
+  const seen = async (what: string, pred: (e: SseEvent) => boolean, from: number) => {
+    if (witness) await seenSince(witness, from, what, pred);
+  };
+  const isTask = (e: SseEvent) => e.event === "task" && e.data.id === taskId;
+  const isHost = (e: SseEvent) => e.event === "host" && e.data.id === hostId;
+  let from = witness?.events.length ?? 0;
   await sql`update tasks set status = 'running', attempt = 1, started_at = now(), progress_percent = 10,
             progress_message = 'checking images',
             steps = ${JSON.stringify([{ name: "check_images", status: "running", started_at: new Date().toISOString(), duration_ms: null }])}::jsonb
             where id = ${taskId}`;
   await sql`update hosts set status = 'creating', updated_at = now() where id = ${hostId}`;
-  await new Promise((r) => setTimeout(r, 250));
+  await seen("task running at 10 %", (e) => isTask(e) && e.data.status === "running" && e.data.progress_percent === 10, from);
+  await seen("host creating", (e) => isHost(e) && e.data.status === "creating", from);
+  from = witness?.events.length ?? 0;
   await sql`update tasks set progress_percent = 60, progress_message = 'starting host' where id = ${taskId}`;
-  await new Promise((r) => setTimeout(r, 250));
+  await seen("task at 60 %", (e) => isTask(e) && e.data.progress_percent === 60, from);
+  from = witness?.events.length ?? 0;
+  const hostFinal = final === "succeeded" ? "running" : "failed";
   await sql`update tasks set status = ${final}, progress_percent = 100, progress_message = 'done', finished_at = now() where id = ${taskId}`;
-  await sql`update hosts set status = ${final === "succeeded" ? "running" : "failed"}, updated_at = now() where id = ${hostId}`;
+  await sql`update hosts set status = ${hostFinal}, updated_at = now() where id = ${hostId}`;
+  await seen(`task ${final}`, (e) => isTask(e) && e.data.status === final, from);
+  await seen(`host ${hostFinal}`, (e) => isHost(e) && e.data.status === hostFinal, from);
+}
+
+let bumps = 0;
+/**
+ * Barrier for absence checks: two changes of a host the stream `s` may see, the second written
+ * only once the first arrived. The hub has one delivery path — a poll, whether a notification or
+ * the interval started it; polls never overlap and a stream receives their events in order
+ * (api/live/hub.ts, docs/architecture.md#live-updates). A poll whose host read saw the first
+ * change read, in that statement and its later task read, every change committed before it; the
+ * second change cannot be in that poll's host read (done before it delivered the first), so it
+ * comes from a later poll, after everything the first poll delivered. Hence once the second has
+ * arrived, every event due for changes made before the barrier has arrived too.
+ */
+async function barrier(s: SseClient, hostId: string): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    const from = s.events.length;
+    // A distinct updated_at each time: the hub compares it (to the millisecond) to find a change.
+    const at = new Date(Date.UTC(2000, 0, 1) + ++bumps * 1000).toISOString();
+    await h.database.sql`update hosts set updated_at = ${at}::timestamptz where id = ${hostId}`;
+    await seenSince(s, from, `own host change ${i + 1} (barrier)`, (e) => e.event === "host" && e.data.id === hostId && e.data.updated_at === at);
+  }
 }
 
 describe("authentication and roles", () => {
@@ -87,7 +139,7 @@ describe("admin stream", () => {
       expect(created.data).toMatchObject({ kind: "host.create", status: "pending", host_id: u.hostId, requested_by: adminId });
       await s.waitFor("the new host", (e) => e.event === "host" && e.data.id === u.hostId && e.data.status === "pending");
 
-      await runTask(u.taskId, u.hostId);
+      await runTask(u.taskId, u.hostId, "succeeded", s);
       const running = await s.waitFor("running", (e) => e.event === "task" && e.data.id === u.taskId && e.data.status === "running");
       expect(running.data.steps[0]).toMatchObject({ name: "check_images", status: "running" });
       await s.waitFor("60 %", (e) => e.event === "task" && e.data.id === u.taskId && e.data.progress_percent === 60);
@@ -102,8 +154,8 @@ describe("admin stream", () => {
       const quick = await insertTaskRow(h.database.sql, { kind: "host.sync-keys", status: "succeeded", hostId: u.hostId, finishedAt: new Date() });
       await s.waitFor("the quick task", (e) => e.event === "task" && e.data.id === quick && e.data.status === "succeeded");
 
-      await new Promise((r) => setTimeout(r, 1200));
-      expect(s.raw()).toContain(": ping\n\n");
+      // SSE_HEARTBEAT_SECONDS=1 here: a heartbeat comes within a second of opening, and keeps coming.
+      await until("heartbeat", () => s.raw().includes(": ping\n\n"));
     } finally {
       await s.close();
     }
@@ -129,8 +181,7 @@ describe("admin stream", () => {
     expect(h.deps.live.size()).toBe(2);
     await a.close();
     await b.close();
-    await new Promise((r) => setTimeout(r, 50));
-    expect(h.deps.live.size()).toBe(0);
+    await until("every subscription gone", () => h.deps.live.size() === 0);
   });
 });
 
@@ -139,27 +190,29 @@ describe("user stream", () => {
     const alice = await userWithHost();
     const bob = await userWithHost();
     const s = await openStream("/v1/user/sse", alice.token);
+    // Sees every change the hub delivers: holds each of runTask's states until a poll handed it out.
+    const witness = await openStream("/v1/admin/sse", admin);
     try {
       const ready = await s.ready();
       expect(ready.data.role).toBe("user");
+      await witness.ready();
 
-      // Bob's host works first and fully; Alice's last, so that once her final update arrived
-      // every earlier change of Bob's has been polled (and must have been filtered out).
-      await runTask(bob.taskId, bob.hostId);
+      // Bob's host works first and fully; Alice's last.
+      await runTask(bob.taskId, bob.hostId, "succeeded", witness);
       const bobRebuild = await h.request("POST", `/v1/user/hosts/${bob.hostId}/rebuild`, { token: bob.token });
       expect(bobRebuild.status, bobRebuild.text).toBe(202);
-      await runTask(bobRebuild.body.task_id, bob.hostId, "failed");
+      await runTask(bobRebuild.body.task_id, bob.hostId, "failed", witness);
       const aliceRebuild = await h.request("POST", `/v1/admin/hosts/${alice.hostId}/rebuild`, { token: admin, body: { mode: "preserve-home" } });
       expect(aliceRebuild.status, aliceRebuild.text).toBe(202);
-      await runTask(alice.taskId, alice.hostId);
-      await runTask(aliceRebuild.body.task_id, alice.hostId);
+      await runTask(alice.taskId, alice.hostId, "succeeded", witness);
+      await runTask(aliceRebuild.body.task_id, alice.hostId, "succeeded", witness);
 
       await s.waitFor("own rebuild succeeded", (e) => e.event === "task" && e.data.id === aliceRebuild.body.task_id && e.data.status === "succeeded");
       await s.waitFor("own host running", (e) => e.event === "host" && e.data.id === alice.hostId && e.data.status === "running");
       const own = s.events.find((e) => e.event === "task" && e.data.id === alice.taskId && e.data.status === "running");
       expect(own?.data).toMatchObject({ kind: "host.create", host_id: alice.hostId, progress_percent: 10 });
-      // Give the poller a few more rounds to (wrongly) deliver anything of Bob's.
-      await new Promise((r) => setTimeout(r, 500));
+      // Everything of Bob's was written before the barrier, so anything of his the hub (wrongly) let through is in the stream now.
+      await barrier(s, alice.hostId);
 
       const raw = s.raw();
       for (const foreign of [bob.id, bob.hostId, bob.taskId, bobRebuild.body.task_id, adminId]) {
@@ -178,24 +231,39 @@ describe("user stream", () => {
       }
     } finally {
       await s.close();
+      await witness.close();
     }
   });
 
-  it("receives nothing for a user without hosts, and the admin's own portal stream works", async () => {
+  it("receives nothing of another user's while it has no host, and the admin's own portal stream works", async () => {
     const carol = await h.createUser();
     const other = await userWithHost();
     const s = await openStream("/v1/user/sse", carol.token);
     const a = await openStream("/v1/user/sse", admin);
+    const witness = await openStream("/v1/admin/sse", admin);
     try {
       await s.ready();
       await a.ready();
-      await runTask(other.taskId, other.hostId);
-      await new Promise((r) => setTimeout(r, 600));
-      expect(s.events.filter((e) => e.event !== "ready")).toEqual([]);
-      expect(a.events.filter((e) => e.event !== "ready")).toEqual([]);
+      await witness.ready();
+      await runTask(other.taskId, other.hostId, "succeeded", witness);
+      // Only now do carol and the admin get a host of their own, for the barrier: the other
+      // user's changes were all written before it, so any of them let through has arrived by its end.
+      const carolHost = await insertHostRow(h.database.sql, { userId: carol.id });
+      const adminHost = await insertHostRow(h.database.sql, { userId: adminId });
+      await Promise.all([barrier(s, carolHost.id), barrier(a, adminHost.id)]);
+      for (const [stream, ownHost] of [
+        [s, carolHost.id],
+        [a, adminHost.id],
+      ] as const) {
+        const rest = stream.events.filter((e) => e.event !== "ready");
+        expect(rest.length).toBeGreaterThan(0);
+        for (const e of rest) expect({ event: e.event, id: e.data.id }).toEqual({ event: "host", id: ownHost });
+        for (const foreign of [other.id, other.hostId, other.taskId]) expect(stream.raw()).not.toContain(foreign);
+      }
     } finally {
       await s.close();
       await a.close();
+      await witness.close();
     }
   });
 
