@@ -61,3 +61,68 @@ describe("dialing a host's sshd that resets the connection", () => {
     await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error("the dial's client never closed")), 10_000))]);
   });
 });
+
+describe("a host's sshd dropping connections before the handshake (MaxStartups under a burst)", () => {
+  function setup() {
+    const secrets = createSecretBox(`v1:${Buffer.alloc(32, 9).toString("base64")}`);
+    const id = "00000000-0000-4000-8000-000000000078";
+    const internal = generateEd25519KeyPair("proxy");
+    const hostKey = generateEd25519KeyPair("host");
+    const deps = { config: { HOST_SSH_USER: "workspace", SSH_HOST_DIAL_TIMEOUT_SECONDS: 5 }, secrets } as unknown as Parameters<typeof dialHost>[0];
+    const host = {
+      id,
+      managementAddress: ADDRESS,
+      hostKeyPublic: hostKey.publicKey,
+      internalKeyPrivateEnc: secrets.encrypt(internal.privateKey, secretAt.host(id, "internal_key_private_enc")),
+    };
+    return { deps, host, hostKey, internal };
+  }
+
+  /** A real SSH server (ssh2) behind a listener that resets the first `drops` connections. */
+  function droppingSshd(drops: number, hostKey: string, accepted: { n: number }): Promise<void> {
+    const ssh = new ssh2.Server({ hostKeys: [hostKey] }, (client) => {
+      client.on("authentication", (ctx) => (ctx.method === "publickey" ? ctx.accept() : ctx.reject(["publickey"])));
+      client.on("ready", () => accepted.n++);
+      client.on("error", () => {});
+    });
+    let seen = 0;
+    server = createServer((socket: Socket) => {
+      if (seen++ < drops) setImmediate(() => socket.resetAndDestroy());
+      else ssh.injectSocket(socket);
+    });
+    return new Promise((resolve, reject) => {
+      server!.once("error", reject);
+      server!.listen(22, ADDRESS, () => resolve());
+    });
+  }
+
+  it("dials again and gets through when the first two connections are reset", async () => {
+    const { deps, host, hostKey } = setup();
+    const accepted = { n: 0 };
+    await droppingSshd(2, hostKey.privateKey, accepted);
+    const client = await dialHost(deps, { host } as unknown as Parameters<typeof dialHost>[1]);
+    expect(accepted.n).toBe(1);
+    client.end();
+  });
+
+  it("gives up after three dials", async () => {
+    const { deps, host, hostKey } = setup();
+    const accepted = { n: 0 };
+    let connections = 0;
+    await droppingSshd(3, hostKey.privateKey, accepted);
+    server!.on("connection", () => connections++);
+    await expect(dialHost(deps, { host } as unknown as Parameters<typeof dialHost>[1])).rejects.toThrow();
+    expect(connections).toBe(3);
+    expect(accepted.n).toBe(0);
+  });
+
+  it("does not dial again when the host presents another key (never trusted, never retried)", async () => {
+    const { deps, host } = setup();
+    const accepted = { n: 0 };
+    let connections = 0;
+    await droppingSshd(0, generateEd25519KeyPair("impostor").privateKey, accepted);
+    server!.on("connection", () => connections++);
+    await expect(dialHost(deps, { host } as unknown as Parameters<typeof dialHost>[1])).rejects.toThrow();
+    expect(connections).toBe(1);
+  });
+});

@@ -60,8 +60,37 @@ function controlPlaneAddresses(deps: SshdDeps): () => Promise<string[]> {
   };
 }
 
-/** Connect to the host's sshd with its internal key, accepting only the pinned host key. */
-export function dialHost(deps: Pick<SshdDeps, "config" | "secrets">, target: Pick<Target, "host">): Promise<ssh2.Client> {
+/** Back-off before the 2nd and 3rd dial of a host whose sshd reset the connection before its handshake. */
+const DIAL_RETRY_MS = [50, 200];
+
+/**
+ * A reset or a close before the SSH handshake: what OpenSSH's MaxStartups does when many
+ * connections arrive at once (it drops some unauthenticated ones at random). Worth another dial;
+ * a wrong host key, a refused login or a timeout is not.
+ */
+function isEarlyDrop(err: Error & { code?: string; level?: string }): boolean {
+  return err.code === "ECONNRESET" || /Connection lost before handshake/.test(err.message);
+}
+
+/**
+ * Connect to the host's sshd with its internal key, accepting only the pinned host key. A dial
+ * that the host's sshd drops before the handshake is tried again twice, after 50 and 200 ms, so a
+ * burst of logins is not refused by the host's own MaxStartups (bench/ssh-concurrency.ts: 3 of
+ * 1,000 sessions failed that way before).
+ */
+export async function dialHost(deps: Pick<SshdDeps, "config" | "secrets">, target: Pick<Target, "host">): Promise<ssh2.Client> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await dialHostOnce(deps, target);
+    } catch (err) {
+      const wait = DIAL_RETRY_MS[attempt];
+      if (wait === undefined || !isEarlyDrop(err as Error)) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
+function dialHostOnce(deps: Pick<SshdDeps, "config" | "secrets">, target: Pick<Target, "host">): Promise<ssh2.Client> {
   const { host } = target;
   return new Promise((resolve, reject) => {
     if (!host.managementAddress || !host.internalKeyPrivateEnc || !host.hostKeyPublic) {
