@@ -63,6 +63,7 @@ export function buildApiDeps(
     enqueue: createEnqueuer(parts.queues, logger, notifyLive),
     wakeHost: createHostWaker(parts.database.db, parts.queues, logger),
     maxPendingTasksPerHost: config.HOST_MAX_PENDING_TASKS,
+    engineDeadAfterSeconds: config.ENGINE_DEAD_AFTER_SECONDS,
     revoke: (r) => publishRevocation(parts.redis, config.REDIS_PREFIX, r, logger),
     egressChecksAvailable: () => egressChecksAvailable(parts.redis, config.REDIS_PREFIX, config.HEARTBEAT_FRESHNESS_SECONDS, new Date()),
     secrets: createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS),

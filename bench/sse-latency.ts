@@ -161,7 +161,7 @@ async function main() {
       taskIds.push(await insertTaskRow(database.sql, { kind: "host.start", hostId: host.id }));
     }
     const t0 = performance.now();
-    for (const id of taskIds) await enqueueTask(queues, { id, kind: "host.start" });
+    for (const id of taskIds) await enqueueTask(queues, { id, kind: "host.start", engineId: null });
     for (const id of taskIds) {
       await streams.push.waitFor(`task ${id} to end`, (e) => e.event === "task" && e.data.id === id && e.data.status !== "pending" && e.data.status !== "running", 10 * 60_000);
     }

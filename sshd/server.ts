@@ -47,13 +47,16 @@ function controlPlaneAddresses(deps: SshdDeps): () => Promise<string[]> {
   let cache: { at: number; value: string[] } | undefined;
   return async () => {
     if (cache && Date.now() - cache.at < 30_000) return cache.value;
-    const raw = await deps.redis.get(redisKey(deps.config.REDIS_PREFIX, "networks")).catch(() => null);
-    let value: string[] = [];
-    try {
-      const n = raw ? (JSON.parse(raw) as { gateways?: string[] }) : {};
-      value = (n.gateways ?? []).filter((g) => typeof g === "string");
-    } catch {
-      value = [];
+    // One field per engine (worker/hosts/steps.ts ensureNetworks): every engine's bridges.
+    const all = await deps.redis.hgetall(redisKey(deps.config.REDIS_PREFIX, "engine-networks")).catch(() => ({}) as Record<string, string>);
+    const value: string[] = [];
+    for (const raw of Object.values(all)) {
+      try {
+        const n = JSON.parse(raw) as { gateways?: unknown[] };
+        for (const g of n.gateways ?? []) if (typeof g === "string") value.push(g);
+      } catch {
+        // a field that is not JSON adds nothing
+      }
     }
     cache = { at: Date.now(), value };
     return value;

@@ -1,12 +1,16 @@
 import { type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { isJobName, JOB_CONTRACTS, QUEUE_NAMES, type QueueName } from "../shared/queue/contracts.js";
+import { hostOpsQueue, isJobName, JOB_CONTRACTS, QUEUE_NAMES, type QueueName } from "../shared/queue/contracts.js";
 import type { WorkerDeps } from "./deps.js";
 import type { JobHandler } from "./registry.js";
 
 /**
- * BullMQ consumers for every queue, and the job schedulers (reconcile, expiry, sweep, retention):
- * upserted by every replica, fired by exactly one (BullMQ keeps one scheduler per id).
+ * BullMQ consumers and the job schedulers (docs/engines.md#queues). A worker takes host operations
+ * only from its own engine's host-ops queue, and egress tests and cluster-wide schedulers from the
+ * shared queues. Schedulers are upserted by every replica and fired by exactly one (BullMQ keeps one
+ * scheduler per id and queue): the reconciler, which touches Docker, once per engine on that
+ * engine's queue; expiry, sweep and retention, which only touch Postgres and the queues, once for
+ * the whole cluster on `system`.
  */
 export async function startConsumers(
   deps: WorkerDeps,
@@ -21,16 +25,17 @@ export async function startConsumers(
     const handler = registry.get(job.name)!;
     await handler(job, token);
   };
-  const concurrency: Record<QueueName, number> = {
-    [QUEUE_NAMES.hostOps]: config.WORKER_CONCURRENCY,
-    [QUEUE_NAMES.egressOps]: config.WORKER_CONCURRENCY,
-    [QUEUE_NAMES.system]: 1,
-  };
-  const workers = Object.values(QUEUE_NAMES).map((name) => {
+  const ownHostOps = hostOpsQueue(config.ENGINE_ID);
+  const consumed: [QueueName, number][] = [
+    [ownHostOps, config.WORKER_CONCURRENCY],
+    [QUEUE_NAMES.egressOps, config.WORKER_CONCURRENCY],
+    [QUEUE_NAMES.system, 1],
+  ];
+  const workers = consumed.map(([name, concurrency]) => {
     const w = new Worker(name, process, {
       connection,
       prefix: config.REDIS_PREFIX,
-      concurrency: concurrency[name],
+      concurrency,
       // A killed worker's job is redelivered once its lock lapses (stalled-job detection).
       lockDuration: 30_000,
       stalledInterval: 15_000,
@@ -44,15 +49,22 @@ export async function startConsumers(
   });
 
   const system = deps.queues.get(QUEUE_NAMES.system);
+  const opts = { removeOnComplete: 100, removeOnFail: 100 };
   const every = {
-    "system.reconcile": config.RECONCILE_INTERVAL_SECONDS * 1000,
     "system.expiry": config.EXPIRY_SCAN_INTERVAL_SECONDS * 1000,
     "system.sweep": config.SWEEP_INTERVAL_SECONDS * 1000,
+    "system.engines": config.HEARTBEAT_INTERVAL_SECONDS * 1000,
     "system.retention": 86_400_000,
   } as const;
   for (const [name, ms] of Object.entries(every)) {
-    await system.upsertJobScheduler(name, { every: ms }, { name, data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } });
+    await system.upsertJobScheduler(name, { every: ms }, { name, data: {}, opts });
   }
+  // Before engines, the reconciler's scheduler lived on `system`: one left there by an older
+  // worker would reconcile the default engine from any engine's worker.
+  await system.removeJobScheduler("system.reconcile");
+  await deps.queues
+    .get(ownHostOps)
+    .upsertJobScheduler("system.reconcile", { every: config.RECONCILE_INTERVAL_SECONDS * 1000 }, { name: "system.reconcile", data: {}, opts });
   return {
     close: async () => {
       await Promise.all(workers.map((w) => w.close()));

@@ -10,6 +10,8 @@ export function startHeartbeat(opts: {
   redis: Redis;
   /** The engine as this worker sees it (Docker ping). */
   ping: () => Promise<boolean>;
+  /** Also written to the engine's row (worker/engine.ts); a failure here is only logged. */
+  record?: (dockerOk: boolean) => Promise<void>;
   prefix: string;
   workerId: string;
   engineId: string;
@@ -37,6 +39,7 @@ export function startHeartbeat(opts: {
       { worker_id: opts.workerId, engine_id: opts.engineId, docker_ok: dockerOk, egress_checks: opts.egressChecks, wireguard: opts.wireguard, at: new Date().toISOString() },
       ttl,
     );
+    await opts.record?.(dockerOk).catch((err: unknown) => opts.logger.warn({ err: (err as Error).message }, "could not record the engine heartbeat"));
   };
   let running: Promise<void> = beat().catch((err) => opts.logger.warn({ err }, "heartbeat failed"));
   const timer = setInterval(() => {

@@ -14,6 +14,7 @@ import { publishRevocation } from "../shared/services/revocations.js";
 import { createLiveNotifier } from "../shared/services/live/notify.js";
 import { startConsumers } from "./consumers.js";
 import type { WorkerDeps } from "./deps.js";
+import { attachEngine, recordEngineHeartbeat } from "./engine.js";
 import { startHeartbeat } from "./heartbeat.js";
 import { detectWireguard } from "./network/wireguard-impl.js";
 import { createWorkerMetrics } from "./metrics.js";
@@ -44,8 +45,11 @@ export async function startWorker(
   const bull = createRedis(config.REDIS_URL, { name: "ccp-worker-queues", forBullmq: true });
   bull.on("error", (err) => logger.warn({ err: err.message }, "redis (queues) connection error"));
   const queues = createQueues(bull, config.REDIS_PREFIX);
+  // The engine this worker serves (docs/engines.md): registered, and how its Docker API is reached.
+  const secrets = createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS);
+  const engine = await attachEngine(parts.database.db, secrets, config);
   const runtime = parts.runtime ?? createDockerRuntime({
-      socketPath: config.DOCKER_SOCKET,
+      connection: engine.connection,
       instance: config.REDIS_PREFIX,
       logs: { maxSize: config.CONTAINER_LOG_MAX_SIZE, maxFiles: config.CONTAINER_LOG_MAX_FILES },
     });
@@ -54,7 +58,7 @@ export async function startWorker(
   const deps: WorkerDeps = {
     db: parts.database.db,
     redis,
-    secrets: createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS),
+    secrets,
     logger,
     clock: () => new Date(),
     notifyLive,
@@ -74,9 +78,17 @@ export async function startWorker(
     // Networks exist before any host needs them (and api/sshd can route to the bridge).
     await ensureNetworks(deps).catch((err: unknown) => logger.warn({ err }, "could not ensure networks yet"));
   }
+  let dockerWasDown = false;
   const heartbeat = startHeartbeat({
     redis,
     ping: () => runtime.ping(),
+    // The engine's liveness in Postgres, for the admin list and unreachable-engine detection; when
+    // Docker answers again, a reconcile at once gives `unreachable` hosts their status back.
+    record: async (dockerOk) => {
+      await recordEngineHeartbeat(parts.database.db, config.ENGINE_ID, dockerOk);
+      if (dockerOk && dockerWasDown) await queues.add("system.reconcile", {}, { engineId: config.ENGINE_ID });
+      dockerWasDown = !dockerOk;
+    },
     prefix: config.REDIS_PREFIX,
     workerId: config.WORKER_ID,
     engineId: config.ENGINE_ID,

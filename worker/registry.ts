@@ -8,6 +8,7 @@ import { runExpiryScan } from "./schedulers/expiry.js";
 import { runReconcile } from "./schedulers/reconcile.js";
 import { runRetention } from "./schedulers/retention.js";
 import { runSweep } from "./schedulers/sweep.js";
+import { runEngineHealth } from "./schedulers/engine-health.js";
 import { runTaskJob } from "./tasks/runner.js";
 
 export type JobHandler = (job: Job, token: string | undefined) => Promise<void>;
@@ -81,6 +82,7 @@ export function buildRegistry(deps: WorkerDeps): Map<JobName, JobHandler> {
   registry.set("system.expiry", scheduler(deps, "system.expiry", runExpiryScan));
   registry.set("system.reconcile", scheduler(deps, "system.reconcile", runReconcile));
   registry.set("system.sweep", scheduler(deps, "system.sweep", runSweep));
+  registry.set("system.engines", scheduler(deps, "system.engines", runEngineHealth));
   registry.set("system.retention", scheduler(deps, "system.retention", runRetention));
   const missing = (Object.keys(JOB_CONTRACTS) as JobName[]).filter((n) => !registry.has(n));
   if (missing.length) throw new Error(`no handler registered for jobs: ${missing.join(", ")}`);

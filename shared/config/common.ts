@@ -32,6 +32,9 @@ export const commonConfigShape = {
   // Pending tasks one host may have queued by requests (start/stop/rebuild/key sync); beyond it a
   // request answers 429 too_many_tasks (issue 10 §2). System tasks are never capped.
   HOST_MAX_PENDING_TASKS: intVar(8, 1, 1000),
+  // An engine no worker has reached Docker on for this long is dead (docs/engines.md#health): its
+  // hosts turn `unreachable` and creates go elsewhere while anything else fits.
+  ENGINE_DEAD_AFTER_SECONDS: intVar(30, 10, 3600),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
 };

@@ -21,6 +21,8 @@ export const SECRET_COLUMNS = {
   system_keys: { key: "name", columns: ["private_key_enc"] },
   // Warm-pool members' keys (docs/architecture.md#warm-pool): re-encrypted for `hosts` at claim.
   host_pool: { key: "id", columns: ["internal_key_private_enc", "host_key_private_enc"] },
+  // The client key an engine's workers present to its Docker API over mutual TLS (docs/engines.md).
+  engines: { key: "id", columns: ["tls_key_enc"] },
 } as const satisfies Record<string, { key: string; columns: readonly string[] }>;
 
 export type SecretTable = keyof typeof SECRET_COLUMNS;
@@ -34,6 +36,7 @@ export const secretAt = {
   egress: (id: string, column: SecretColumn<"egress_ips">): SecretLocation => ({ table: "egress_ips", column, row: id }),
   systemKey: (name: string): SecretLocation => ({ table: "system_keys", column: "private_key_enc", row: name }),
   pool: (id: string, column: SecretColumn<"host_pool">): SecretLocation => ({ table: "host_pool", column, row: id }),
+  engine: (id: string): SecretLocation => ({ table: "engines", column: "tls_key_enc", row: id }),
 };
 
 export interface SecretBox {

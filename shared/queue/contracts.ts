@@ -9,7 +9,19 @@ export const QUEUE_NAMES = {
   egressOps: "egress-ops",
   system: "system",
 } as const;
-export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
+/**
+ * A queue's name: the static ones above, or one engine's host-ops queue (`host-ops.<engine>`,
+ * docs/engines.md#queues). The `default` engine keeps the plain `host-ops`, so an install that
+ * had one engine keeps its queued jobs.
+ */
+export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES] | `${typeof QUEUE_NAMES.hostOps}.${string}`;
+
+export const DEFAULT_ENGINE_ID = "default";
+
+/** The host-ops queue of one engine: operations on its hosts run only on its workers. */
+export function hostOpsQueue(engineId: string | null | undefined): QueueName {
+  return !engineId || engineId === DEFAULT_ENGINE_ID ? QUEUE_NAMES.hostOps : `${QUEUE_NAMES.hostOps}.${engineId}`;
+}
 
 const taskPayload = z.object({ taskId: z.string().uuid() });
 const schedulerPayload = z.object({}).passthrough();
@@ -25,8 +37,11 @@ export const JOB_CONTRACTS = {
   "host.sync-keys": { queue: QUEUE_NAMES.hostOps, payload: taskPayload },
   "egress.test": { queue: QUEUE_NAMES.egressOps, payload: taskPayload },
   "system.expiry": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
-  "system.reconcile": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
+  // Touches Docker: one scheduler per engine, on that engine's host-ops queue (docs/engines.md#queues).
+  "system.reconcile": { queue: QUEUE_NAMES.hostOps, payload: schedulerPayload },
   "system.sweep": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
+  // Marks the hosts of engines that stopped answering `unreachable` (docs/engines.md#health).
+  "system.engines": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
   "system.retention": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
 } as const;
 
@@ -39,6 +54,15 @@ export type JobPayload<N extends JobName> = z.output<(typeof JOB_CONTRACTS)[N]["
 
 export function isJobName(name: string): name is JobName {
   return Object.hasOwn(JOB_CONTRACTS, name);
+}
+
+/**
+ * The queue that carries a job: a host-ops job goes to its engine's queue (a task's `engine_id`;
+ * a scheduler's, the engine it reconciles), every other job to its contract's queue.
+ */
+export function queueOf(name: JobName, engineId: string | null | undefined): QueueName {
+  const queue = JOB_CONTRACTS[name].queue;
+  return queue === QUEUE_NAMES.hostOps ? hostOpsQueue(engineId) : queue;
 }
 
 /** Kinds that start or keep a host running; canceling one leaves the host stopped (docs/architecture.md#tasks). */

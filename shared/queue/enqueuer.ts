@@ -1,6 +1,6 @@
 import type { Logger } from "../logger.js";
 import type { LiveNotifier } from "../services/live/notify.js";
-import { enqueueTask, type Queues } from "./queues.js";
+import { enqueueTask, type Queues, type TaskRef } from "./queues.js";
 
 const ENQUEUE_TIMEOUT_MS = 3000;
 
@@ -11,7 +11,7 @@ const ENQUEUE_TIMEOUT_MS = 3000;
  */
 export function createEnqueuer(queues: Queues, logger: Logger, notifyLive: LiveNotifier) {
   // `log`: the caller's logger (a request's, so the line carries its request_id).
-  return async (task: { id: string; kind: string }, log: Logger = logger): Promise<void> => {
+  return async (task: TaskRef, log: Logger = logger): Promise<void> => {
     // Every verb and scheduler that creates a task enqueues it right after its commit: the one
     // place that announces the new task, and the host changes committed with it, to the live
     // streams (docs/architecture.md#live-updates).

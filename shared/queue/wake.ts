@@ -2,8 +2,8 @@ import { and, asc, eq } from "drizzle-orm";
 import type { Db } from "../db/client.js";
 import { tasks } from "../db/schema/index.js";
 import type { Logger } from "../logger.js";
-import { isJobName, JOB_CONTRACTS } from "./contracts.js";
-import type { Queues } from "./queues.js";
+import { isJobName, queueOf } from "./contracts.js";
+import type { Queues, TaskRef } from "./queues.js";
 
 /**
  * Hand a host's turn to its next task (issue 10 §2, task floods). A job whose host is busy is
@@ -21,7 +21,7 @@ export function createHostWaker(db: Db, queues: Queues, logger: Logger) {
   return async (hostId: string, log: Logger = logger): Promise<void> => {
     try {
       const [next] = await db
-        .select({ id: tasks.id, kind: tasks.kind })
+        .select({ id: tasks.id, kind: tasks.kind, engineId: tasks.engineId })
         .from(tasks)
         .where(and(eq(tasks.hostId, hostId), eq(tasks.status, "pending")))
         .orderBy(asc(tasks.createdAt), asc(tasks.id))
@@ -36,9 +36,9 @@ export function createHostWaker(db: Db, queues: Queues, logger: Logger) {
 }
 
 /** Promote a task's job if it is delayed; anything else (waiting, active, gone) is left alone. */
-export async function promoteJob(queues: Queues, task: { id: string; kind: string }): Promise<boolean> {
+export async function promoteJob(queues: Queues, task: TaskRef): Promise<boolean> {
   if (!isJobName(task.kind)) return false;
-  const job = await queues.get(JOB_CONTRACTS[task.kind].queue).getJob(task.id);
+  const job = await queues.get(queueOf(task.kind, task.engineId)).getJob(task.id);
   if (!job) return false;
   try {
     await job.promote();

@@ -1,3 +1,4 @@
+import type { TaskRef } from "../queue/queues.js";
 import type { WorkGate } from "../auth/work-gate.js";
 import type { Redis } from "ioredis";
 import type { FailureLimiter } from "../auth/rate-limit.js";
@@ -15,7 +16,7 @@ export interface ServiceDeps {
    * Hand a committed task to the queue (job id = task id). Failures are logged, not thrown: the
    * request already succeeded and the sweeper enqueues pending tasks that have no job (docs/architecture.md#async-work).
    */
-  enqueue: (task: { id: string; kind: string }, log?: Logger) => Promise<void>;
+  enqueue: (task: TaskRef, log?: Logger) => Promise<void>;
   /**
    * After a task of a host ended (or was canceled while pending): promote the host's next pending
    * task's job, parked while the host was busy (shared/queue/wake.ts). Best effort, never throws.
@@ -36,6 +37,8 @@ export interface ServiceDeps {
    * API from the workers' heartbeats (shared/services/egress/checks.ts); absent elsewhere.
    */
   egressChecksAvailable?: () => Promise<boolean | null>;
+  /** ENGINE_DEAD_AFTER_SECONDS (docs/engines.md#health); 30 where the process does not set it. */
+  engineDeadAfterSeconds?: number;
   redis: Redis;
   secrets: SecretBox;
   logger: Logger;

@@ -604,7 +604,7 @@ rm -f /tmp/ssh-flood.count`,
 
 describe("port forwarding (items 138, 139)", () => {
   it("ssh -L reaches a service on the host's 127.0.0.1; metadata, port 2375 and the management gateway are refused", async () => {
-    const raw = await h.deps.redis.get(redisKey(h.prefix, "networks"));
+    const raw = await h.deps.redis.hget(redisKey(h.prefix, "engine-networks"), "default");
     const gateway = (JSON.parse(raw!) as { gateways: string[] }).gateways[0]!;
     expect(gateway).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
     // On the host's loopback (netcat-openbsd): an "ok" server in a loop, and a one-shot server that
@@ -678,7 +678,7 @@ describe("port forwarding (items 138, 139)", () => {
   });
 
   it("ssh -L destinations are checked as addresses in every form; the host dials the checked address (issue 10 §4)", async () => {
-    const raw = await h.deps.redis.get(redisKey(h.prefix, "networks"));
+    const raw = await h.deps.redis.hget(redisKey(h.prefix, "engine-networks"), "default");
     const gateway = (JSON.parse(raw!) as { gateways: string[] }).gateways[0]!;
     const gwDecimal = String(gateway.split(".").reduce((n, b) => n * 256 + Number(b), 0));
     docker(["exec", "-d", "-u", "workspace", hostContainer(A), "sh", "-c", "while true; do printf ok | nc -l -p 8002 -q 1; done"]);

@@ -95,10 +95,10 @@ describe("a job waiting on a busy host", () => {
     const second = await insertTaskRow(h.database.sql, { kind: "host.stop", hostId: host.id });
     const third = await insertTaskRow(h.database.sql, { kind: "host.start", hostId: host.id });
     const release = holdUntilReleased(first);
-    await enqueueTask(h.queues, { id: first, kind: "host.start" });
+    await enqueueTask(h.queues, { id: first, kind: "host.start", engineId: null });
     await waitUntil("the first task to start", 30_000, async () => (started.has(first)) || undefined);
-    await enqueueTask(h.queues, { id: second, kind: "host.stop" });
-    await enqueueTask(h.queues, { id: third, kind: "host.start" });
+    await enqueueTask(h.queues, { id: second, kind: "host.stop", engineId: null });
+    await enqueueTask(h.queues, { id: third, kind: "host.start", engineId: null });
     await waitUntil("both to park", 30_000, async () => ((await jobState(second)) === "delayed" && (await jobState(third)) === "delayed") || undefined);
 
     // Parked for the safety-net interval, not for a second: nothing re-reads Postgres meanwhile.
@@ -125,7 +125,7 @@ describe("a job waiting on a busy host", () => {
     // Both within one millisecond, 800 µs apart: Postgres keeps the order, a JS Date would not.
     await h.database.sql`update tasks set created_at = '2026-01-01T00:00:00.000100Z' where id = ${orphan}`;
     await h.database.sql`update tasks set created_at = '2026-01-01T00:00:00.000900Z' where id = ${next}`;
-    await enqueueTask(h.queues, { id: next, kind: "host.stop" });
+    await enqueueTask(h.queues, { id: next, kind: "host.stop", engineId: null });
     let seen = "";
     await waitUntil("the job to park", 30_000, async () => {
       seen = `${await jobState(next)} runs=${runs.get(next) ?? 0} task=${await taskStatus(next)}`;

@@ -133,10 +133,12 @@ export async function ensureNetworks(deps: WorkerDeps) {
     };
   });
   // The SSH proxy refuses `ssh -L` to these addresses (the Docker host, i.e. the control plane);
-  // it cannot ask Docker itself, so the worker publishes them.
+  // it cannot ask Docker itself, so the worker publishes them, one field per engine
+  // (docs/engines.md: every engine machine's bridges are refused alike).
   await deps.redis
-    .set(
-      redisKey(deps.config.REDIS_PREFIX, "networks"),
+    .hset(
+      redisKey(deps.config.REDIS_PREFIX, "engine-networks"),
+      deps.config.ENGINE_ID,
       JSON.stringify({ gateways: [mgmt.gateway, underlay.gateway], subnets: [mgmt.subnet, underlay.subnet] }),
     )
     .catch(() => {});

@@ -47,6 +47,14 @@ export async function runReconcile(deps: WorkerDeps, run: { requestId?: string }
     observed.set(hostId, o);
   }
 
+  // This engine answers (its containers were just listed): hosts marked `unreachable` while it was
+  // dead get their real status back, then converge like any other (docs/engines.md#health).
+  for (const host of rows) {
+    if (host.status !== "unreachable") continue;
+    const o = observed.get(host.id) ?? {};
+    host.status = await recoverReachable(deps, host, o.gateway?.running && o.host?.running ? "running" : "stopped");
+  }
+
   let repairs = 0;
   for (const host of rows) {
     if (busy.has(host.id) || host.status === "pending") continue;
@@ -181,4 +189,23 @@ async function repair(
     return task;
   });
   await deps.enqueue(task);
+}
+
+/** An `unreachable` host whose engine answers again: the status Docker shows (compare-and-set), an event, a live update. */
+async function recoverReachable(deps: WorkerDeps, host: HostRow, status: "running" | "stopped"): Promise<HostRow["status"]> {
+  const [row] = await deps.db
+    .update(hosts)
+    .set({ status, updatedAt: deps.clock() })
+    .where(and(eq(hosts.id, host.id), eq(hosts.status, "unreachable")))
+    .returning({ status: hosts.status });
+  if (!row) return host.status;
+  await recordEvent(deps.db, {
+    type: "host.reachable",
+    message: `host ${host.shortId} is reachable again on engine ${host.engineId} (${status})`,
+    userId: host.userId,
+    hostId: host.id,
+    metadata: { engine_id: host.engineId, status },
+  });
+  deps.notifyLive({ kind: "host", id: host.id });
+  return row.status;
 }

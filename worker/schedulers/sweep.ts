@@ -1,7 +1,7 @@
 import { and, eq, inArray, lt, or, sql } from "drizzle-orm";
 import { hosts, sshTickets, tasks } from "../../shared/db/schema/index.js";
 import { recordEvent } from "../../shared/services/events.js";
-import { JOB_CONTRACTS, isJobName } from "../../shared/queue/contracts.js";
+import { isJobName, queueOf } from "../../shared/queue/contracts.js";
 import type { WorkerDeps } from "../deps.js";
 
 const TRANSITIONAL = ["creating", "starting", "stopping", "rebuilding"] as const;
@@ -19,7 +19,7 @@ export async function runSweep(deps: WorkerDeps): Promise<{ requeued: number; st
   const pending = await deps.db.select().from(tasks).where(eq(tasks.status, "pending"));
   for (const t of pending) {
     if (t.createdAt < staleBefore || !isJobName(t.kind)) continue;
-    const queue = deps.queues.get(JOB_CONTRACTS[t.kind].queue);
+    const queue = deps.queues.get(queueOf(t.kind, t.engineId));
     const job = await queue.getJob(t.id);
     // A job that exists (waiting, delayed, active) is fine; a missing or finished one is re-added.
     const state = job ? await job.getState() : "missing";

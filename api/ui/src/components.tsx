@@ -146,6 +146,7 @@ const STATUS_CLASS: Record<string, string> = {
   error: "bad",
   warn: "warn",
   outdated: "warn",
+  unreachable: "warn",
 };
 
 export function Badge({ value, label }: { value: string; label?: string }) {

@@ -139,6 +139,7 @@ export const TASK_KINDS = [
   "system.expiry",
   "system.reconcile",
   "system.sweep",
+  "system.engines",
   "system.retention",
 ] as const;
 type TaskKindsMatchServer = Assert<Same<(typeof TASK_KINDS)[number], JobName>>;
@@ -157,6 +158,7 @@ export const HOST_STATUSES = [
   "rebuilding",
   "failed",
   "deleting",
+  "unreachable",
 ] as const;
 type HostStatusesMatchView = Assert<Same<(typeof HOST_STATUSES)[number], HostStatus>>;
 

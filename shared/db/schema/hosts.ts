@@ -13,6 +13,8 @@ export const hostStatuses = [
   "rebuilding",
   "failed",
   "deleting",
+  // Its engine stopped answering (docs/engines.md#health): not deleted, returns to its real state when the engine is back.
+  "unreachable",
 ] as const;
 export const hostDesiredStates = ["running", "stopped", "deleted"] as const;
 
@@ -67,7 +69,7 @@ export const hosts = pgTable(
     check("hosts_short_id_ck", sql`${t.shortId} ~ '^[a-z0-9]{6}$'`),
     check(
       "hosts_status_ck",
-      sql`${t.status} in ('pending','creating','running','stopping','stopped','starting','rebuilding','failed','deleting')`,
+      sql`${t.status} in ('pending','creating','running','stopping','stopped','starting','rebuilding','failed','deleting','unreachable')`,
     ),
     check("hosts_desired_ck", sql`${t.desiredState} in ('running','stopped','deleted')`),
     check("hosts_memory_ck", sql`${t.memoryLimitMb} between 128 and 262144`),

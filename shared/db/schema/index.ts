@@ -10,3 +10,4 @@ export * from "./system-keys.js";
 export * from "./retained-volumes.js";
 export * from "./engine-images.js";
 export * from "./host-pool.js";
+export * from "./engines.js";

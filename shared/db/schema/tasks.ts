@@ -24,6 +24,11 @@ export const tasks = pgTable(
     status: text({ enum: taskStatuses }).notNull().default("pending"),
     hostId: uuid(),
     egressIpId: uuid(),
+    /**
+     * The engine whose queue carries the task (docs/engines.md#queues): a host task's host's engine
+     * when the task was created; null for tasks any worker may run (egress tests, schedulers).
+     */
+    engineId: text(),
     /** A user id, or `system:<reason>`. */
     requestedBy: text().notNull(),
     origin: text({ enum: taskOrigins }).notNull().default("api"),

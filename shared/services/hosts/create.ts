@@ -12,6 +12,7 @@ import { recordEvent } from "../events.js";
 import { insertTask } from "../tasks/create.js";
 import { getLiveUser } from "../users/lookup.js";
 import { isExpired } from "../users/render.js";
+import { ENGINE_DEAD_AFTER_DEFAULT_SECONDS, placeHost } from "../engines/placement.js";
 import { claimPoolMember } from "./pool-claim.js";
 import { loadAdminHosts } from "./render.js";
 import type { CreateHostInput } from "./schemas.js";
@@ -35,7 +36,17 @@ export async function createHost({ ctx, input }: { ctx: ServiceContext; input: C
         // A ready warm-pool member of this shape becomes the host (docs/architecture.md#warm-pool):
         // its id, short id, keys and address carry over, the host.create task then only
         // personalises it. Only on the first attempt: a short-id collision retries cold.
-        const member = attempt === 0 ? await claimPoolMember(tx, ctx.secrets, input, "default", now) : null;
+        // Placement (docs/engines.md#placement): the schedulable engines this shape fits on, best
+        // first, locked until commit so a burst of creates cannot overfill one. A ready member on
+        // any of them is taken (on the best that has one); otherwise the best engine, cold.
+        const ranked = await placeHost(tx, {
+          memoryMb: input.memory_limit_mb,
+          cpus: input.cpu_limit,
+          selector: input.placement.selector,
+          strategy: input.placement.strategy,
+          deadAfterSeconds: ctx.engineDeadAfterSeconds ?? ENGINE_DEAD_AFTER_DEFAULT_SECONDS,
+        });
+        const member = attempt === 0 ? await claimPoolMember(tx, ctx.secrets, input, ranked, now) : null;
         // The id is chosen here: the password's ciphertext is bound to its row (issue 10 §5).
         const id = member?.id ?? randomUUID();
         const [host] = await tx
@@ -52,7 +63,7 @@ export async function createHost({ ctx, input }: { ctx: ServiceContext; input: C
             diskLimitMb: input.disk_limit_mb ?? null,
             timezone: input.timezone,
             sshPasswordEnc: ctx.secrets.encrypt(generatePassword(), secretAt.host(id, "ssh_password_enc")),
-            engineId: "default",
+            engineId: member?.engineId ?? ranked[0]!,
             ...(member
               ? {
                   hostKeyPublic: member.hostKeyPublic,

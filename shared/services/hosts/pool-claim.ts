@@ -1,4 +1,4 @@
-import { and, asc, eq, type SQL } from "drizzle-orm";
+import { and, asc, eq, inArray, type SQL, sql } from "drizzle-orm";
 import { secretAt, type SecretBox } from "../../crypto/secrets.js";
 import type { Tx } from "../../db/client.js";
 import { hostPool, type HostPoolRow } from "../../db/schema/index.js";
@@ -7,6 +7,7 @@ import type { CreateHostInput } from "./schemas.js";
 /** What a claimed member hands to the new hosts row (its id, short id, keys and address). */
 export interface ClaimedMember {
   id: string;
+  engineId: string;
   shortId: string;
   hostKeyPublic: string;
   hostKeyPrivateEnc: string;
@@ -29,7 +30,8 @@ export async function claimPoolMember(
   tx: Tx,
   secrets: SecretBox,
   input: Pick<CreateHostInput, "memory_limit_mb" | "cpu_limit" | "pids_limit" | "disk_limit_mb" | "timezone">,
-  engineId: string,
+  /** The engines the host may be placed on, best first: a member on an earlier one is preferred. */
+  engineIds: string[],
   now: Date,
 ): Promise<ClaimedMember | null> {
   // No disk size asked: the engine's default, which every member has. A size asked: only a member
@@ -40,7 +42,7 @@ export async function claimPoolMember(
     .from(hostPool)
     .where(
       and(
-        eq(hostPool.engineId, engineId),
+        inArray(hostPool.engineId, engineIds),
         eq(hostPool.state, "ready"),
         eq(hostPool.memoryLimitMb, input.memory_limit_mb),
         eq(hostPool.cpuLimit, input.cpu_limit),
@@ -49,7 +51,7 @@ export async function claimPoolMember(
         disk,
       ),
     )
-    .orderBy(asc(hostPool.createdAt))
+    .orderBy(sql`array_position(${sql.param(engineIds)}::text[], ${hostPool.engineId})`, asc(hostPool.createdAt))
     .limit(1)
     .for("update", { skipLocked: true });
   if (!m) return null;
@@ -63,6 +65,7 @@ export async function claimPoolMember(
   await tx.update(hostPool).set({ state: "claimed", claimedAt: now, updatedAt: now }).where(eq(hostPool.id, m.id));
   return {
     id: m.id,
+    engineId: m.engineId,
     shortId: m.shortId,
     hostKeyPublic: m.hostKeyPublic,
     internalKeyPublic: m.internalKeyPublic,

@@ -4,6 +4,14 @@ import { paginationShape, uuidField } from "../../validation.js";
 
 const TIMEZONES = new Set<string>([...Intl.supportedValuesOf("timeZone"), "UTC", "Etc/UTC"]);
 
+/** Engine labels, and a selector over them: a few short `key: value` pairs (docs/engines.md#labels). */
+export const engineLabels = z
+  .record(
+    z.string().regex(/^[a-z0-9]([a-z0-9._/-]{0,62})$/, "label keys are lowercase letters, digits and . _ / - (at most 63)"),
+    z.string().regex(/^[A-Za-z0-9._-]{0,63}$/, "label values are letters, digits and . _ - (at most 63)"),
+  )
+  .refine((v) => Object.keys(v).length <= 16, { message: "at most 16 labels" });
+
 export const timezoneField = z.string().refine((v) => TIMEZONES.has(v), { message: "must be an IANA time zone name" });
 
 /**
@@ -26,6 +34,13 @@ export const createHostInput = z.strictObject({
   /** MiB of the home's fixed-size filesystem; omitted = the engine's HOST_DISK_LIMIT_MB. */
   disk_limit_mb: z.number().int().min(256).max(1048576).nullish(),
   timezone: timezoneField.default(HOST_SHAPE_DEFAULTS.timezone),
+  /** Which engine (docs/engines.md#placement): every label in `selector` must match; spread (default) or pack. */
+  placement: z
+    .strictObject({
+      strategy: z.enum(["spread", "pack"]).default("spread"),
+      selector: engineLabels.default({}),
+    })
+    .default({ strategy: "spread", selector: {} }),
 });
 export type CreateHostInput = z.output<typeof createHostInput>;
 

@@ -82,7 +82,7 @@ export async function rotateSecrets({
     toVersion,
     rows: 0,
     values: 0,
-    tables: { hosts: { rows: 0, values: 0 }, egress_ips: { rows: 0, values: 0 }, system_keys: { rows: 0, values: 0 }, host_pool: { rows: 0, values: 0 } },
+    tables: Object.fromEntries(Object.keys(SECRET_COLUMNS).map((t) => [t, { rows: 0, values: 0 }])) as RotateSecretsResult["tables"],
     unreadable: [],
   };
 

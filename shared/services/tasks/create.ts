@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import type { DbOrTx } from "../../db/client.js";
 import { tasks, type TaskRow } from "../../db/schema/index.js";
 import type { TaskKind } from "../../queue/contracts.js";
@@ -27,6 +28,8 @@ export async function insertTask(tx: DbOrTx, t: NewTask): Promise<TaskRow> {
       kind: t.kind,
       hostId: t.hostId ?? null,
       egressIpId: t.egressIpId ?? null,
+      // A host task runs on its host's engine's queue (docs/engines.md#queues), read in the same statement.
+      engineId: t.hostId && t.kind.startsWith("host.") ? sql`(select engine_id from hosts where id = ${t.hostId})` : null,
       requestedBy: t.requestedBy,
       origin: t.origin ?? "api",
       payload: t.payload ?? {},

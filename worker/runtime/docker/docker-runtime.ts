@@ -1,5 +1,6 @@
 import { PassThrough } from "node:stream";
 import Docker from "dockerode";
+import type { DockerConnection } from "../../engine.js";
 import { buildTar, firstFileOfTar } from "../tar.js";
 import {
   ContainerOperationError,
@@ -78,13 +79,15 @@ const STORAGE_OPT_REFUSED = /storage-?opt|pquota|quota/i;
  *                  without it a host printing to its PID 1's stdout fills the engine's disk.
  */
 export function createDockerRuntime(opts: {
-  socketPath: string;
+  /** A local socket (single machine), or `connection`: TCP with mutual TLS to another machine's engine (docs/engines.md). */
+  socketPath?: string;
+  connection?: DockerConnection;
   instance: string;
   logs?: { maxSize: string; maxFiles: number };
 }): Runtime {
   const instanceLabel = `${INSTANCE_LABEL}=${opts.instance}`;
   const stamp = (labels: Record<string, string>) => ({ ...labels, [INSTANCE_LABEL]: opts.instance });
-  const docker = new Docker({ socketPath: opts.socketPath });
+  const docker = new Docker(opts.connection ?? { socketPath: opts.socketPath ?? "/var/run/docker.sock" });
   const LogConfig = {
     Type: "json-file",
     Config: { "max-size": opts.logs?.maxSize ?? "10m", "max-file": String(opts.logs?.maxFiles ?? 3) },
