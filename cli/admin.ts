@@ -8,6 +8,7 @@
  * Output: aligned tables for people, `--json` for scripts. Nothing secret is printed except the
  * one password a command was asked to generate.
  */
+import { readFileSync } from "node:fs";
 import { Writable } from "node:stream";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { and, asc, eq, isNull } from "drizzle-orm";
@@ -29,6 +30,9 @@ import { createQueues, type Queues } from "../shared/queue/queues.js";
 import { createHostWaker } from "../shared/queue/wake.js";
 import { createRedis, waitForRedis } from "../shared/redis.js";
 import type { Actor, ServiceContext } from "../shared/services/context.js";
+import { addEngine, getEngine, listEngines, removeEngine, setEngineState, updateEngine } from "../shared/services/engines/manage.js";
+import { addEngineInput, updateEngineInput } from "../shared/services/engines/schemas.js";
+import type { EngineView } from "../shared/services/engines/view.js";
 import { listHosts } from "../shared/services/hosts/list.js";
 import { rebuildOutdatedHosts } from "../shared/services/hosts/rebuild-outdated.js";
 import { createLiveNotifier, noLiveNotifier } from "../shared/services/live/notify.js";
@@ -51,6 +55,18 @@ const USAGE = `usage: main.js admin <command> [options]
   cancel-task TASK_ID [--json]
   rebuild-outdated [--dry-run] [--json]
       Rebuild (home kept) every running or stopped host whose image is outdated.
+  engines list [--state STATE] [--json]
+  engines show ID [--json]
+  engines add ID --endpoint unix:///PATH|tcp://HOST:PORT [--tls-ca FILE --tls-cert FILE --tls-key FILE]
+              [--memory-mb N] [--cpus N] [--max-hosts N] [--label KEY=VALUE ...] [--json]
+      Add a Docker engine (docs/api.md#engines); a tcp endpoint needs the three TLS files.
+  engines update ID [--endpoint URL] [--tls-ca FILE --tls-cert FILE --tls-key FILE]
+              [--memory-mb N|none] [--cpus N|none] [--max-hosts N|none] [--label KEY=VALUE ... | --clear-labels] [--json]
+      Change only what is given; --label replaces the whole label set; none = not limited.
+  engines cordon|uncordon|drain ID [--json]
+      cordon/drain: no new hosts are placed on it; uncordon: schedulable again.
+  engines remove ID
+      Remove an engine with no hosts and no pool members (never the default engine).
 
 Exit codes: 0 ok, 1 failure, 2 usage error.
 `;
@@ -319,6 +335,173 @@ const oneOf = (name: string, v: string | undefined, allowed: readonly string[]) 
   if (v !== undefined && !allowed.includes(v)) throw new Error(`--${name} must be one of ${allowed.join(", ")}`);
 };
 
+// ---------------------------------------------------------------------------------------------
+// engines (docs/api.md#engines): the same verbs as /v1/admin/engines
+
+const ENGINE_SUBCOMMANDS = ["list", "show", "add", "update", "cordon", "uncordon", "drain", "remove"] as const;
+const ENGINE_STATE_OF = { cordon: "cordoned", uncordon: "active", drain: "draining" } as const;
+
+/** `--memory-mb 4096` → 4096, `none` → null (not limited), absent → undefined. */
+function capacityArg(name: string, v: unknown, allowNone: boolean): number | null | undefined {
+  const s = str(v);
+  if (s === undefined) return undefined;
+  if (allowNone && s === "none") return null;
+  if (!/^\d+(\.\d+)?$/.test(s)) throw new UsageError(`--${name} must be a number${allowNone ? " or none" : ""}`);
+  return Number(s);
+}
+
+function labelArgs(v: unknown): Record<string, string> | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const labels: Record<string, string> = {};
+  for (const kv of v as string[]) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--label takes KEY=VALUE, not ${JSON.stringify(kv)}`);
+    labels[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return labels;
+}
+
+/** The three TLS files, read here; the key's content is never printed (only the file name is). */
+function tlsArgs(values: Record<string, unknown>): { ca_pem: string; cert_pem: string; key_pem: string } | undefined {
+  const files = { ca_pem: str(values["tls-ca"]), cert_pem: str(values["tls-cert"]), key_pem: str(values["tls-key"]) };
+  const given = Object.values(files).filter((f) => f !== undefined).length;
+  if (given === 0) return undefined;
+  if (given !== 3) throw new UsageError("--tls-ca, --tls-cert and --tls-key go together");
+  const read = (opt: string, file: string) => {
+    try {
+      return readFileSync(file, "utf8");
+    } catch (err) {
+      throw new UsageError(`--${opt}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    }
+  };
+  return { ca_pem: read("tls-ca", files.ca_pem!), cert_pem: read("tls-cert", files.cert_pem!), key_pem: read("tls-key", files.key_pem!) };
+}
+
+/** The API's own input schemas: a bad value is the same 400 the API gives, here a usage error. */
+function parseOrUsage<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, v: unknown): T {
+  const parsed = schema.safeParse(v);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UsageError(`${issue?.path.map(String).join(".") || "input"}: ${issue?.message ?? "invalid"}`);
+  }
+  return parsed.data;
+}
+
+const limit = (v: number | null, unit = "") => (v === null ? "unlimited" : `${v}${unit}`);
+
+function printEngine(io: Io, e: EngineView): void {
+  const lines: [string, string][] = [
+    ["id", e.id],
+    ["endpoint", e.endpoint],
+    ["state", e.state],
+    ["health", e.health],
+    ["tls", e.tls ? `ca sha256 ${e.tls.ca_sha256}, cert sha256 ${e.tls.cert_sha256}` : "-"],
+    ["hosts", `${e.counts.hosts} (${e.counts.running_hosts} running) of ${limit(e.capacity.max_hosts)}`],
+    ["memory", `${e.usage.memory_mb} MiB of ${limit(e.capacity.memory_mb, " MiB")}`],
+    ["cpus", `${e.usage.cpus} of ${limit(e.capacity.cpus)}`],
+    ["pool members", String(e.counts.pool_members)],
+    ["labels", Object.entries(e.labels).map(([k, v]) => `${k}=${v}`).join(",") || "-"],
+    ["last seen", when(e.last_seen_at)],
+    ["last heartbeat", when(e.last_heartbeat_at)],
+  ];
+  io.out(lines.map(([k, v]) => `${`${k}:`.padEnd(16)}${v}`).join("\n") + "\n");
+}
+
+const enginesCommand: Command = {
+  options: {
+    json: { type: "boolean" },
+    state: { type: "string" },
+    endpoint: { type: "string" },
+    "tls-ca": { type: "string" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
+    "memory-mb": { type: "string" },
+    cpus: { type: "string" },
+    "max-hosts": { type: "string" },
+    label: { type: "string", multiple: true },
+    "clear-labels": { type: "boolean" },
+  },
+  check: (args) => {
+    const [sub, id, ...more] = args.positionals;
+    if (!sub || !(ENGINE_SUBCOMMANDS as readonly string[]).includes(sub)) {
+      throw new Error(`engines takes one of ${ENGINE_SUBCOMMANDS.join(", ")}`);
+    }
+    if (sub === "list" ? id !== undefined : id === undefined || more.length) {
+      throw new Error(sub === "list" ? `unexpected argument ${JSON.stringify(id)}` : `engines ${sub} takes exactly one engine id`);
+    }
+    const v = args.values;
+    const editing = ["endpoint", "tls-ca", "tls-cert", "tls-key", "memory-mb", "cpus", "max-hosts", "label", "clear-labels"].filter((k) => v[k] !== undefined);
+    if (sub !== "add" && sub !== "update" && editing.length) throw new Error(`--${editing[0]} is for engines add and update`);
+    if (sub !== "list" && v.state !== undefined) throw new Error("--state is for engines list");
+    if (sub === "list") oneOf("state", str(v.state), ["active", "cordoned", "draining"]);
+    if (sub === "add" && !str(v.endpoint)) throw new Error("--endpoint is required");
+    if (sub === "add" && v["clear-labels"]) throw new Error("--clear-labels is for engines update");
+    if (v.label !== undefined && v["clear-labels"]) throw new Error("--label and --clear-labels exclude each other");
+  },
+  async run({ args, io, session }) {
+    const [sub, id] = args.positionals as [(typeof ENGINE_SUBCOMMANDS)[number], string | undefined];
+    const v = args.values;
+    const ctx = await session.context();
+    if (sub === "list") {
+      const { engines } = await listEngines({ ctx, query: { state: str(v.state) as EngineView["state"] | undefined } });
+      if (v.json) json(io, { engines });
+      else {
+        io.out(
+          table(
+            ["ID", "STATE", "HEALTH", "ENDPOINT", "HOSTS", "MEMORY MIB", "CPUS", "LABELS", "LAST SEEN"],
+            engines.map((e) => [
+              e.id,
+              e.state,
+              e.health,
+              e.endpoint,
+              `${e.counts.hosts}/${limit(e.capacity.max_hosts)}`,
+              `${e.usage.memory_mb}/${limit(e.capacity.memory_mb)}`,
+              `${e.usage.cpus}/${limit(e.capacity.cpus)}`,
+              Object.entries(e.labels).map(([k, val]) => `${k}=${val}`).join(",") || "-",
+              when(e.last_seen_at),
+            ]),
+            "no engines",
+          ),
+        );
+      }
+      return 0;
+    }
+    if (sub === "remove") {
+      requireActor(ctx);
+      await removeEngine({ ctx, engineId: id! });
+      io.out(`engine ${id} removed\n`);
+      return 0;
+    }
+    let engine: EngineView;
+    if (sub === "show") engine = (await getEngine({ ctx, engineId: id! })).engine;
+    else if (sub === "add" || sub === "update") {
+      requireActor(ctx);
+      const body: Record<string, unknown> = {
+        endpoint: str(v.endpoint),
+        tls: tlsArgs(v),
+        memory_mb: capacityArg("memory-mb", v["memory-mb"], sub === "update"),
+        cpus: capacityArg("cpus", v.cpus, sub === "update"),
+        max_hosts: capacityArg("max-hosts", v["max-hosts"], sub === "update"),
+        labels: v["clear-labels"] ? {} : labelArgs(v.label),
+      };
+      for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+      engine =
+        sub === "add"
+          ? (await addEngine({ ctx, input: parseOrUsage(addEngineInput, { id, ...body }) })).engine
+          : (await updateEngine({ ctx, engineId: id!, input: parseOrUsage(updateEngineInput, body) })).engine;
+    } else {
+      requireActor(ctx);
+      engine = (await setEngineState({ ctx, engineId: id!, state: ENGINE_STATE_OF[sub] })).engine;
+    }
+    if (v.json) json(io, { engine });
+    else {
+      if (sub !== "show") io.out(`engine ${engine.id} ${{ add: "added", update: "updated", cordon: "cordoned", uncordon: "uncordoned", drain: "draining" }[sub]}\n`);
+      printEngine(io, engine);
+    }
+    return 0;
+  },
+};
+
 const COMMANDS: Record<string, Command> = {
   "reset-password": {
     options: { username: { type: "string" }, stdin: { type: "boolean" }, json: { type: "boolean" } },
@@ -496,4 +679,6 @@ const COMMANDS: Record<string, Command> = {
       return result.skipped.length ? 1 : 0;
     },
   },
+
+  engines: enginesCommand,
 };

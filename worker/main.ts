@@ -15,6 +15,7 @@ import { createLiveNotifier } from "../shared/services/live/notify.js";
 import { startConsumers } from "./consumers.js";
 import type { WorkerDeps } from "./deps.js";
 import { attachEngine, recordEngineHeartbeat } from "./engine.js";
+import { importMissingImages } from "./image-sync.js";
 import { startHeartbeat } from "./heartbeat.js";
 import { detectWireguard } from "./network/wireguard-impl.js";
 import { createWorkerMetrics } from "./metrics.js";
@@ -97,6 +98,15 @@ export async function startWorker(
     intervalSeconds: config.HEARTBEAT_INTERVAL_SECONDS,
     logger,
   });
+  // A new engine gets the images from an engine that has them, before this worker takes jobs
+  // (docs/engines.md#images); a failure leaves tasks to fail `image_missing` as before.
+  if (await runtime.ping().catch(() => false)) {
+    const sync = await importMissingImages(deps).catch((err: unknown) => {
+      logger.warn({ err: (err as Error).message }, "image import from other engines failed");
+      return null;
+    });
+    if (sync?.missing.length) logger.warn({ missing: sync.missing }, "images missing on this engine and on every other engine reachable");
+  }
   // Which images are current, for the API's `image_outdated` (README "Upgrading").
   const images = startImageWatch(deps, config.RECONCILE_INTERVAL_SECONDS);
   const consumers = await startConsumers(deps, registry, bull);

@@ -19,6 +19,12 @@ import { getEgressRoute } from "./egress/get.js";
 import { listEgressRoute } from "./egress/list.js";
 import { testEgressRoute } from "./egress/test.js";
 import { updateEgressRoute } from "./egress/update.js";
+import { addEngineRoute } from "./engines/add.js";
+import { getEngineRoute } from "./engines/get.js";
+import { listEnginesRoute } from "./engines/list.js";
+import { removeEngineRoute } from "./engines/remove.js";
+import { cordonEngineRoute, drainEngineRoute, uncordonEngineRoute } from "./engines/state.js";
+import { updateEngineRoute } from "./engines/update.js";
 import { portalHostRoutes } from "./portal/hosts.js";
 import { changePasswordRoute } from "./portal/change-password.js";
 import { adminKeyRoutes, selfKeyRoutes } from "./ssh-keys/routes.js";
@@ -61,6 +67,14 @@ export const allRoutes: AnyRoute[] = [
   testEgressRoute,
   createBindingRoute,
   deleteBindingRoute,
+  listEnginesRoute,
+  addEngineRoute,
+  getEngineRoute,
+  updateEngineRoute,
+  cordonEngineRoute,
+  uncordonEngineRoute,
+  drainEngineRoute,
+  removeEngineRoute,
   changePasswordRoute,
   ...portalHostRoutes,
   // Before the VNC proxy's catch-all on the same prefix (api/app.ts registers that after these).

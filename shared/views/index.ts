@@ -181,12 +181,14 @@ export const hostAdminView = z.object({
   ...hostCommon,
   desired_state: z.enum(hostDesiredStates),
   image: z.string().nullable(),
+  /** The engine placement put the host on (docs/api.md#engines). */
+  engine_id: z.string(),
   binding_id: uuid.nullable(),
   egress: hostEgressAdminView.nullable(),
 });
 export type HostAdminView = z.output<typeof hostAdminView>;
 
-/** The portal's host object: no desired_state, image, binding_id, egress.id or egress.status. */
+/** The portal's host object: no desired_state, image, engine_id, binding_id, egress.id or egress.status. */
 export const hostUserView = z.object({ ...hostCommon, egress: hostEgressUserView.nullable() });
 export type HostUserView = z.output<typeof hostUserView>;
 

@@ -26,10 +26,10 @@ let adminId: string;
 const TS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const PUBLIC = "http://cloud.example.test:8080";
 const ADMIN_HOST_KEYS = [
-  "binding_id", "cpu_limit", "created_at", "desired_state", "disk_limit_mb", "egress", "id", "image", "image_outdated", "memory_limit_mb", "pids_limit",
+  "binding_id", "cpu_limit", "created_at", "desired_state", "disk_limit_mb", "egress", "engine_id", "id", "image", "image_outdated", "memory_limit_mb", "pids_limit",
   "short_id", "status", "timezone", "updated_at", "user_id", "username",
 ];
-const USER_HOST_KEYS = ADMIN_HOST_KEYS.filter((k) => !["binding_id", "desired_state", "image"].includes(k));
+const USER_HOST_KEYS = ADMIN_HOST_KEYS.filter((k) => !["binding_id", "desired_state", "engine_id", "image"].includes(k));
 
 beforeAll(async () => {
   h = await createApiHarness();

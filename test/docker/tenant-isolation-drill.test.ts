@@ -142,7 +142,10 @@ function listen<T>(fn: (cb: () => void) => T): Promise<T> {
 /** A free /24 in 198.18.0.0/15 (never 192.0.2.0/24), not used by any Docker network. */
 function freeSubnet(used: Set<string>): string {
   for (;;) {
-    const s = `198.19.${1 + Math.floor(Math.random() * 250)}.0/24`;
+    const third = 1 + Math.floor(Math.random() * 250);
+    // 198.19.10–127 and .250 belong to the lab's extra engines (test/lab/README.md "Extra Docker engines").
+    if ((third >= 10 && third <= 127) || third === 250) continue;
+    const s = `198.19.${third}.0/24`;
     if (!used.has(s)) {
       used.add(s);
       return s;

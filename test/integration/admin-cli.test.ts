@@ -1,4 +1,7 @@
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectRoot } from "../../shared/paths.js";
 import { type ApiHarness, createApiHarness, TEST_ADMIN_PASSWORD, TEST_SECRETS_KEY } from "../../shared/test/api-harness.js";
@@ -287,5 +290,104 @@ describe("rebuild-outdated", () => {
     expect(r.code, show(r)).toBe(1);
     expect(r.stdout).toContain(`skipped ${refused.shortId}`);
     expect(r.stdout).toContain("[user_inactive]");
+  });
+});
+
+describe("engines", () => {
+  let dir: string;
+  beforeAll(() => {
+    // A CA and a client pair for a tcp engine, minted here (argv only, into a temporary directory).
+    dir = mkdtempSync(join(tmpdir(), "ccp-cli-engines-"));
+    const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+    const ec = ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"];
+    openssl(...ec, "ca.key");
+    openssl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=cli-test-ca", "-days", "2", "-out", "ca.pem");
+    openssl(...ec, "client.key");
+    openssl("req", "-new", "-key", "client.key", "-subj", "/CN=cli-test-worker", "-out", "client.csr");
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-out", "client.pem");
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    [["engines"]],
+    [["engines", "frobnicate"]],
+    [["engines", "list", "extra"]],
+    [["engines", "show"]],
+    [["engines", "add", "cli-x"]],
+    [["engines", "cordon", "cli-x", "--label", "a=b"]],
+    [["engines", "add", "Bad_Name", "--endpoint", "unix:///var/run/docker.sock"]],
+    [["engines", "add", "cli-x", "--endpoint", "unix:///var/run/docker.sock", "--label", "novalue"]],
+    [["engines", "add", "cli-x", "--endpoint", "unix:///var/run/docker.sock", "--max-hosts", "ten"]],
+    [["engines", "add", "cli-x", "--endpoint", "tcp://10.0.0.5:2376", "--tls-ca", "/nonexistent/ca.pem"]],
+    // Refused by the service's own validation (a tcp endpoint without TLS): a usage error too.
+    [["engines", "add", "cli-x", "--endpoint", "tcp://10.0.0.5:2376"]],
+  ])("%j exits 2 and writes nothing", async (args) => {
+    const r = await cli(args);
+    expect(r.code, show(r)).toBe(2);
+    noStack(r);
+    expect(await sql()`select id from engines where id = 'cli-x'`).toHaveLength(0);
+  });
+
+  it("add, list, show, update, cordon, drain, uncordon, remove: the API's verbs, the same events", async () => {
+    const add = await cli(["engines", "add", "cli-unix", "--endpoint", "unix:///run/cli.sock", "--memory-mb", "8192", "--cpus", "4", "--max-hosts", "3", "--label", "zone=a", "--label", "disk=ssd"]);
+    expect(add.code, show(add)).toBe(0);
+    expect(add.stdout).toContain("engine cli-unix added");
+    const list = await cli(["engines", "list"]);
+    expect(list.code, show(list)).toBe(0);
+    expect(list.stdout).toMatch(/^ID\s+STATE\s+HEALTH/m);
+    expect(list.stdout).toMatch(/^cli-unix\s+active\s+no_worker\s+unix:\/\/\/run\/cli\.sock\s+0\/3\s+0\/8192\s+0\/4\s+(zone=a,disk=ssd|disk=ssd,zone=a)/m);
+    expect(list.stdout).toMatch(/^default\s+active/m);
+    const shown = await cli(["engines", "show", "cli-unix", "--json"]);
+    expect(shown.code, show(shown)).toBe(0);
+    expect(JSON.parse(shown.stdout).engine).toMatchObject({ id: "cli-unix", capacity: { memory_mb: 8192, cpus: 4, max_hosts: 3 }, labels: { zone: "a", disk: "ssd" } });
+
+    const upd = await cli(["engines", "update", "cli-unix", "--max-hosts", "none", "--label", "zone=b", "--json"]);
+    expect(upd.code, show(upd)).toBe(0);
+    expect(JSON.parse(upd.stdout).engine).toMatchObject({ capacity: { max_hosts: null }, labels: { zone: "b" } });
+    for (const [verb, state] of [["cordon", "cordoned"], ["drain", "draining"], ["uncordon", "active"]]) {
+      const r = await cli(["engines", verb!, "cli-unix", "--json"]);
+      expect(r.code, show(r)).toBe(0);
+      expect(JSON.parse(r.stdout).engine.state).toBe(state);
+    }
+    const filtered = await cli(["engines", "list", "--state", "cordoned", "--json"]);
+    expect(JSON.parse(filtered.stdout).engines).toEqual([]);
+
+    const host = await insertHostRow(sql());
+    await sql()`update hosts set engine_id = 'cli-unix' where id = ${host.id}`;
+    const busy = await cli(["engines", "remove", "cli-unix"]);
+    expect(busy.code, show(busy)).toBe(1);
+    expect(busy.stderr).toContain("[engine_in_use]");
+    noStack(busy);
+    await sql()`delete from hosts where id = ${host.id}`;
+    const rm = await cli(["engines", "remove", "cli-unix"]);
+    expect(rm.code, show(rm)).toBe(0);
+    const protectedDefault = await cli(["engines", "remove", "default"]);
+    expect(protectedDefault.code, show(protectedDefault)).toBe(1);
+    expect(protectedDefault.stderr).toContain("[engine_protected]");
+    const missing = await cli(["engines", "show", "cli-unix"]);
+    expect(missing.code, show(missing)).toBe(1);
+    expect(missing.stderr).toContain("[engine_not_found]");
+
+    const events = await sql()<{ type: string }[]>`select type from events where metadata->>'engine_id' = 'cli-unix' order by created_at, id`;
+    expect(events.map((e) => e.type)).toEqual(["engine.added", "engine.updated", "engine.cordoned", "engine.draining", "engine.uncordoned", "engine.removed"]);
+  });
+
+  it("a tcp engine from TLS files: fingerprints shown, the key printed nowhere and stored encrypted", async () => {
+    const key = readFileSync(join(dir, "client.key"), "utf8");
+    const keyBody = key.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
+    const files = ["--tls-ca", join(dir, "ca.pem"), "--tls-cert", join(dir, "client.pem"), "--tls-key", join(dir, "client.key")];
+    const add = await cli(["engines", "add", "cli-tcp", "--endpoint", "tcp://10.0.0.5:2376", ...files]);
+    expect(add.code, show(add)).toBe(0);
+    expect(add.stdout).toMatch(/^tls:\s+ca sha256 [0-9a-f]{64}, cert sha256 [0-9a-f]{64}$/m);
+    const json = await cli(["engines", "show", "cli-tcp", "--json"]);
+    for (const r of [add, json]) {
+      expect(r.stdout + r.stderr).not.toContain("PRIVATE KEY");
+      for (const line of key.split("\n").filter((l) => l.length > 20 && !l.startsWith("-----"))) expect(r.stdout + r.stderr).not.toContain(line);
+    }
+    const [row] = await sql()<{ tls_key_enc: string }[]>`select tls_key_enc from engines where id = 'cli-tcp'`;
+    expect(row!.tls_key_enc.startsWith("v")).toBe(true);
+    expect(row!.tls_key_enc).not.toContain(keyBody.slice(0, 40));
   });
 });

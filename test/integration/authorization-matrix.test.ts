@@ -54,6 +54,9 @@ async function makeTenant(): Promise<Tenant> {
   const egress = await insertEgressRow(sql);
   const binding = await insertBindingRow(sql, host.id, egress);
   const task = await insertTaskRow(sql, { kind: "host.start", hostId: host.id });
+  // Engines are not a tenant's, but each tenant gets one so a destructive row acts on a spare.
+  const engine = `matrix-${randomBytes(4).toString("hex")}`;
+  await sql`insert into engines (id, endpoint) values (${engine}, 'unix:///var/run/matrix.sock')`;
   return {
     user,
     ids: {
@@ -63,6 +66,7 @@ async function makeTenant(): Promise<Tenant> {
       task,
       egress,
       binding,
+      engine,
       shortId: host.shortId,
       path: "index.html",
     },

@@ -14,7 +14,7 @@
  */
 export type AuthClass = "public" | "user" | "admin";
 
-export type ParamKind = "host" | "key" | "user" | "task" | "egress" | "binding" | "shortId" | "path";
+export type ParamKind = "host" | "key" | "user" | "task" | "egress" | "binding" | "engine" | "shortId" | "path";
 
 export interface AuthRow {
   auth: AuthClass;
@@ -76,6 +76,15 @@ export const AUTH_TABLE: Record<string, AuthRow> = {
   "POST /v1/admin/egress-ips/{ipID}/test": { auth: "admin", params: { ipID: "egress" } },
   "POST /v1/admin/bindings": { auth: "admin", body: { host_id: "00000000-0000-4000-8000-000000000000", egress_ip_id: "00000000-0000-4000-8000-000000000000" } },
   "DELETE /v1/admin/bindings/{bindingID}": { auth: "admin", params: { bindingID: "binding" }, destructive: true },
+
+  "GET /v1/admin/engines": { auth: "admin" },
+  "POST /v1/admin/engines": { auth: "admin", body: { id: "matrix-probe", endpoint: "unix:///var/run/matrix.sock" } },
+  "GET /v1/admin/engines/{engineId}": { auth: "admin", params: { engineId: "engine" } },
+  "PATCH /v1/admin/engines/{engineId}": { auth: "admin", params: { engineId: "engine" }, body: { labels: { zone: "matrix" } } },
+  "POST /v1/admin/engines/{engineId}/cordon": { auth: "admin", params: { engineId: "engine" } },
+  "POST /v1/admin/engines/{engineId}/uncordon": { auth: "admin", params: { engineId: "engine" } },
+  "POST /v1/admin/engines/{engineId}/drain": { auth: "admin", params: { engineId: "engine" } },
+  "DELETE /v1/admin/engines/{engineId}": { auth: "admin", params: { engineId: "engine" }, destructive: true },
 
   "GET /v1/admin/tasks": { auth: "admin" },
   "GET /v1/admin/tasks/{taskID}": { auth: "admin", params: { taskID: "task" } },

@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import { hostPool, type HostPoolRow } from "../../shared/db/schema/index.js";
+import { engines, hostPool, type HostPoolRow } from "../../shared/db/schema/index.js";
 import { HOST_SHAPE_DEFAULTS } from "../../shared/services/hosts/schemas.js";
 import type { WorkerDeps } from "../deps.js";
 import { currentImageIds, removeMember, warmMember } from "./members.js";
@@ -39,7 +39,10 @@ export function staleReason(deps: WorkerDeps, m: HostPoolRow, images: { imageId:
 
 /** One unit of work; true when it did something (the next cycle then follows at once). */
 export async function poolCycle(deps: WorkerDeps): Promise<boolean> {
-  const size = deps.config.HOST_POOL_SIZE;
+  // A cordoned or draining engine takes no placements, so it keeps no members either: its pool is
+  // emptied like a lowered HOST_POOL_SIZE (docs/engines.md#placement).
+  const [engine] = await deps.db.select({ state: engines.state }).from(engines).where(eq(engines.id, deps.config.ENGINE_ID));
+  const size = engine?.state === "active" ? deps.config.HOST_POOL_SIZE : 0;
   const peek = await deps.db.select({ state: hostPool.state }).from(hostPool).where(eq(hostPool.engineId, deps.config.ENGINE_ID));
   // Off and empty (every test harness): no lock, no engine call.
   if (size === 0 && peek.every((r) => r.state === "claimed")) return false;

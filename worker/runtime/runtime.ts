@@ -121,6 +121,12 @@ export interface Runtime {
   imageExists(ref: string): Promise<boolean>;
   /** The image id (sha256:…) `ref` names on the engine now, or null when it is absent. */
   imageId(ref: string): Promise<string | null>;
+  /** `docker save` of one image: a tar stream (docs/engines.md#images). */
+  exportImage(ref: string): Promise<NodeJS.ReadableStream>;
+  /** `docker load` of such a tar stream; resolves when the engine has read all of it. */
+  importImage(tar: NodeJS.ReadableStream): Promise<void>;
+  /** Remove an image tag (and the image when nothing else uses it); absent is fine. */
+  deleteImage(ref: string): Promise<void>;
   ensureNetwork(name: string, opts: { subnet?: string; internal?: boolean }): Promise<NetworkInfo>;
   /** Every network of the engine with an IPv4 subnet (ours and anyone else's, e.g. compose projects). */
   listNetworks(): Promise<NetworkInfo[]>;

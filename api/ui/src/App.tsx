@@ -9,6 +9,7 @@ import { UserDetailPage } from "./pages/admin/UserDetail";
 import { HostsPage } from "./pages/admin/Hosts";
 import { HostDetailPage } from "./pages/HostDetail";
 import { EgressPage } from "./pages/admin/Egress";
+import { EnginesPage } from "./pages/admin/Engines";
 import { TasksPage, TaskDetailPage } from "./pages/admin/Tasks";
 import { EventsPage } from "./pages/admin/Events";
 import { MyHostsPage } from "./pages/portal/MyHosts";
@@ -63,6 +64,7 @@ function Routes({ session }: { session: Session }) {
     if (match("/admin/hosts", path)) return <HostsPage />;
     if ((m = match("/admin/hosts/:id", path))) return <HostDetailPage key={m.id} id={m.id!} portal="admin" />;
     if (match("/admin/egress", path)) return <EgressPage />;
+    if (match("/admin/engines", path)) return <EnginesPage />;
     if (match("/admin/tasks", path)) return <TasksPage />;
     if ((m = match("/admin/tasks/:id", path))) return <TaskDetailPage key={m.id} id={m.id!} />;
     if (match("/admin/events", path)) return <EventsPage />;
@@ -87,6 +89,7 @@ const ADMIN_NAV: [string, string][] = [
   ["/admin/users", "Users"],
   ["/admin/hosts", "Hosts"],
   ["/admin/egress", "Egress IPs"],
+  ["/admin/engines", "Engines"],
   ["/admin/tasks", "Tasks"],
   ["/admin/events", "Events"],
 ];

@@ -66,7 +66,7 @@ export function rankEngines(loads: EngineLoad[], want: { memoryMb: number; cpus:
  * Every host row on an engine counts, whatever its status (a stopped host starts again in the
  * same room; a host being deleted still holds its place until it is gone).
  */
-export async function placeHost(tx: Tx, req: PlacementRequest): Promise<string[]> {
+export async function placeHost(tx: Tx, req: PlacementRequest): Promise<{ ranked: string[]; live: string[] }> {
   const selector = JSON.stringify(req.selector);
   // Locked in id order: two creates never wait on each other's rows in opposite orders.
   const locked = await tx.execute<{ id: string }>(sql`
@@ -103,7 +103,8 @@ export async function placeHost(tx: Tx, req: PlacementRequest): Promise<string[]
   }));
   const ranked = rankEngines(loads, { memoryMb: req.memoryMb, cpus: req.cpus, strategy: req.strategy });
   if (!ranked.length) throw noCapacity(req);
-  return ranked;
+  const live = new Set(loads.filter((e) => e.live).map((e) => e.id));
+  return { ranked, live: ranked.filter((id) => live.has(id)) };
 }
 
 function noCapacity(req: PlacementRequest) {

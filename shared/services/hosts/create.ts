@@ -39,14 +39,15 @@ export async function createHost({ ctx, input }: { ctx: ServiceContext; input: C
         // Placement (docs/engines.md#placement): the schedulable engines this shape fits on, best
         // first, locked until commit so a burst of creates cannot overfill one. A ready member on
         // any of them is taken (on the best that has one); otherwise the best engine, cold.
-        const ranked = await placeHost(tx, {
+        const { ranked, live } = await placeHost(tx, {
           memoryMb: input.memory_limit_mb,
           cpus: input.cpu_limit,
           selector: input.placement.selector,
           strategy: input.placement.strategy,
           deadAfterSeconds: ctx.engineDeadAfterSeconds ?? ENGINE_DEAD_AFTER_DEFAULT_SECONDS,
         });
-        const member = attempt === 0 ? await claimPoolMember(tx, ctx.secrets, input, ranked, now) : null;
+        // Members only on live engines: a member on an engine that stopped answering is no faster than cold elsewhere.
+        const member = attempt === 0 && live.length ? await claimPoolMember(tx, ctx.secrets, input, live, now) : null;
         // The id is chosen here: the password's ciphertext is bound to its row (issue 10 §5).
         const id = member?.id ?? randomUUID();
         const [host] = await tx

@@ -43,6 +43,7 @@ export const hostViewColumns = {
     diskLimitMb: hosts.diskLimitMb,
     timezone: hosts.timezone,
     image: hosts.image,
+    engineId: hosts.engineId,
     imageId: hosts.imageId,
     gatewayImageId: hosts.gatewayImageId,
     createdAt: hosts.createdAt,
@@ -76,6 +77,7 @@ export interface HostViewRow {
     | "diskLimitMb"
     | "timezone"
     | "image"
+    | "engineId"
     | "imageId"
     | "gatewayImageId"
     | "createdAt"
@@ -127,6 +129,7 @@ export function renderAdminHost(r: HostViewRow): HostAdminView {
     disk_limit_mb: h.diskLimitMb,
     timezone: h.timezone,
     image: h.image,
+    engine_id: h.engineId,
     /** The host runs an older host or gateway image than its engine's current one (README "Upgrading"). */
     image_outdated: isImageOutdated(h, r.current),
     binding_id: r.binding?.id ?? null,
@@ -145,9 +148,9 @@ export function renderAdminHost(r: HostViewRow): HostAdminView {
   };
 }
 
-/** The portal's view: no desired_state, image, binding_id, egress.id or egress.status (docs/api.md#hosts). */
+/** The portal's view: no desired_state, image, engine_id, binding_id, egress.id or egress.status (docs/api.md#hosts). */
 export function renderUserHost(r: HostViewRow): HostUserView {
-  const { desired_state: _d, image: _i, binding_id: _b, egress, ...rest } = renderAdminHost(r);
+  const { desired_state: _d, image: _i, engine_id: _e, binding_id: _b, egress, ...rest } = renderAdminHost(r);
   return {
     ...rest,
     egress: egress

@@ -192,6 +192,31 @@ export function createDockerRuntime(opts: {
         }
       }),
 
+    exportImage: (ref) => guard(`export image ${ref}`, async () => (await docker.getImage(ref).get()) as NodeJS.ReadableStream),
+
+    importImage: (tar) =>
+      guard("import image", async () => {
+        const progress = await docker.loadImage(tar, { quiet: true });
+        // The load's answer streams while the engine reads the tar: done when it ends; an error
+        // line (a corrupt or truncated tar) fails the import.
+        await new Promise<void>((resolve, reject) =>
+          docker.modem.followProgress(progress, (err: Error | null, out: { error?: string; errorDetail?: { message?: string } }[]) => {
+            const failed = err ?? out.find((o) => o.error || o.errorDetail);
+            if (failed) reject(failed instanceof Error ? failed : new Error(failed.errorDetail?.message ?? failed.error));
+            else resolve();
+          }),
+        );
+      }),
+
+    deleteImage: (ref) =>
+      guard(`remove image ${ref}`, async () => {
+        try {
+          await docker.getImage(ref).remove({ force: true });
+        } catch (err) {
+          if (statusOf(err) !== 404) throw err;
+        }
+      }),
+
     ensureNetwork: (name, netOpts) =>
       guard(`network ${name}`, async () => {
         const read = async (): Promise<NetworkInfo | null> => {

@@ -238,6 +238,22 @@ export class MemoryRuntime implements Runtime {
     return this.images.get(ref) ?? null;
   }
 
+  /** The in-memory engine has no image contents: exporting and importing are not modelled. */
+  async exportImage(ref: string): Promise<NodeJS.ReadableStream> {
+    await this.enter("exportImage", ref);
+    throw refused(`exportImage ${ref}: not modelled by the memory runtime`);
+  }
+
+  async importImage(): Promise<void> {
+    await this.enter("importImage", "");
+    throw refused("importImage: not modelled by the memory runtime");
+  }
+
+  async deleteImage(ref: string): Promise<void> {
+    await this.enter("deleteImage", ref);
+    this.images.delete(ref);
+  }
+
   async ensureNetwork(name: string, opts: { subnet?: string; internal?: boolean }): Promise<NetworkInfo> {
     await this.enter("ensureNetwork", name);
     const existing = this.networks.get(name);
