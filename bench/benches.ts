@@ -52,6 +52,8 @@ export const BENCHES: BenchDescriptor[] = [
   { name: "task-flood", script: "task-flood.ts", args: ["--runs", "5"], quickArgs: ["--runs", "1", "--requests", "300"], reports: "json" },
   // Creates with the egress checks configured (warm with WireGuard/shadowsocks bound, warm and cold
   // without) and egress tests, against the lab.
+  // Starts two extra engines itself (test/lab/engines.sh); the first run copies the images (~80 s).
+  { name: "engines", script: "engines.ts", args: ["10"], quickArgs: ["1"], reports: "json" },
   { name: "egress-create", script: "egress-create.ts", args: ["20"], quickArgs: ["3"], needs: "lab", reports: "json" },
   // The egress bench takes N first-byte runs (at least 10) as its only argument.
   { name: "egress", script: "egress.ts", args: ["20"], quickArgs: ["10"], needs: "lab", reports: "json" },

@@ -30,6 +30,7 @@ import { createQueues, type Queues } from "../shared/queue/queues.js";
 import { createHostWaker } from "../shared/queue/wake.js";
 import { createRedis, waitForRedis } from "../shared/redis.js";
 import type { Actor, ServiceContext } from "../shared/services/context.js";
+import { checkConsistency, UnknownEngineError, type ConsistencyReport } from "../worker/consistency.js";
 import { addEngine, getEngine, listEngines, removeEngine, setEngineState, updateEngine } from "../shared/services/engines/manage.js";
 import { addEngineInput, updateEngineInput } from "../shared/services/engines/schemas.js";
 import type { EngineView } from "../shared/services/engines/view.js";
@@ -67,6 +68,9 @@ const USAGE = `usage: main.js admin <command> [options]
       cordon/drain: no new hosts are placed on it; uncordon: schedulable again.
   engines remove ID
       Remove an engine with no hosts and no pool members (never the default engine).
+  consistency [--engine ID ...] [--json]
+      Compare the database with every engine (docs/operations.md#consistency-check): orphans,
+      missing, misplaced and duplicate objects (exit 1), drift and unreachable engines (listed).
 
 Exit codes: 0 ok, 1 failure, 2 usage error.
 `;
@@ -502,6 +506,77 @@ const enginesCommand: Command = {
   },
 };
 
+// ---------------------------------------------------------------------------------------------
+// consistency (docs/operations.md#consistency-check): the database against every engine, read-only
+
+function printConsistency(io: Io, r: ConsistencyReport): void {
+  io.out(
+    table(
+      ["ENGINE", "REACHABLE", "HOSTS FOUND/EXPECTED", "POOL FOUND/EXPECTED", "CONTAINERS", "VOLUMES", "ORPHANS", "MISSING", "MISPLACED", "DRIFT"],
+      r.engines.map((e) => [
+        e.engine_id,
+        e.reachable ? "yes" : "NO",
+        e.reachable ? `${e.hosts.found}/${e.hosts.expected} (${e.hosts.rows} rows)` : `-/${e.hosts.expected} (${e.hosts.rows} rows)`,
+        e.reachable ? `${e.pool_members.found}/${e.pool_members.expected}` : `-/${e.pool_members.expected}`,
+        e.reachable ? String(e.containers) : "-",
+        e.reachable ? String(e.volumes) : "-",
+        String(e.orphans.length),
+        String(e.missing.length),
+        String(e.misplaced.length),
+        String(e.drift.length),
+      ]),
+      "no engines",
+    ),
+  );
+  const findings: string[][] = [];
+  const who = (owner: string, id: string, shortId: string) => `${owner === "pool" ? "pool member" : "host"} ${shortId} (${id})`;
+  for (const e of r.engines) {
+    for (const o of e.orphans) findings.push(["orphan", e.engine_id, `${o.object} ${o.name}${o.role ? ` (${o.role})` : ""} of unknown id ${o.host_id}`]);
+    for (const m of e.missing) findings.push(["missing", e.engine_id, `${who(m.owner, m.id, m.short_id)}, ${m.status}: no ${m.objects.join(", ")}`]);
+    for (const m of e.misplaced) findings.push(["misplaced", e.engine_id, `${who(m.owner, m.id, m.short_id)} belongs on ${m.expected_engine}: ${m.objects.join(", ")}`]);
+  }
+  for (const d of r.duplicates) {
+    findings.push(["duplicate", [...new Set(d.containers.map((c) => c.engine_id))].join(","), `${d.containers.length} ${d.role} containers for ${d.id}: ${d.containers.map((c) => `${c.engine_id}/${c.name}`).join(", ")}`]);
+  }
+  for (const e of r.engines) {
+    for (const d of e.drift) findings.push(["drift", e.engine_id, `${who(d.owner, d.id, d.short_id)}, desired ${d.desired}, status ${d.status}: ${d.observed}`]);
+  }
+  for (const u of r.unreachable_engines) findings.push(["unreachable", u.engine_id, u.error]);
+  if (findings.length) io.out(`\n${table(["FINDING", "ENGINE", "DETAIL"], findings, "")}`);
+  const t = r.totals;
+  const counted = (n: number, what: string) => (n ? [`${n} ${what}`] : []);
+  const errors = [...counted(t.orphans, "orphan(s)"), ...counted(t.missing, "missing"), ...counted(t.misplaced, "misplaced"), ...counted(t.duplicates, "duplicate(s)")];
+  const notes = [...counted(t.drift, "drift (the reconciler repairs it)"), ...counted(t.unreachable_engines, "engine(s) unreachable, not checked")];
+  io.out(`\n${r.ok ? "consistent" : `NOT consistent: ${errors.join(", ")}`}${notes.length ? `; ${notes.join("; ")}` : ""} (${t.hosts} hosts, ${t.pool_members} pool members, ${r.engines.length} engines)\n`);
+}
+
+const consistencyCommand: Command = {
+  options: { json: { type: "boolean" }, engine: { type: "string", multiple: true } },
+  check: (args) => {
+    noPositionals(args);
+    const ids = (args.values.engine as string[] | undefined) ?? [];
+    for (const id of ids) if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(id)) throw new Error(`--engine: not an engine id: ${JSON.stringify(id)}`);
+  },
+  async run({ args, io, session, config }) {
+    const ids = args.values.engine as string[] | undefined;
+    let report: ConsistencyReport;
+    try {
+      report = await checkConsistency({
+        db: session.database.db,
+        secrets: createSecretBox(config.SECRETS_KEY, config.SECRETS_KEY_PREVIOUS),
+        instance: config.REDIS_PREFIX,
+        engines: ids?.length ? ids : undefined,
+      });
+    } catch (err) {
+      if (err instanceof UnknownEngineError) throw new UsageError(err.message);
+      throw err;
+    }
+    if (args.values.json) json(io, report);
+    else printConsistency(io, report);
+    return report.ok ? 0 : 1;
+  },
+};
+
 const COMMANDS: Record<string, Command> = {
   "reset-password": {
     options: { username: { type: "string" }, stdin: { type: "boolean" }, json: { type: "boolean" } },
@@ -681,4 +756,5 @@ const COMMANDS: Record<string, Command> = {
   },
 
   engines: enginesCommand,
+  consistency: consistencyCommand,
 };
