@@ -6,20 +6,22 @@
  * test/lab/engines.sh). Then the time to detect a dead engine (its dockerd stopped → its hosts
  * `unreachable`) against ENGINE_DEAD_AFTER_SECONDS, and the time for them to run again once it is
  * back. Creates are pinned to an engine by a label selector, one at a time, round-robin over the
- * engines, so each engine's figure is measured under the same load.
+ * engines, so each engine's figure is measured under the same load. Every home is a plain volume
+ * (HOST_DISK_LIMIT_MB=0) so the engines differ only in where they are.
  *
  *   npx tsx bench/engines.ts [rounds per engine, default 10]
  */
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { promisify } from "node:util";
 import Docker from "dockerode";
-import { engines as enginesTable } from "../shared/db/schema/index.js";
 import { secretAt } from "../shared/crypto/secrets.js";
-import { createApiHarness } from "../shared/test/api-harness.js";
-import { dockerodeOptions, startEngines, stopEngines, type TestEngine } from "../shared/test/engines.js";
-import { ssh, startTestSshd } from "../shared/test/sshd-harness.js";
-import { removeInstanceObjects, startTestWorker, waitForTask, type WorkerHarness } from "../shared/test/worker-harness.js";
+import { engines as enginesTable } from "../shared/db/schema/index.js";
+import { dockerodeOptions, startEngines, stopEngines } from "../shared/test/engines.js";
 import { benchRow, writeBenchResult } from "./lib/report.js";
-import { median } from "./lib/stack.js";
+import { type BenchStack, baseSshOptions, median, sshEnv, startBenchStack } from "./lib/stack.js";
 
+const run = promisify(execFile);
 const ROUNDS = Number(process.argv[2] ?? 10);
 const DEAD_AFTER = 10;
 
@@ -27,75 +29,90 @@ async function until(what: string, fn: () => Promise<boolean>, ms = 300_000): Pr
   const deadline = Date.now() + ms;
   while (!(await fn())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+async function taskDone(s: BenchStack, taskId: string): Promise<string> {
+  let status = "pending";
+  await until(`task ${taskId}`, async () => {
+    const [t] = await s.database.sql<{ status: string }[]>`select status from tasks where id = ${taskId}`;
+    status = t!.status;
+    return ["succeeded", "failed", "canceled"].includes(status);
+  });
+  return status;
 }
 
 async function main() {
   const up = await startEngines(2);
-  const lab: TestEngine[] = up.engines;
-  const h = await createApiHarness({ ENGINE_DEAD_AFTER_SECONDS: String(DEAD_AFTER) });
-  const workers: WorkerHarness[] = [];
+  const lab = up.engines;
+  let s: BenchStack | undefined;
   try {
-    const admin = await h.adminToken();
-    await h.database.sql`update engines set labels = '{"bench": "default"}'::jsonb where id = 'default'`;
-    for (const e of lab) {
-      await h.database.db.insert(enginesTable).values({
-        id: e.id,
-        endpoint: e.dockerHost,
-        tlsCaPem: e.tls.ca,
-        tlsCertPem: e.tls.cert,
-        tlsKeyEnc: h.deps.secrets.encrypt(e.tls.key, secretAt.engine(e.id)),
-        labels: { bench: e.id },
-      });
-    }
-    const s = await startTestSshd(h);
-    // The same home kind everywhere (plain volumes), so the engines differ only in where they are.
-    const common = { ENGINE_DEAD_AFTER_SECONDS: String(DEAD_AFTER), HOST_DISK_LIMIT_MB: "0" };
-    workers.push(await startTestWorker(h, common));
-    for (const e of lab) {
-      workers.push(
-        await startTestWorker(h, { ...common, ENGINE_ID: e.id, MGMT_NETWORK: e.mgmt.network, MGMT_SUBNET: e.mgmt.subnet, EGRESS_UNDERLAY_NETWORK: "ccp-eng-underlay" }),
-      );
-    }
+    const common = { ENGINE_DEAD_AFTER_SECONDS: String(DEAD_AFTER), HOST_DISK_LIMIT_MB: "0", HEARTBEAT_INTERVAL_SECONDS: "1" };
+    s = await startBenchStack({
+      workerEnv: common,
+      beforeWorkers: async ({ database, secrets }) => {
+        await database.sql`update engines set labels = '{"bench": "default"}'::jsonb where id = 'default'`;
+        for (const e of lab) {
+          await database.db.insert(enginesTable).values({
+            id: e.id,
+            endpoint: e.dockerHost,
+            tlsCaPem: e.tls.ca,
+            tlsCertPem: e.tls.cert,
+            tlsKeyEnc: secrets.encrypt(e.tls.key, secretAt.engine(e.id)),
+            labels: { bench: e.id },
+          });
+        }
+      },
+      extraWorkers: lab.map((e) => ({ ENGINE_ID: e.id, MGMT_NETWORK: e.mgmt.network, MGMT_SUBNET: e.mgmt.subnet, EGRESS_UNDERLAY_NETWORK: "ccp-eng-underlay" })),
+    });
+    const stack = s;
     const ids = ["default", ...lab.map((e) => e.id)];
     const createMs = new Map<string, number[]>(ids.map((i) => [i, []]));
     const sshMs = new Map<string, number[]>(ids.map((i) => [i, []]));
+
+    const createOn = async (engine: string) => {
+      const username = `bench${randomBytes(4).toString("hex")}`;
+      const u = await stack.request("POST", "/v1/admin/users", { token: stack.adminToken, body: { username, password: `pw-${randomBytes(8).toString("hex")}` } });
+      const t0 = performance.now();
+      const res = await stack.request("POST", "/v1/admin/hosts", { token: stack.adminToken, body: { user_id: u.body.user.id, placement: { selector: { bench: engine } } } });
+      if (res.status !== 202) throw new Error(`create on ${engine}: ${res.status} ${JSON.stringify(res.body)}`);
+      const status = await taskDone(stack, res.body.task_id);
+      const ms = performance.now() - t0;
+      if (status !== "succeeded") throw new Error(`create on ${engine}: ${status}`);
+      return { id: res.body.host.id as string, shortId: res.body.host.short_id as string, ms };
+    };
+    const sshTrue = async (shortId: string, hostId: string) => {
+      const rot = await stack.request("POST", `/v1/admin/hosts/${hostId}/rotate-ssh-password`, { token: stack.adminToken });
+      const argv = [
+        "-p", String(stack.proxy.port), ...baseSshOptions(stack.proxy.knownHosts),
+        "-o", "BatchMode=no", "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1",
+        `${shortId}@127.0.0.1`, "true",
+      ];
+      const t0 = performance.now();
+      await run("ssh", argv, { env: sshEnv(stack, rot.body.ssh_password) });
+      return performance.now() - t0;
+    };
+    const remove = async (hostId: string) => {
+      const del = await stack.request("DELETE", `/v1/admin/hosts/${hostId}`, { token: stack.adminToken });
+      await taskDone(stack, del.body.task_id);
+    };
+
     for (let r = 0; r < ROUNDS; r++) {
       for (const engine of ids) {
-        const u = await h.createUser();
-        const t0 = performance.now();
-        const res = await h.request("POST", "/v1/admin/hosts", { token: admin, body: { user_id: u.id, placement: { selector: { bench: engine } } } });
-        if (res.status !== 202) throw new Error(`create on ${engine}: ${res.status} ${res.text}`);
-        const t = await waitForTask(h, res.body.task_id, 300_000);
-        const created = performance.now() - t0;
-        if (t.status !== "succeeded") throw new Error(`create on ${engine}: ${JSON.stringify(t)}`);
-        const rot = await h.request("POST", `/v1/admin/hosts/${res.body.host.id}/rotate-ssh-password`, { token: admin });
-        const o = { login: res.body.host.short_id as string, password: rot.body.ssh_password as string, args: ["true"] };
-        const t1 = performance.now();
-        const out = await ssh(s, o);
-        const sshed = performance.now() - t1;
-        if (out.code !== 0) throw new Error(`ssh to a host on ${engine} exited ${out.code}: ${out.stderr}`);
-        createMs.get(engine)!.push(created);
-        sshMs.get(engine)!.push(sshed);
-        const del = await h.request("DELETE", `/v1/admin/hosts/${res.body.host.id}`, { token: admin });
-        await waitForTask(h, del.body.task_id, 300_000);
+        const h = await createOn(engine);
+        createMs.get(engine)!.push(h.ms);
+        sshMs.get(engine)!.push(await sshTrue(h.shortId, h.id));
+        await remove(h.id);
       }
       console.log(`round ${r + 1}/${ROUNDS}: ${ids.map((i) => `${i} create ${createMs.get(i)!.at(-1)!.toFixed(0)} ms, ssh ${sshMs.get(i)!.at(-1)!.toFixed(0)} ms`).join("; ")}`);
     }
 
-    // A dead engine: two hosts on eng2, its dockerd stopped.
-    const onEng2: string[] = [];
-    for (let i = 0; i < 2; i++) {
-      const u = await h.createUser();
-      const res = await h.request("POST", "/v1/admin/hosts", { token: admin, body: { user_id: u.id, placement: { selector: { bench: "eng2" } } } });
-      await waitForTask(h, res.body.task_id, 300_000);
-      onEng2.push(res.body.host.id);
-    }
-    const statuses = async () => (await h.database.sql<{ status: string }[]>`select status from hosts where id in ${h.database.sql(onEng2)}`).map((r) => r.status);
+    // A dead engine: two hosts on eng2, then its dockerd (and its namespace) stopped.
+    const onEng2 = [await createOn("eng2"), await createOn("eng2")].map((h) => h.id);
+    const statuses = async () => (await stack.database.sql<{ status: string }[]>`select status from hosts where id in ${stack.database.sql(onEng2)}`).map((r) => r.status);
     const stoppedAt = Date.now();
     await stopEngines(["eng2"]);
-    const stopS = (Date.now() - stoppedAt) / 1000;
     await until("eng2's hosts unreachable", async () => (await statuses()).every((x) => x === "unreachable"));
     const detectS = (Date.now() - stoppedAt) / 1000;
     const backAt = Date.now();
@@ -103,11 +120,8 @@ async function main() {
     const upS = (Date.now() - backAt) / 1000;
     await until("eng2's hosts running", async () => (await statuses()).every((x) => x === "running"));
     const recoverS = (Date.now() - backAt) / 1000;
-    console.log(`dead engine: stop took ${stopS.toFixed(1)} s; hosts unreachable ${detectS.toFixed(1)} s after the stop began (ENGINE_DEAD_AFTER_SECONDS=${DEAD_AFTER}); engine up again in ${upS.toFixed(1)} s, hosts running ${recoverS.toFixed(1)} s after the start began`);
-    for (const id of onEng2) {
-      const del = await h.request("DELETE", `/v1/admin/hosts/${id}`, { token: admin });
-      await waitForTask(h, del.body.task_id, 300_000);
-    }
+    console.log(`dead engine: hosts unreachable ${detectS.toFixed(1)} s after its stop began (ENGINE_DEAD_AFTER_SECONDS=${DEAD_AFTER}); engine up again in ${upS.toFixed(1)} s, its hosts running ${recoverS.toFixed(1)} s after the start began`);
+    for (const id of onEng2) await remove(id);
 
     const rows = [];
     const base = { create: median(createMs.get("default")!), ssh: median(sshMs.get("default")!) };
@@ -125,18 +139,15 @@ async function main() {
       note: `back: hosts running ${recoverS.toFixed(1)} s after the engine's start began`,
     });
     writeBenchResult("engines", rows);
-    await s.stop();
   } finally {
-    for (const w of workers) await w.stop().catch(() => {});
     for (const e of lab) {
       const d = new Docker(dockerodeOptions(e));
-      for (const c of await d.listContainers({ all: true, filters: { label: [`cloud-cli-proxy.instance=${h.prefix}`] } }).catch(() => [])) {
+      for (const c of await d.listContainers({ all: true, filters: { label: [`cloud-cli-proxy.instance=${s?.prefix}`] } }).catch(() => [])) {
         await d.getContainer(c.Id).remove({ force: true }).catch(() => {});
       }
     }
-    removeInstanceObjects(h.prefix);
+    await s?.close();
     await stopEngines(up.started);
-    await h.close();
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { secretAt } from "../../shared/crypto/secrets.js";
+import { secretAt, type SecretBox } from "../../shared/crypto/secrets.js";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -87,7 +87,14 @@ export interface BenchStack {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function startBenchStack(
-  opts: { sshdEnv?: Record<string, string>; workerEnv?: Record<string, string> } = {},
+  opts: {
+    sshdEnv?: Record<string, string>;
+    workerEnv?: Record<string, string>;
+    /** Run after the API is up and before any worker starts (e.g. add engine rows, bench/engines.ts). */
+    beforeWorkers?: (o: { database: Database; secrets: SecretBox }) => Promise<void>;
+    /** More in-process workers, each with these variables over the first's (e.g. another ENGINE_ID). */
+    extraWorkers?: Record<string, string>[];
+  } = {},
 ): Promise<BenchStack> {
   const cleanups: (() => Promise<void> | void)[] = [];
   // One cleanup run, however many callers (the script's finally, a signal) ask for it.
@@ -184,7 +191,8 @@ export async function startBenchStack(
     // Worker (creates the containers; removed at the end by their instance label).
     ensureTestNetworks();
     cleanups.push(() => removeInstanceObjects(prefix));
-    const worker = await startWorker(
+    await opts.beforeWorkers?.({ database, secrets: apiDeps.secrets });
+    const workerEnv = (extra: Record<string, string>) =>
       parseWorkerConfig({
         ...env,
         MGMT_NETWORK: TEST_MGMT_NETWORK,
@@ -198,11 +206,14 @@ export async function startBenchStack(
         // Nor a spare egress-test gateway unless the bench asks (bench/egress-create.ts).
         EGRESS_TEST_SPARE: "false",
         ...(opts.workerEnv ?? {}),
-      }),
-      quiet,
-      { database },
-    );
+        ...extra,
+      });
+    const worker = await startWorker(workerEnv({}), quiet, { database });
     cleanups.push(() => worker.stop());
+    for (const extra of opts.extraWorkers ?? []) {
+      const w = await startWorker(workerEnv(extra), quiet, { database });
+      cleanups.push(() => w.stop());
+    }
 
     // The proxy, in its own process.
     const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "sshd-child.ts")], {

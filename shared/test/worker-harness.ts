@@ -136,6 +136,31 @@ export async function waitForTask(h: ApiHarness, taskId: string, timeoutMs = 120
 }
 
 /**
+ * The worker environment of the suites that run the real worker on the in-memory runtime
+ * (worker/runtime/memory): no socket that could reach a real engine, unbound hosts direct (so
+ * verify_egress has nothing to check), quick heartbeats, schedulers that only run when a test
+ * asks. Suites add what they are about.
+ */
+export function memoryWorkerEnv(h: ApiHarness, overrides: Record<string, string> = {}): Record<string, string | undefined> {
+  return {
+    ...h.env,
+    DOCKER_SOCKET: "/nonexistent/ccp-memory-runtime/docker.sock",
+    MGMT_NETWORK: "ccp-mem-mgmt",
+    EGRESS_UNDERLAY_NETWORK: "ccp-mem-underlay",
+    EGRESS_UNBOUND_POLICY: "direct",
+    EGRESS_REQUIRED: "false",
+    HEARTBEAT_INTERVAL_SECONDS: "1",
+    RECONCILE_INTERVAL_SECONDS: "3600",
+    EXPIRY_SCAN_INTERVAL_SECONDS: "3600",
+    SWEEP_INTERVAL_SECONDS: "3600",
+    CONTAINER_STOP_GRACE_SECONDS: "1",
+    SSH_READY_TIMEOUT_SECONDS: "2",
+    HOST_DISK_LIMIT_MB: "1024",
+    ...overrides,
+  };
+}
+
+/**
  * The worker's dependencies without consumers or schedulers, on the API harness's database, queues
  * and Redis prefix: for tests that drive one part of the worker by hand (the sweeper, the task
  * runner). Logs are dropped; nothing listens for revocations.

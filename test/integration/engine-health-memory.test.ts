@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseWorkerConfig } from "../../shared/config/worker.js";
 import { createLogger } from "../../shared/logger.js";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
-import { waitForTask } from "../../shared/test/worker-harness.js";
+import { memoryWorkerEnv, waitForTask } from "../../shared/test/worker-harness.js";
 import { insertHostRow } from "../../shared/test/rows.js";
 import { hostContainerName } from "../../worker/hosts/names.js";
 import { startWorker } from "../../worker/main.js";
@@ -24,22 +24,7 @@ const mem = new MemoryRuntime();
 beforeAll(async () => {
   h = await createApiHarness();
   admin = await h.adminToken();
-  const config = parseWorkerConfig({
-    ...h.env,
-    DOCKER_SOCKET: "/nonexistent/ccp-memory-runtime/docker.sock",
-    MGMT_NETWORK: "ccp-mem-mgmt",
-    EGRESS_UNDERLAY_NETWORK: "ccp-mem-underlay",
-    EGRESS_UNBOUND_POLICY: "direct",
-    EGRESS_REQUIRED: "false",
-    HEARTBEAT_INTERVAL_SECONDS: "1",
-    RECONCILE_INTERVAL_SECONDS: "3600",
-    EXPIRY_SCAN_INTERVAL_SECONDS: "3600",
-    SWEEP_INTERVAL_SECONDS: "3600",
-    CONTAINER_STOP_GRACE_SECONDS: "1",
-    SSH_READY_TIMEOUT_SECONDS: "2",
-    HOST_DISK_LIMIT_MB: "1024",
-    HOST_POOL_SIZE: "0",
-  });
+  const config = parseWorkerConfig(memoryWorkerEnv(h, { HOST_POOL_SIZE: "0" }));
   mem.addImage(config.HOST_IMAGE);
   mem.addImage(config.GATEWAY_IMAGE);
   const logger = createLogger({ level: "warn" }, new Writable({ write: (_c, _e, cb) => cb() }));

@@ -4,7 +4,7 @@ import { parseWorkerConfig } from "../../shared/config/worker.js";
 import { createLogger } from "../../shared/logger.js";
 import { generateEd25519KeyPair } from "../../shared/ssh/keygen.js";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
-import { waitForTask } from "../../shared/test/worker-harness.js";
+import { memoryWorkerEnv, waitForTask } from "../../shared/test/worker-harness.js";
 import type { SshProbe } from "../../worker/hosts/ssh-ready.js";
 import { gatewayName, homeVolumeName, hostContainerName } from "../../worker/hosts/names.js";
 import { startWorker } from "../../worker/main.js";
@@ -30,23 +30,7 @@ const sshProbe: SshProbe = async (o) => !sshBroken && (await mem.sshProbe(o));
 beforeAll(async () => {
   h = await createApiHarness();
   admin = await h.adminToken();
-  const config = parseWorkerConfig({
-    ...h.env,
-    // Nothing may reach a real engine: the socket does not exist.
-    DOCKER_SOCKET: "/nonexistent/ccp-memory-runtime/docker.sock",
-    MGMT_NETWORK: "ccp-mem-mgmt",
-    EGRESS_UNDERLAY_NETWORK: "ccp-mem-underlay",
-    EGRESS_UNBOUND_POLICY: "direct",
-    EGRESS_REQUIRED: "false",
-    HEARTBEAT_INTERVAL_SECONDS: "1",
-    RECONCILE_INTERVAL_SECONDS: "3600",
-    EXPIRY_SCAN_INTERVAL_SECONDS: "3600",
-    SWEEP_INTERVAL_SECONDS: "3600",
-    CONTAINER_STOP_GRACE_SECONDS: "1",
-    SSH_READY_TIMEOUT_SECONDS: "2",
-    HOST_DISK_LIMIT_MB: "1024",
-    WORKER_CONCURRENCY: "2",
-  });
+  const config = parseWorkerConfig(memoryWorkerEnv(h, { WORKER_CONCURRENCY: "2" }));
   mem.addImage(config.HOST_IMAGE);
   mem.addImage(config.GATEWAY_IMAGE);
   const logger = createLogger({ level: "warn" }, new Writable({ write: (_c, _e, cb) => cb() }));
