@@ -123,6 +123,39 @@ async function main() {
     console.log(`dead engine: hosts unreachable ${detectS.toFixed(1)} s after its stop began (ENGINE_DEAD_AFTER_SECONDS=${DEAD_AFTER}); engine up again in ${upS.toFixed(1)} s, its hosts running ${recoverS.toFixed(1)} s after the start began`);
     for (const id of onEng2) await remove(id);
 
+    // Draining an engine that holds one host with 1 GiB in its home: the host moves (stop, home
+    // streamed through the source engine's worker with its length and sha256 checked, switch,
+    // start on the target, source removed).
+    const big = await createOn("eng1");
+    const rot = await stack.request("POST", `/v1/admin/hosts/${big.id}/rotate-ssh-password`, { token: stack.adminToken });
+    await run(
+      "ssh",
+      [
+        "-p", String(stack.proxy.port), ...baseSshOptions(stack.proxy.knownHosts),
+        "-o", "BatchMode=no", "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1",
+        `${big.shortId}@127.0.0.1`, "head -c 1073741824 /dev/urandom > ~/blob",
+      ],
+      { env: sshEnv(stack, rot.body.ssh_password) },
+    );
+    const drainAt = Date.now();
+    const drain = await stack.request("POST", "/v1/admin/engines/eng1/drain", { token: stack.adminToken });
+    if (drain.status !== 200) throw new Error(`drain: ${drain.status} ${JSON.stringify(drain.body)}`);
+    await until("eng1 drained", async () => {
+      const [r] = await stack.database.sql<{ engine_id: string; status: string }[]>`select engine_id, status from hosts where id = ${big.id}`;
+      const [t] = await stack.database.sql<{ status: string }[]>`select status from tasks where host_id = ${big.id} and kind = 'host.move' order by created_at desc limit 1`;
+      if (t?.status === "failed") {
+        const [f] = await stack.database.sql`select error_code, error_message, steps from tasks where host_id = ${big.id} and kind = 'host.move' order by created_at desc limit 1`;
+        throw new Error(`the move failed: ${JSON.stringify(f)}`);
+      }
+      return r!.engine_id !== "eng1" && r!.status === "running" && t?.status === "succeeded";
+    }, 900_000);
+    const drainS = (Date.now() - drainAt) / 1000;
+    const [moveTask] = await stack.database.sql<{ steps: { name: string; duration_ms: number | null }[] }[]>`
+      select steps from tasks where host_id = ${big.id} and kind = 'host.move' order by created_at desc limit 1`;
+    const steps = moveTask!.steps.map((x) => `${x.name} ${((x.duration_ms ?? 0) / 1000).toFixed(1)} s`).join(", ");
+    console.log(`drain: one host with 1 GiB in its home moved off eng1 in ${drainS.toFixed(1)} s (${steps})`);
+    await remove(big.id);
+
     const rows = [];
     const base = { create: median(createMs.get("default")!), ssh: median(sshMs.get("default")!) };
     console.log(`\nper engine (medians of ${ROUNDS}):`);
@@ -137,6 +170,10 @@ async function main() {
     rows.push({
       ...benchRow({ path: "dead engine → its hosts unreachable", unit: "s", baseline: DEAD_AFTER, baselineLabel: "ENGINE_DEAD_AFTER_SECONDS", ours: detectS }),
       note: `back: hosts running ${recoverS.toFixed(1)} s after the engine's start began`,
+    });
+    rows.push({
+      ...benchRow({ path: "drain an engine: one host with 1 GiB in its home moved", unit: "s", baseline: null, ours: drainS }),
+      note: steps,
     });
     writeBenchResult("engines", rows);
   } finally {

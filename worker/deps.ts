@@ -1,3 +1,4 @@
+import type { EngineRow } from "../shared/db/schema/index.js";
 import type { WorkerConfig } from "../shared/config/worker.js";
 import type { Queues } from "../shared/queue/queues.js";
 import type { ServiceDeps } from "../shared/services/context.js";
@@ -12,6 +13,12 @@ import type { HostLocks } from "./tasks/host-lock.js";
 export interface WorkerDeps extends ServiceDeps {
   config: WorkerConfig;
   runtime: Runtime;
+  /**
+   * A Runtime for another engine (a host move's target, worker/processors/host-move.ts). Absent:
+   * a Docker runtime built from the engine's row (worker/engine.ts connectionOf); tests inject
+   * in-memory engines here.
+   */
+  runtimeFor?: (engine: EngineRow) => Runtime;
   /** Whether a host's sshd answers with its pinned key (the wait_ssh step). */
   sshProbe: SshProbe;
   queues: Queues;

@@ -38,7 +38,7 @@ import { HostLocks } from "./tasks/host-lock.js";
 export async function startWorker(
   config: WorkerConfig,
   logger: Logger,
-  parts: { database: Database; runtime?: Runtime; sshProbe?: SshProbe },
+  parts: { database: Database; runtime?: Runtime; sshProbe?: SshProbe; runtimeFor?: WorkerDeps["runtimeFor"] },
 ): Promise<{ deps: WorkerDeps; metricsPort: number | null; pool: PoolKeeper; stop: () => Promise<void> }> {
   const redis = createRedis(config.REDIS_URL, { name: "ccp-worker" });
   redis.on("error", (err) => logger.warn({ err: err.message }, "redis connection error"));
@@ -69,6 +69,7 @@ export async function startWorker(
     revoke: (r) => publishRevocation(redis, config.REDIS_PREFIX, r, logger),
     config,
     runtime,
+    ...(parts.runtimeFor ? { runtimeFor: parts.runtimeFor } : {}),
     sshProbe: parts.sshProbe ?? probeSsh,
     queues,
     locks: new HostLocks(redis, config.REDIS_PREFIX),

@@ -35,6 +35,9 @@ export const JOB_CONTRACTS = {
   "host.ensure-running": { queue: QUEUE_NAMES.hostOps, payload: taskPayload },
   "host.apply-egress": { queue: QUEUE_NAMES.hostOps, payload: taskPayload },
   "host.sync-keys": { queue: QUEUE_NAMES.hostOps, payload: taskPayload },
+  // Runs on the source engine's queue (the host's engine when requested); the target engine is
+  // `target_engine_id` in the task row's payload (docs/api.md#hosts-move).
+  "host.move": { queue: QUEUE_NAMES.hostOps, payload: taskPayload },
   "egress.test": { queue: QUEUE_NAMES.egressOps, payload: taskPayload },
   "system.expiry": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
   // Touches Docker: one scheduler per engine, on that engine's host-ops queue (docs/engines.md#queues).

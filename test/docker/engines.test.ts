@@ -19,6 +19,7 @@ import { gatewayName, hostContainerName } from "../../worker/hosts/names.js";
  */
 let h: ApiHarness;
 let s: SshdHarness;
+let api: Awaited<ReturnType<ApiHarness["listen"]>>;
 let admin: string;
 let lab: TestEngine[] = [];
 let startedHere: string[] = [];
@@ -78,6 +79,7 @@ beforeAll(async () => {
     });
   }
   s = await startTestSshd(h);
+  api = await h.listen();
   workers.push(await startTestWorker(h, { ENGINE_DEAD_AFTER_SECONDS: DEAD_AFTER }));
   workers.push(await startTestWorker(h, engineWorkerEnv(lab[1]!)));
   // The others have published their images before eng1's worker looks for a source.
@@ -91,6 +93,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const w of workers.splice(0)) await w.stop().catch(() => {});
   await s?.stop();
+  await api?.close();
   // Anything a failed test left on the lab engines, by this run's instance label.
   for (const e of lab) {
     const d = new Docker(dockerodeOptions(e));
@@ -118,7 +121,7 @@ describe("three engines behind one control plane", () => {
     expect(["default", "eng2"]).toContain(ev!.metadata.from_engine_id);
   });
 
-  it("six creates at once spread two per engine; SSH through the one proxy reaches a host on every engine", async () => {
+  it("six creates at once spread two per engine; SSH through the one proxy and the desktop through the one API reach a host on every engine", async () => {
     const users = await Promise.all(Array.from({ length: 6 }, () => h.createUser()));
     const created = await Promise.all(users.map((u) => h.request("POST", "/v1/admin/hosts", { token: admin, body: { user_id: u.id } })));
     for (const c of created) expect(c.status, c.text).toBe(202);
@@ -143,6 +146,13 @@ describe("three engines behind one control plane", () => {
       passwords.set(r.id, rot.body.ssh_password);
       const out = await ssh(s, { login: r.short_id, password: rot.body.ssh_password, args: ["id -un"] });
       expect(out.stdout.trim(), `${r.engine_id}: ${out.stderr}`).toBe("workspace");
+      // The desktop (noVNC on the host's :6901) through the API's proxy; it starts after sshd.
+      const page = await until(`the desktop of a host on ${r.engine_id}`, async () => {
+        const res = await fetch(`${api.url}/v1/admin/hosts/${r.id}/vnc/vnc.html`, { headers: { authorization: `Bearer ${admin}` } });
+        const text = await res.text();
+        return res.status === 200 ? text : null;
+      });
+      expect(page).toContain("noVNC");
     }
   }, 900_000);
 
@@ -186,6 +196,40 @@ describe("three engines behind one control plane", () => {
     const back = await ssh(s, { login: onEng2[0]!.short_id, password: passwords.get(onEng2[0]!.id)!, args: ["id -un"] });
     expect(back.stdout.trim(), back.stderr).toBe("workspace");
   }, 600_000);
+
+  it("a host moved to another engine keeps its home, short id, keys and password; SSH reaches it there", async () => {
+    const [r] = (await rowsOf(hostIds)).filter((x) => x.engine_id === "eng1" && x.status === "running");
+    expect(r, "a running host on eng1").toBeDefined();
+    const password = passwords.get(r!.id)!;
+    // 64 MiB of random data and a small file, with their checksum, in the home.
+    const write = await ssh(s, {
+      login: r!.short_id,
+      password,
+      args: ["head -c 67108864 /dev/urandom > ~/blob && echo kept > ~/note && sha256sum ~/blob | cut -d' ' -f1"],
+    });
+    expect(write.code, write.stderr).toBe(0);
+    const sum = write.stdout.trim();
+    const [before] = await h.database.sql<{ host_key_public: string; short_id: string }[]>`select host_key_public, short_id from hosts where id = ${r!.id}`;
+
+    const t0 = Date.now();
+    const move = await h.request("POST", `/v1/admin/hosts/${r!.id}/move`, { token: admin, body: { engine_id: "eng2" } });
+    expect(move.status, move.text).toBe(202);
+    const t = await waitForTask(h, move.body.task_id, 600_000);
+    expect(t.status, JSON.stringify(t)).toBe("succeeded");
+    console.log(`engines: moved a host with 64 MiB in its home from eng1 to eng2 in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+    const [after] = await h.database.sql<{ engine_id: string; status: string; host_key_public: string; short_id: string }[]>`
+      select engine_id, status, host_key_public, short_id from hosts where id = ${r!.id}`;
+    expect(after).toMatchObject({ engine_id: "eng2", status: "running", host_key_public: before!.host_key_public, short_id: before!.short_id });
+    // The same password and the pinned host key (the proxy refuses any other) reach it on eng2, home intact.
+    const read = await ssh(s, { login: r!.short_id, password, args: ["cat ~/note && sha256sum ~/blob | cut -d' ' -f1"] });
+    expect(read.stdout.trim().split("\n"), read.stderr).toEqual(["kept", sum]);
+    // Nothing of it is left on eng1; its containers are on eng2.
+    const names = async (e: TestEngine) => (await new Docker(dockerodeOptions(e)).listContainers({ all: true })).flatMap((c) => c.Names.map((n) => n.slice(1)));
+    expect(await names(lab[0]!)).not.toContain(hostContainerName(r!.id));
+    expect(await names(lab[0]!)).not.toContain(gatewayName(r!.id));
+    expect(await names(lab[1]!)).toContain(hostContainerName(r!.id));
+  }, 900_000);
 
   it("deleting every host leaves nothing on any engine", async () => {
     for (const id of hostIds) {

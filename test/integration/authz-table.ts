@@ -63,6 +63,7 @@ export const AUTH_TABLE: Record<string, AuthRow> = {
   "POST /v1/admin/hosts/{hostID}/start": { auth: "admin", params: host },
   "POST /v1/admin/hosts/{hostID}/stop": { auth: "admin", params: host },
   "POST /v1/admin/hosts/{hostID}/rebuild": { auth: "admin", params: host },
+  "POST /v1/admin/hosts/{hostID}/move": { auth: "admin", params: host },
   "POST /v1/admin/hosts/rebuild-outdated": { auth: "admin", body: { dry_run: true } },
   "POST /v1/admin/hosts/{hostID}/rotate-ssh-password": { auth: "admin", params: host },
   "GET /v1/admin/hosts/{hostID}/vnc/{path}": { auth: "admin", params: { hostID: "host", path: "path" } },

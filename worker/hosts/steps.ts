@@ -139,7 +139,13 @@ export async function ensureNetworks(deps: WorkerDeps) {
     .hset(
       redisKey(deps.config.REDIS_PREFIX, "engine-networks"),
       deps.config.ENGINE_ID,
-      JSON.stringify({ gateways: [mgmt.gateway, underlay.gateway], subnets: [mgmt.subnet, underlay.subnet] }),
+      JSON.stringify({
+        gateways: [mgmt.gateway, underlay.gateway],
+        subnets: [mgmt.subnet, underlay.subnet],
+        // What a worker of another engine needs to bring a host up here (a move, worker/processors/host-move.ts).
+        mgmt: { name: deps.config.MGMT_NETWORK, subnet: mgmt.subnet },
+        underlay: { name: deps.config.EGRESS_UNDERLAY_NETWORK },
+      }),
     )
     .catch(() => {});
   return { mgmt, underlay };

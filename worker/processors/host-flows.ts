@@ -32,7 +32,9 @@ import {
 import { gatewayName, homeVolumeName, hostContainerName } from "../hosts/names.js";
 import { containerImageIds } from "../images.js";
 import { applyClaimEgress, blockedPlan, takeClaimedMember } from "../pool/personalise.js";
+import type { WorkerDeps } from "../deps.js";
 import { concurrently, type TaskContext, type TaskProcessor } from "../tasks/runner.js";
+import { createMoveProcessor } from "./host-move.js";
 import { TaskError } from "../tasks/task-error.js";
 
 /**
@@ -42,28 +44,36 @@ import { TaskError } from "../tasks/task-error.js";
 
 const BRING_UP = ["start_gateway", "start_host", "verify_egress", "wait_ssh", "sync_keys"] as const;
 
-async function bringUp(ctx: TaskContext, host: HostRow): Promise<{ mgmtAddress: string }> {
-  const { deps } = ctx;
+/**
+ * How a bring-up runs: on the task's own engine with each part a recorded step, or (a host move's
+ * start_target) on another engine's deps, inside one recorded step of the caller.
+ */
+export interface BringUpOn {
+  deps: WorkerDeps;
+  step: TaskContext["step"];
+}
+
+export async function bringUp(ctx: TaskContext, host: HostRow, on: BringUpOn = { deps: ctx.deps, step: ctx.step }): Promise<{ mgmtAddress: string }> {
+  const { deps, step } = on;
   let gateway!: Awaited<ReturnType<typeof startGateway>>;
-  await ctx.step("start_gateway", async () => {
+  await step("start_gateway", async () => {
     await assertEgressBindingIfRequired(deps, host);
     gateway = await startGateway(deps, host);
   });
-  await ctx.step("start_host", () => startHostContainer(deps, host, gateway.state));
+  await step("start_host", () => startHostContainer(deps, host, gateway.state));
   // docs/egress.md#verification: after the host container is up; a failure fails the task closed
   // (onFailure). sshd's readiness and the keys (written with an exec in the running container)
   // depend neither on it nor on each other: the three run at once, and the host is `running`
   // only when all succeeded.
   await concurrently(
-    ctx.step("verify_egress", () => verifyHostEgress(deps, { host, taskId: ctx.task.id, plan: gateway.plan, net: gateway.net })),
-    ctx.step("wait_ssh", () => waitSsh(deps, host, gateway.mgmtAddress)),
-    ctx.step("sync_keys", () => syncKeysStep(ctx, host)),
+    step("verify_egress", () => verifyHostEgress(deps, { host, taskId: ctx.task.id, plan: gateway.plan, net: gateway.net })),
+    step("wait_ssh", () => waitSsh(deps, host, gateway.mgmtAddress)),
+    step("sync_keys", () => syncKeysStep(ctx, host, {}, deps)),
   );
   return { mgmtAddress: gateway.mgmtAddress };
 }
 
-async function syncKeysStep(ctx: TaskContext, host: HostRow, opts: { freshHome?: boolean } = {}): Promise<void | "skipped"> {
-  const { deps } = ctx;
+async function syncKeysStep(ctx: TaskContext, host: HostRow, opts: { freshHome?: boolean } = {}, deps: WorkerDeps = ctx.deps): Promise<void | "skipped"> {
   try {
     await syncKeys(deps, host, opts);
   } catch (err) {
@@ -125,8 +135,14 @@ async function personalise(ctx: TaskContext, host: HostRow, member: HostPoolRow)
   return { mgmtAddress };
 }
 
-async function markRunning(ctx: TaskContext, host: HostRow, mgmtAddress: string, event: "host.started" | "host.rebuilt") {
-  const { deps, task } = ctx;
+export async function markRunning(
+  ctx: TaskContext,
+  host: HostRow,
+  mgmtAddress: string,
+  event: "host.started" | "host.rebuilt",
+  deps: WorkerDeps = ctx.deps,
+) {
+  const { task } = ctx;
   const changed = await setHostStatus(deps, host.id, {
     status: "running",
     managementAddress: mgmtAddress,
@@ -149,8 +165,8 @@ async function markRunning(ctx: TaskContext, host: HostRow, mgmtAddress: string,
 }
 
 /** Start-type failures fail closed: containers stopped, host `failed` (docs/architecture.md#host-flows Outcomes). */
-async function failHost(ctx: TaskContext, err: TaskError) {
-  const { deps, task } = ctx;
+export async function failHost(ctx: TaskContext, err: TaskError, deps: WorkerDeps = ctx.deps) {
+  const { task } = ctx;
   if (!task.hostId) return;
   const [host] = await deps.db.select().from(hosts).where(eq(hosts.id, task.hostId));
   if (!host || host.status === "deleting") return;
@@ -417,6 +433,7 @@ export const taskProcessors: Record<TaskRow["kind"], TaskProcessor> = {
   "host.delete": del,
   "host.sync-keys": syncKeysTask,
   "host.apply-egress": applyEgress,
+  "host.move": createMoveProcessor({ bringUp, markRunning, failHost }),
   "egress.test": egressTestProcessor,
 };
 

@@ -110,6 +110,21 @@ export interface ProbeSpec {
   user: string;
 }
 
+/**
+ * A short-lived helper container that reads or writes one volume (a host move, docs/api.md#hosts-move):
+ * run from `image` as root, no network, the volume mounted at `mountPath`.
+ */
+export interface VolumeHelperSpec {
+  image: string;
+  mountPath: string;
+}
+
+/** A volume's content leaving the engine: the tar stream, and the helper's exit (rejects unless 0). */
+export interface VolumeExport {
+  stream: NodeJS.ReadableStream;
+  done: Promise<void>;
+}
+
 export interface ExecResult {
   exitCode: number;
   stdout: string;
@@ -147,6 +162,17 @@ export interface Runtime {
   /** Create (if missing) and start the disk agent; returns its PID 1 as the engine's machine sees it. */
   ensureDiskAgent(spec: DiskAgentSpec): Promise<{ pid: number }>;
   removeVolume(name: string): Promise<void>;
+  /**
+   * The volume's content as a tar stream (`tar -C <mountPath> -cf - .`, numeric owners), read by a
+   * helper that mounts it read-only. Consume `stream` and then await `done`.
+   */
+  exportVolume(name: string, helper: VolumeHelperSpec): Promise<VolumeExport>;
+  /**
+   * Extract a tar stream into the volume (`tar -xpf -`, numeric owners, as root). Resolves with
+   * the sha256 and length of the bytes the helper read, so the caller can compare them with what
+   * it sent; rejects when the extraction fails.
+   */
+  importVolume(name: string, tar: NodeJS.ReadableStream, helper: VolumeHelperSpec): Promise<{ sha256: string; bytes: number }>;
   /** Fixed argument vectors only; data goes through `stdin`, never a shell string. */
   /**
    * Output is attacker-controlled (every process in a host is the tenant's): stdout + stderr are

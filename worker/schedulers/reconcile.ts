@@ -36,7 +36,11 @@ export async function runReconcile(deps: WorkerDeps, run: { requestId?: string }
     .from(tasks)
     .where(inArray(tasks.status, ["pending", "running"]));
   const busy = new Set(live.map((t) => t.hostId).filter(Boolean));
-  const known = new Set([...rows.map((h) => h.id), ...members.map((m) => m.id)]);
+  // A host being moved has objects on two engines at once (its home is copied before its row
+  // names the target, and the source's are removed only after the target runs): neither engine's
+  // reconciler may take them for orphans while the move is unfinished (docs/api.md#hosts-move).
+  const moving = live.filter((t) => t.kind === "host.move" && t.hostId).map((t) => t.hostId!);
+  const known = new Set([...rows.map((h) => h.id), ...members.map((m) => m.id), ...moving]);
   const observed = new Map<string, Observed>();
   for (const c of containers) {
     const hostId = c.labels[LABEL_HOST_ID];

@@ -85,6 +85,12 @@ export async function runTaskJob(
   const taskId = job.data.taskId;
   const [task] = await db.select().from(tasks).where(eq(tasks.id, taskId));
   if (!task || terminal(task.status)) return; // nothing to do: a duplicate or a superseded task
+  // A task re-routed to another engine after its job was queued here (a host move switched the
+  // host's engine, worker/processors/host-move.ts): hand it to that engine's queue and let go.
+  if (task.engineId && task.engineId !== deps.config.ENGINE_ID) {
+    await deps.enqueue(task);
+    return;
+  }
   // Every line logged while the task is processed — by the flows, the runtime, the queue helpers,
   // through whichever logger — carries the task and the request that asked for it
   // (shared/log-context.ts; README "Observability").

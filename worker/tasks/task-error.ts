@@ -27,6 +27,9 @@ export const TASK_ERROR_CODES = [
   // The worker has no egress check endpoints (EGRESS_CHECK_URL and the rest, README "Deploying the
   // egress check service (checkd)"): an egress cannot be verified until an operator configures them.
   "egress_checks_not_configured",
+  // A host move's home arrived on the target with another length or checksum than the source sent
+  // (docs/api.md#hosts-move): the host stays on its engine.
+  "home_copy_mismatch",
   "internal_error",
 ] as const;
 export type TaskErrorCode = (typeof TASK_ERROR_CODES)[number];

@@ -6,6 +6,7 @@ import {
   requestHostLifecycle,
   rotateHostSshPassword,
 } from "../../../shared/services/hosts/lifecycle.js";
+import { requestHostMove } from "../../../shared/services/hosts/move.js";
 import { listHostsJson } from "../../../shared/services/hosts/list.js";
 import { rebuildOutdatedHosts } from "../../../shared/services/hosts/rebuild-outdated.js";
 import { createHostInput, deleteHostQuery, listHostsQuery, rebuildInput } from "../../../shared/services/hosts/schemas.js";
@@ -79,6 +80,25 @@ export const rebuildHostRoute = defineRoute({
     json(c, 202, await requestHostLifecycle({ ctx, hostId: params.hostID!, op: "rebuild", mode: body.mode })),
 });
 
+export const moveHostRoute = defineRoute({
+  method: "post",
+  path: "/v1/admin/hosts/{hostID}/move",
+  access: "admin",
+  summary: "Move a host to another engine (asynchronous: a host.move task; home, keys and binding kept)",
+  tags,
+  body: z.strictObject({ engine_id: z.string().min(1).max(63).optional() }),
+  bodyOptional: true,
+  responses: {
+    202: jsonDoc("Accepted", z.object({ task_id: z.string().uuid(), target_engine_id: z.string() })),
+    400: std[400],
+    401: std[401],
+    403: std[403],
+    404: std[404],
+    409: std[409],
+  },
+  handler: async ({ c, ctx, params, body }) => json(c, 202, await requestHostMove({ ctx, hostId: params.hostID!, engineId: body.engine_id })),
+});
+
 const outdatedDoc = z.object({
   dry_run: z.boolean(),
   requested: z.array(
@@ -147,6 +167,7 @@ export const adminHostRoutes: AnyRoute[] = [
   lifecycleRoute("start"),
   lifecycleRoute("stop"),
   rebuildHostRoute,
+  moveHostRoute,
   rebuildOutdatedRoute,
   rotateSshPasswordRoute,
   deleteHostRoute,

@@ -135,6 +135,7 @@ export const TASK_KINDS = [
   "host.ensure-running",
   "host.apply-egress",
   "host.sync-keys",
+  "host.move",
   "egress.test",
   "system.expiry",
   "system.reconcile",

@@ -11,6 +11,7 @@ import { ENGINE_DEAD_AFTER_DEFAULT_SECONDS } from "./placement.js";
 import { loadEngineRow, loadEngineRows, renderEngine } from "./render.js";
 import { type AddEngineInput, checkTls, isEngineId, type ListEnginesQuery, PROTECTED_ENGINE_ID, type UpdateEngineInput } from "./schemas.js";
 import type { EngineView } from "./view.js";
+import { type DrainMoves, planDrainMoves } from "../hosts/move.js";
 
 /**
  * Engine administration (docs/api.md#engines). The client key of a tcp engine is encrypted at rest,
@@ -188,12 +189,22 @@ const STATE_EVENTS: Record<EngineState, { type: string; verb: string }> = {
 
 /**
  * `POST /v1/admin/engines/{engineId}/cordon|uncordon|drain` → 200 `{engine}`. Placement only
- * considers `active` engines, so cordoned and draining ones get no new hosts; their hosts stay
- * where they are (moving them off a draining engine is a separate task, docs/api.md#engines).
- * Setting the state an engine has already writes nothing.
+ * considers `active` engines, so cordoned and draining ones get no new hosts; a cordoned engine's
+ * hosts stay where they are. A drain also asks for one `host.move` per host of the engine (placed
+ * among the other active engines, shared/services/hosts/move.ts) and answers `{engine, moves}`:
+ * the moves requested and the hosts left (busy, or no room anywhere). Setting the state an engine
+ * has already writes nothing, but a repeated drain asks again for the hosts still there.
  */
-export async function setEngineState({ ctx, engineId, state }: { ctx: ServiceContext; engineId: string; state: EngineState }) {
-  return ctx.db.transaction(async (tx) => {
+export async function setEngineState({
+  ctx,
+  engineId,
+  state,
+}: {
+  ctx: ServiceContext;
+  engineId: string;
+  state: EngineState;
+}): Promise<{ engine: EngineView; moves?: DrainMoves }> {
+  const { result, tasks } = await ctx.db.transaction(async (tx) => {
     const row = await lockEngine(tx, engineId);
     if (row.state !== state) {
       await tx.update(engines).set({ state, updatedAt: ctx.clock() }).where(eq(engines.id, row.id));
@@ -205,8 +216,15 @@ export async function setEngineState({ ctx, engineId, state }: { ctx: ServiceCon
         metadata: { engine_id: row.id, from: row.state, to: state },
       });
     }
-    return { engine: await rendered(tx, ctx, row.id) };
+    // After the state change, in the same transaction: the draining engine is no longer a target.
+    const drain = state === "draining" ? await planDrainMoves(tx, ctx, row.id) : null;
+    return {
+      result: { engine: await rendered(tx, ctx, row.id), ...(drain ? { moves: drain.moves } : {}) },
+      tasks: drain?.tasks ?? [],
+    };
   });
+  for (const t of tasks) await ctx.enqueue(t);
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------

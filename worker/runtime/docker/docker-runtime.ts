@@ -1,4 +1,5 @@
-import { PassThrough } from "node:stream";
+import { once } from "node:events";
+import { PassThrough, Transform, type TransformCallback } from "node:stream";
 import Docker from "dockerode";
 import type { DockerConnection } from "../../engine.js";
 import { buildTar, firstFileOfTar } from "../tar.js";
@@ -18,6 +19,8 @@ import {
   type ProbeSpec,
   type Runtime,
   type UploadGroup,
+  type VolumeExport,
+  type VolumeHelperSpec,
   type VolumeState,
 } from "../runtime.js";
 
@@ -69,6 +72,47 @@ function toState(info: Docker.ContainerInspectInfo): ContainerState {
   };
 }
 
+/**
+ * Docker's multiplexed attach stream (8-byte frame headers, docs: Docker Engine API "attach"):
+ * stdout frames pass on with backpressure (a pipe into this Transform pauses the engine's stream),
+ * stderr is kept, capped, for an error message. dockerode's demuxStream ignores backpressure, which
+ * would buffer a whole home in memory when the reader is slower than the engine.
+ */
+class AttachDemux extends Transform {
+  private buf: Buffer = Buffer.alloc(0);
+  stderr = "";
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    while (this.buf.length >= 8) {
+      const size = this.buf.readUInt32BE(4);
+      if (this.buf.length < 8 + size) break;
+      const payload = this.buf.subarray(8, 8 + size);
+      if (this.buf[0] === 2) {
+        if (this.stderr.length < 4096) this.stderr += payload.toString("utf8");
+      } else {
+        this.push(payload);
+      }
+      this.buf = this.buf.subarray(8 + size);
+    }
+    cb();
+  }
+}
+
+/**
+ * The import helper's program (a host move, docs/api.md#hosts-move). stdin goes through
+ * `tee` into tar (via a fifo) and into `wc -c`, and its sha256 is printed: the worker compares
+ * length and checksum with what it sent. Once tar is done the rest of the fifo is drained, so tee
+ * never dies of a closed pipe on tar's trailing padding; the exit status is tar's.
+ */
+const IMPORT_SCRIPT = [
+  "mkfifo /tmp/ccp-tar /tmp/ccp-count || exit 1",
+  '{ tar --numeric-owner -xpf - -C "$1"; s=$?; cat >/dev/null; exit $s; } </tmp/ccp-tar &',
+  "t=$!",
+  "wc -c </tmp/ccp-count &",
+  "tee /tmp/ccp-tar /tmp/ccp-count | sha256sum",
+  'wait "$t"; s=$?; wait; exit $s',
+].join("\n");
+
 /** Docker refuses `--storage-opt size` unless overlay2 sits on xfs mounted with pquota. */
 const STORAGE_OPT_REFUSED = /storage-?opt|pquota|quota/i;
 
@@ -113,6 +157,46 @@ export function createDockerRuntime(opts: {
         throw err;
       }
     });
+
+  /**
+   * A short-lived helper that reads or writes one volume (exportVolume, importVolume): from the
+   * host image as root, no network, no logs kept (its output is the home's content), no restart.
+   * Not labelled with a host id, so the reconciler never takes it for a host's container.
+   */
+  const createVolumeHelper = async (
+    helperName: string,
+    volume: string,
+    helper: VolumeHelperSpec,
+    o: { readOnly: boolean; stdin: boolean; entrypoint: string[] },
+  ): Promise<Docker.Container> => {
+    // Left by an earlier attempt that died mid-copy.
+    try {
+      await docker.getContainer(helperName).remove({ force: true });
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
+    return docker.createContainer({
+      name: helperName,
+      Image: helper.image,
+      User: "0:0",
+      Entrypoint: o.entrypoint,
+      Cmd: [],
+      Labels: stamp({ [MANAGED_LABEL]: "true", "cloud-cli-proxy.role": "volume-helper" }),
+      AttachStdin: o.stdin,
+      OpenStdin: o.stdin,
+      StdinOnce: o.stdin,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+      NetworkDisabled: true,
+      HostConfig: {
+        NetworkMode: "none",
+        Mounts: [{ Type: "volume", Source: volume, Target: helper.mountPath, ReadOnly: o.readOnly }],
+        LogConfig: { Type: "none", Config: {} },
+        RestartPolicy: { Name: "no" },
+      },
+    });
+  };
 
   const putFiles = (name: string, dir: string, files: FileSpec[], dirs: DirSpec[] = []) =>
     guard(`upload files to ${name}:${dir}`, async () => {
@@ -532,6 +616,78 @@ export function createDockerRuntime(opts: {
           await docker.getVolume(name).remove({ force: true });
         } catch (err) {
           if (statusOf(err) !== 404) throw err;
+        }
+      }),
+
+    exportVolume: (name, helper) =>
+      guard(`export volume ${name}`, async (): Promise<VolumeExport> => {
+        const c = await createVolumeHelper(`${name}-export`, name, helper, {
+          readOnly: true,
+          stdin: false,
+          entrypoint: ["tar", "--numeric-owner", "-C", helper.mountPath, "-cf", "-", "."],
+        });
+        const raw = await c.attach({ stream: true, stdout: true, stderr: true });
+        const demux = new AttachDemux();
+        raw.on("error", (e: Error) => demux.destroy(e));
+        raw.pipe(demux);
+        let ended = false;
+        demux.on("end", () => (ended = true));
+        // A reader that gives up (the import failed) must not leave tar blocked on a full pipe.
+        demux.on("close", () => {
+          if (!ended) c.remove({ force: true }).catch(() => {});
+        });
+        await c.start();
+        const done = guard(`export volume ${name}`, async () => {
+          const { StatusCode } = (await c.wait()) as { StatusCode: number };
+          if (StatusCode !== 0) throw new ContainerOperationError(`export volume ${name}: tar exited ${StatusCode}: ${demux.stderr.trim().slice(0, 500)}`);
+        }).finally(() => c.remove({ force: true }).catch(() => {}));
+        // Awaited by the caller after the stream; marked handled so an early failure is not "unhandled".
+        done.catch(() => {});
+        return { stream: demux, done };
+      }),
+
+    importVolume: (name, tar, helper) =>
+      guard(`import volume ${name}`, async () => {
+        const c = await createVolumeHelper(`${name}-import`, name, helper, {
+          readOnly: false,
+          stdin: true,
+          entrypoint: ["sh", "-c", IMPORT_SCRIPT, "ccp-import", helper.mountPath],
+        });
+        try {
+          const raw = await c.attach({ stream: true, hijack: true, stdin: true, stdout: true, stderr: true });
+          const demux = new AttachDemux();
+          let out = "";
+          demux.on("data", (d: Buffer) => {
+            if (out.length < 4096) out += d.toString("utf8");
+          });
+          raw.pipe(demux);
+          const outputEnded = once(demux, "end").catch(() => {});
+          // Never awaited on its own: a helper that exits early leaves the sender stalled, and
+          // its exit (below) is what ends the wait.
+          let sendError: Error | undefined;
+          let sentAll = false;
+          const stdin = raw as unknown as NodeJS.WritableStream & { end(): void };
+          raw.on("error", (e: Error) => (sendError ??= e));
+          tar.on("error", (e: Error) => {
+            sendError ??= e;
+            // The source broke off: EOF for the helper, whose tar then fails or stops short.
+            stdin.end();
+          });
+          tar.on("end", () => (sentAll = true));
+          await c.start();
+          // pipe() ends the attach stream when the tar ends: the helper's stdin sees EOF.
+          tar.pipe(stdin);
+          const [{ StatusCode }] = (await Promise.all([c.wait(), outputEnded])) as [{ StatusCode: number }, unknown];
+          if (StatusCode !== 0) throw new ContainerOperationError(`import volume ${name}: tar exited ${StatusCode}: ${demux.stderr.trim().slice(0, 500)}`);
+          if (sendError || !sentAll) {
+            throw new ContainerOperationError(`import volume ${name}: the stream was cut short (${sendError?.message ?? "incomplete"})`);
+          }
+          const sha256 = /\b([0-9a-f]{64})\b/.exec(out)?.[1];
+          const bytes = /^\s*(\d+)\s*$/m.exec(out)?.[1];
+          if (!sha256 || bytes === undefined) throw new ContainerOperationError(`import volume ${name}: unexpected helper output`);
+          return { sha256, bytes: Number(bytes) };
+        } finally {
+          await c.remove({ force: true }).catch(() => {});
         }
       }),
 

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { posix } from "node:path";
+import { Readable } from "node:stream";
 import {
   ContainerOperationError,
   EngineUnavailableError,
@@ -14,6 +15,8 @@ import {
   type ProbeSpec,
   type Runtime,
   type UploadGroup,
+  type VolumeExport,
+  type VolumeHelperSpec,
   type VolumeState,
 } from "../runtime.js";
 
@@ -398,6 +401,38 @@ export class MemoryRuntime implements Runtime {
       if (c.mount?.volume === name) throw new ContainerOperationError(`remove volume ${name}: volume is in use by ${c.name}`);
     }
     this.volumes.delete(name);
+  }
+
+  /**
+   * The volume's files as one stream (JSON here, a tar on a real engine): what a host move copies.
+   * The helper's image must be present, as on a real engine.
+   */
+  async exportVolume(name: string, helper: VolumeHelperSpec): Promise<VolumeExport> {
+    await this.enter("exportVolume", name);
+    this.requireImage(helper.image);
+    const v = this.volumes.get(name);
+    if (!v) throw new ContainerOperationError(`export volume ${name}: no such volume`);
+    const entries = [...v.files].map(([path, f]) => ({ path, mode: f.mode, content: f.content.toString("base64") }));
+    return { stream: Readable.from([Buffer.from(JSON.stringify(entries))]), done: Promise.resolve() };
+  }
+
+  /** Extract what exportVolume produced into the volume; answers the length and sha256 it read. */
+  async importVolume(name: string, tar: NodeJS.ReadableStream, helper: VolumeHelperSpec): Promise<{ sha256: string; bytes: number }> {
+    await this.enter("importVolume", name);
+    this.requireImage(helper.image);
+    const v = this.volumes.get(name);
+    if (!v) throw new ContainerOperationError(`import volume ${name}: no such volume`);
+    const chunks: Buffer[] = [];
+    for await (const c of tar) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+    const data = Buffer.concat(chunks);
+    let entries: { path: string; mode: number; content: string }[];
+    try {
+      entries = JSON.parse(data.toString("utf8")) as typeof entries;
+    } catch {
+      throw new ContainerOperationError(`import volume ${name}: not an archive`);
+    }
+    for (const e of entries) v.files.set(e.path, { mode: e.mode, content: Buffer.from(e.content, "base64") });
+    return { sha256: sha256(data), bytes: data.length };
   }
 
   async exec(name: string, argv: string[], opts: ExecCall["opts"] = {}): Promise<ExecResult> {
