@@ -2,6 +2,7 @@ import { connect, createServer, type Server } from "node:net";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerodeOptions, startEngines, stopEngines, type TestEngine } from "../../shared/test/engines.js";
+import { waitUntil } from "../../shared/test/processes.js";
 
 /**
  * The extra Docker engines of the multi-engine tests (test/lab/engines.sh, README "Extra Docker
@@ -81,15 +82,9 @@ function readBanner(host: string, port: number): Promise<string | null> {
   });
 }
 
-async function until<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** The project's poll-with-deadline (shared/test/processes.ts) for probes that answer false or null while not yet. */
+const until = <T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 30_000): Promise<T> =>
+  waitUntil(what, ms, async () => (await fn()) || undefined);
 
 beforeAll(async () => {
   try {

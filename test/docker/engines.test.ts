@@ -7,6 +7,7 @@ import { dockerodeOptions, startEngines, stopEngines, type TestEngine } from "..
 import { type SshdHarness, ssh, startTestSshd } from "../../shared/test/sshd-harness.js";
 import { docker, removeInstanceObjects, startTestWorker, waitForTask, type WorkerHarness } from "../../shared/test/worker-harness.js";
 import { gatewayName, hostContainerName } from "../../worker/hosts/names.js";
+import { waitUntil } from "../../shared/test/processes.js";
 
 /**
  * Three real Docker engines behind one control plane (issue 13, docs/engines.md): the main engine
@@ -40,15 +41,9 @@ function engineWorkerEnv(e: TestEngine): Record<string, string> {
   };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 120_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** The project's poll-with-deadline (shared/test/processes.ts) for probes that answer false or null while not yet. */
+const until = <T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 120_000): Promise<T> =>
+  waitUntil(what, ms, async () => (await fn()) || undefined);
 
 const rowsOf = async (ids: string[]) =>
   h.database.sql<{ id: string; short_id: string; engine_id: string; status: string }[]>`

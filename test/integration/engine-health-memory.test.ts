@@ -8,6 +8,7 @@ import { insertHostRow } from "../../shared/test/rows.js";
 import { hostContainerName } from "../../worker/hosts/names.js";
 import { startWorker } from "../../worker/main.js";
 import { MemoryRuntime } from "../../worker/runtime/memory/memory-runtime.js";
+import { waitUntil } from "../../shared/test/processes.js";
 
 /**
  * An engine that stops answering (docs/engines.md#health), through the real worker: heartbeats,
@@ -37,15 +38,9 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** The project's poll-with-deadline (shared/test/processes.ts) for probes that answer false or null while not yet. */
+const until = <T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 30_000): Promise<T> =>
+  waitUntil(what, ms, async () => (await fn()) || undefined);
 const statusOf = async (hostId: string) => (await h.database.sql<{ status: string }[]>`select status from hosts where id = ${hostId}`)[0]?.status;
 const eventsOf = async (hostId: string, type: string) =>
   h.database.sql<{ metadata: Record<string, unknown> }[]>`select metadata from events where host_id = ${hostId} and type = ${type}`;
