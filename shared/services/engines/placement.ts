@@ -59,6 +59,47 @@ export function rankEngines(loads: EngineLoad[], want: { memoryMb: number; cpus:
 }
 
 /**
+ * What the engines `ids` hold, for ranking (one query for creates and moves alike): their declared
+ * capacity, and the hosts on them plus the hosts with an unfinished move to them (a drain's moves,
+ * placed one after another in one transaction, and moves still copying, must not let a create or
+ * another move overfill the target). `live`: seen within `deadAfterSeconds`, or never seen yet.
+ */
+export async function loadEngines(tx: Tx, ids: string[], deadAfterSeconds: number): Promise<EngineLoad[]> {
+  const rows = await tx.execute<{
+    id: string;
+    memory_mb: number | null;
+    cpus: string | null;
+    max_hosts: number | null;
+    used_memory_mb: string;
+    used_cpus: string;
+    hosts: string;
+    live: boolean;
+  }>(sql`
+    select e.id, e.memory_mb, e.cpus, e.max_hosts,
+           coalesce(e.last_seen_at > now() - make_interval(secs => ${deadAfterSeconds}), true) as live,
+           coalesce(sum(h.memory_limit_mb), 0) as used_memory_mb,
+           coalesce(sum(h.cpu_limit), 0) as used_cpus,
+           count(h.id) as hosts
+      from engines e
+      left join hosts h on h.engine_id = e.id
+        or h.id in (select t.host_id from tasks t
+                     where t.kind = 'host.move' and t.status in ('pending', 'running')
+                       and t.payload->>'target_engine_id' = e.id)
+     where e.id in ${ids}
+     group by e.id`);
+  return [...rows].map((r) => ({
+    id: r.id,
+    memoryMb: r.memory_mb,
+    cpus: r.cpus == null ? null : Number(r.cpus),
+    maxHosts: r.max_hosts,
+    usedMemoryMb: Number(r.used_memory_mb),
+    usedCpus: Number(r.used_cpus),
+    hosts: Number(r.hosts),
+    live: r.live,
+  }));
+}
+
+/**
  * Inside the create transaction: lock the schedulable engines that match the selector (so
  * concurrent creates place one after another and cannot overfill an engine), read what their
  * hosts use, and rank them. Throws 409 `no_capacity` when none fits.
@@ -73,34 +114,7 @@ export async function placeHost(tx: Tx, req: PlacementRequest): Promise<{ ranked
     select id from engines where state = 'active' and labels @> ${selector}::jsonb order by id for update`);
   const ids = [...locked].map((r) => r.id);
   if (!ids.length) throw noCapacity(req);
-  const rows = await tx.execute<{
-    id: string;
-    memory_mb: number | null;
-    cpus: string | null;
-    max_hosts: number | null;
-    used_memory_mb: string;
-    used_cpus: string;
-    hosts: string;
-    live: boolean;
-  }>(sql`
-    select e.id, e.memory_mb, e.cpus, e.max_hosts,
-           coalesce(e.last_seen_at > now() - make_interval(secs => ${req.deadAfterSeconds}), true) as live,
-           coalesce(sum(h.memory_limit_mb), 0) as used_memory_mb,
-           coalesce(sum(h.cpu_limit), 0) as used_cpus,
-           count(h.id) as hosts
-      from engines e left join hosts h on h.engine_id = e.id
-     where e.id in ${ids}
-     group by e.id`);
-  const loads: EngineLoad[] = [...rows].map((r) => ({
-    id: r.id,
-    memoryMb: r.memory_mb,
-    cpus: r.cpus == null ? null : Number(r.cpus),
-    maxHosts: r.max_hosts,
-    usedMemoryMb: Number(r.used_memory_mb),
-    usedCpus: Number(r.used_cpus),
-    hosts: Number(r.hosts),
-    live: r.live,
-  }));
+  const loads = await loadEngines(tx, ids, req.deadAfterSeconds);
   const ranked = rankEngines(loads, { memoryMb: req.memoryMb, cpus: req.cpus, strategy: req.strategy });
   if (!ranked.length) throw noCapacity(req);
   const live = new Set(loads.filter((e) => e.live).map((e) => e.id));

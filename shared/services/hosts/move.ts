@@ -3,7 +3,7 @@ import type { Tx } from "../../db/client.js";
 import { engines, hosts, tasks, type HostRow, type TaskRow } from "../../db/schema/index.js";
 import { Conflict, NotFound, ServiceError } from "../../errors.js";
 import type { ServiceContext } from "../context.js";
-import { ENGINE_DEAD_AFTER_DEFAULT_SECONDS, type EngineLoad, rankEngines } from "../engines/placement.js";
+import { ENGINE_DEAD_AFTER_DEFAULT_SECONDS, loadEngines, rankEngines } from "../engines/placement.js";
 import { isEngineId } from "../engines/schemas.js";
 import { recordEvent } from "../events.js";
 import { insertTask } from "../tasks/create.js";
@@ -34,38 +34,7 @@ async function rankMoveTargets(
   const locked = await tx.execute<{ id: string }>(sql`select id from engines where state = 'active' order by id for update`);
   const ids = [...locked].map((r) => r.id).filter((id) => id !== host.engineId);
   if (!ids.length) return { ranked: [], live: [] };
-  const rows = await tx.execute<{
-    id: string;
-    memory_mb: number | null;
-    cpus: string | null;
-    max_hosts: number | null;
-    used_memory_mb: string;
-    used_cpus: string;
-    hosts: string;
-    live: boolean;
-  }>(sql`
-    select e.id, e.memory_mb, e.cpus, e.max_hosts,
-           coalesce(e.last_seen_at > now() - make_interval(secs => ${deadAfterSeconds}), true) as live,
-           coalesce(sum(h.memory_limit_mb), 0) as used_memory_mb,
-           coalesce(sum(h.cpu_limit), 0) as used_cpus,
-           count(h.id) as hosts
-      from engines e
-      left join hosts h on h.engine_id = e.id
-        or h.id in (select t.host_id from tasks t
-                     where t.kind = 'host.move' and t.status in ('pending', 'running')
-                       and t.payload->>'target_engine_id' = e.id)
-     where e.id in ${ids}
-     group by e.id`);
-  const loads: EngineLoad[] = [...rows].map((r) => ({
-    id: r.id,
-    memoryMb: r.memory_mb,
-    cpus: r.cpus == null ? null : Number(r.cpus),
-    maxHosts: r.max_hosts,
-    usedMemoryMb: Number(r.used_memory_mb),
-    usedCpus: Number(r.used_cpus),
-    hosts: Number(r.hosts),
-    live: r.live,
-  }));
+  const loads = await loadEngines(tx, ids, deadAfterSeconds);
   const ranked = rankEngines(loads, { memoryMb: host.memoryLimitMb, cpus: host.cpuLimit, strategy: "spread" });
   const live = new Set(loads.filter((e) => e.live).map((e) => e.id));
   return { ranked, live: ranked.filter((id) => live.has(id)) };
