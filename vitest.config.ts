@@ -6,11 +6,16 @@ import { defineConfig } from "vitest/config";
  * images and boot whole stacks of their own, a few minutes cold (README "Testing").
  */
 export const DEPLOY_SUITES = ["test/e2e/compose.test.ts", "test/e2e/systemd.test.ts"];
+/**
+ * The chaos stage (docs/chaos.md), `npm run test:chaos`, run by `npm test` between the suite and
+ * the deploy stage: three real engines, a 54-host workload and injected faults, ~10 minutes.
+ */
+export const CHAOS_SUITES = ["test/chaos/**/*.test.ts"];
 
 export default defineConfig({
   test: {
     include: ["**/*.test.ts"],
-    exclude: ["node_modules/**", "dist/**", ...DEPLOY_SUITES],
+    exclude: ["node_modules/**", "dist/**", ...DEPLOY_SUITES, ...CHAOS_SUITES],
     globalSetup: ["./test/global-setup.ts"],
     // Real Postgres, Redis and processes: generous, but no test relies on timing to pass.
     testTimeout: 60_000,

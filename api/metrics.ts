@@ -1,10 +1,10 @@
 import { count } from "drizzle-orm";
 import { Gauge, Histogram } from "prom-client";
 import type { Db } from "../shared/db/client.js";
-import { hosts, hostStatuses } from "../shared/db/schema/index.js";
+import { engines, hosts, hostStatuses } from "../shared/db/schema/index.js";
 import type { Logger } from "../shared/logger.js";
 import { createByteCounter, type ByteCounter, type Registry } from "../shared/metrics/registry.js";
-import { QUEUE_NAMES } from "../shared/queue/contracts.js";
+import { hostOpsQueue, QUEUE_NAMES, type QueueName } from "../shared/queue/contracts.js";
 import type { Queues } from "../shared/queue/queues.js";
 
 /** BullMQ job states reported by `ccp_queue_jobs` (getJobCounts answers these in one round trip). */
@@ -62,8 +62,19 @@ export function createApiMetrics(
     registers: [registry],
     async collect() {
       this.reset();
+      // Every engine's own host-ops queue (docs/engines.md#queues), from the engines table: a queue
+      // backing up on one engine shows there, not summed away.
+      const engineIds = await parts.db
+        .select({ id: engines.id })
+        .from(engines)
+        .then((rows) => rows.map((r) => r.id))
+        .catch((err: unknown) => {
+          parts.logger.warn({ err: (err as Error).message }, "metrics: engines not available");
+          return [] as string[];
+        });
+      const names = new Set<QueueName>([...Object.values(QUEUE_NAMES), ...engineIds.map(hostOpsQueue)]);
       await Promise.all(
-        Object.values(QUEUE_NAMES).map(async (queue) => {
+        [...names].map(async (queue) => {
           try {
             const counts = await parts.queues.get(queue).getJobCounts(...JOB_STATES);
             for (const state of JOB_STATES) this.set({ queue, state }, counts[state] ?? 0);
@@ -72,6 +83,23 @@ export function createApiMetrics(
           }
         }),
       );
+    },
+  });
+
+  new Gauge({
+    name: "ccp_engine_heartbeat_age_seconds",
+    help: "Seconds since a worker of each engine last reached its Docker (docs/engines.md#failures); absent for an engine never seen",
+    labelNames: ["engine"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      try {
+        const rows = await parts.db.select({ id: engines.id, at: engines.lastSeenAt }).from(engines);
+        const now = Date.now();
+        for (const r of rows) if (r.at) this.set({ engine: r.id }, Math.max(0, (now - r.at.getTime()) / 1000));
+      } catch (err) {
+        parts.logger.warn({ err: (err as Error).message }, "metrics: engines not available");
+      }
     },
   });
 

@@ -16,7 +16,7 @@ export async function startConsumers(
   deps: WorkerDeps,
   registry: Map<string, JobHandler>,
   connection: Redis,
-): Promise<{ close: () => Promise<void> }> {
+): Promise<{ close: () => Promise<void>; engineUp: (up: boolean) => void }> {
   const { config, logger } = deps;
   const process = async (job: Job, token?: string) => {
     if (!isJobName(job.name)) throw new UnrecoverableError(`unknown job ${job.name}`);
@@ -36,9 +36,12 @@ export async function startConsumers(
       connection,
       prefix: config.REDIS_PREFIX,
       concurrency,
-      // A killed worker's job is redelivered once its lock lapses (stalled-job detection).
-      lockDuration: 30_000,
-      stalledInterval: 15_000,
+      // A killed worker's job is redelivered once its lock lapses (stalled-job detection, every
+      // third of the lease): within ~4/3 × WORKER_LEASE_SECONDS (docs/engines.md#failures). One
+      // stalled too often fails in BullMQ; its task is still `running`, and the sweeper queues it
+      // again once its heartbeat is older than the lease (worker/schedulers/sweep.ts).
+      lockDuration: config.WORKER_LEASE_SECONDS * 1000,
+      stalledInterval: Math.ceil((config.WORKER_LEASE_SECONDS * 1000) / 3),
       maxStalledCount: 5,
     });
     w.on("failed", (job, err) => {
@@ -48,6 +51,41 @@ export async function startConsumers(
     return w;
   });
 
+  await upsertSchedulers(deps);
+  // A Redis that restarts without its data (no persistence) comes back without the schedulers, and
+  // the sweeper that re-queues lost tasks is one of them: every worker puts them back each time
+  // its queue connection is ready again (an upsert of an existing scheduler changes nothing).
+  let open = true;
+  const onReady = () => {
+    if (!open) return;
+    upsertSchedulers(deps).catch((err: unknown) => logger.warn({ err: (err as Error).message }, "could not register the schedulers again"));
+  };
+  connection.on("ready", onReady);
+  // While this worker's Docker does not answer it takes no host operation (each would only burn
+  // its transient retries and fail `docker_unavailable`): they wait in the queue for the engine
+  // (docs/engines.md#failures). Jobs already running finish or retry as they would.
+  const hostOps = workers[0]!;
+  let paused = false;
+  const engineUp = (up: boolean) => {
+    if (!open || up === !paused) return;
+    paused = !up;
+    if (up) hostOps.resume();
+    else void hostOps.pause(true).catch((err: unknown) => logger.warn({ err: (err as Error).message }, "could not pause host operations"));
+    logger.info({ engine_id: config.ENGINE_ID }, up ? "docker answers again: host operations resumed" : "docker does not answer: host operations paused");
+  };
+  return {
+    engineUp,
+    close: async () => {
+      open = false;
+      connection.off("ready", onReady);
+      await Promise.all(workers.map((w) => w.close()));
+    },
+  };
+}
+
+async function upsertSchedulers(deps: WorkerDeps): Promise<void> {
+  const { config } = deps;
+  const ownHostOps = hostOpsQueue(config.ENGINE_ID);
   const system = deps.queues.get(QUEUE_NAMES.system);
   const opts = { removeOnComplete: 100, removeOnFail: 100 };
   const every = {
@@ -65,9 +103,4 @@ export async function startConsumers(
   await deps.queues
     .get(ownHostOps)
     .upsertJobScheduler("system.reconcile", { every: config.RECONCILE_INTERVAL_SECONDS * 1000 }, { name: "system.reconcile", data: {}, opts });
-  return {
-    close: async () => {
-      await Promise.all(workers.map((w) => w.close()));
-    },
-  };
 }

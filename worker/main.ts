@@ -72,7 +72,7 @@ export async function startWorker(
     ...(parts.runtimeFor ? { runtimeFor: parts.runtimeFor } : {}),
     sshProbe: parts.sshProbe ?? probeSsh,
     queues,
-    locks: new HostLocks(redis, config.REDIS_PREFIX),
+    locks: new HostLocks(redis, config.REDIS_PREFIX, config.WORKER_LEASE_SECONDS * 1000),
     metrics: createWorkerMetrics(createMetricsRegistry("worker")),
   };
   const registry = buildRegistry(deps);
@@ -81,12 +81,14 @@ export async function startWorker(
     await ensureNetworks(deps).catch((err: unknown) => logger.warn({ err }, "could not ensure networks yet"));
   }
   let dockerWasDown = false;
+  let consumers: Awaited<ReturnType<typeof startConsumers>> | undefined;
   const heartbeat = startHeartbeat({
     redis,
     ping: () => runtime.ping(),
     // The engine's liveness in Postgres, for the admin list and unreachable-engine detection; when
     // Docker answers again, a reconcile at once gives `unreachable` hosts their status back.
     record: async (dockerOk) => {
+      consumers?.engineUp(dockerOk);
       await recordEngineHeartbeat(parts.database.db, config.ENGINE_ID, dockerOk);
       if (dockerOk && dockerWasDown) await queues.add("system.reconcile", {}, { engineId: config.ENGINE_ID });
       dockerWasDown = !dockerOk;
@@ -110,7 +112,7 @@ export async function startWorker(
   }
   // Which images are current, for the API's `image_outdated` (README "Upgrading").
   const images = startImageWatch(deps, config.RECONCILE_INTERVAL_SECONDS);
-  const consumers = await startConsumers(deps, registry, bull);
+  consumers = await startConsumers(deps, registry, bull);
   // Warm pool (docs/architecture.md#warm-pool): HOST_POOL_SIZE=0 leaves it idle.
   const pool = startPoolKeeper(deps);
   deps.pool = pool;
@@ -130,7 +132,7 @@ export async function startWorker(
       // A member being warmed is finished first (or removed on failure), then in-flight jobs are
       // finished (or handed back), then liveness stops being reported.
       await pool.stop();
-      await consumers.close();
+      await consumers?.close();
       await testSpare.stop();
       await images.stop();
       await heartbeat.stop();

@@ -57,6 +57,11 @@ export const workerConfigSchema = z.object({
   // A job whose host is busy is parked until the task ahead of it ends and wakes it
   // (shared/queue/wake.ts); this is only the safety net if that wake is lost (a killed worker).
   TASK_WAIT_RECHECK_SECONDS: intVar(30, 1, 3600),
+  // How long a job and its host stay claimed by a worker that stopped answering (killed, frozen):
+  // the BullMQ job lock and the host lock both lapse after this, and the stalled-job check runs
+  // every third of it, so a killed worker's job runs again within ~4/3 of it (docs/engines.md#failures).
+  // A live worker renews both every third; too short only risks a frozen worker's job running twice.
+  WORKER_LEASE_SECONDS: intVar(15, 5, 300),
   TASK_RETENTION_DAYS: intVar(90, 1),
   EVENT_RETENTION_DAYS: intVar(90, 1),
   HEARTBEAT_INTERVAL_SECONDS: intVar(5, 1),

@@ -420,4 +420,31 @@ describe("no worker running (checklist 148) and the sweeper", () => {
     await stopWorkers();
     expect(instanceObjects(h.prefix)).toEqual({ containers: [], volumes: [] });
   }, 120_000);
+
+  it("a running task whose job is gone is enqueued again once its heartbeat is older than the lease, not before (a Redis that restarted empty)", async () => {
+    const { hostId, taskId } = await requestCreate();
+    made.push(hostId);
+    const queue = h.queues.get("host-ops");
+    await (await queue.getJob(taskId))!.remove();
+    // As a worker killed mid-task leaves it after Redis lost its job: running, heartbeat now.
+    await h.database.sql`update tasks set status = 'running', attempt = 1, started_at = now(), heartbeat_at = now() where id = ${taskId}`;
+
+    // Within the lease (15 s by default) the worker may still be alive: left alone.
+    expect(await runSweep(sweepDeps(600))).toMatchObject({ requeued: 0, stale: 0 });
+    expect(await queue.getJob(taskId)).toBeUndefined();
+
+    // Its heartbeat older than the lease (the sweeper's clock moved on): enqueued again.
+    const swept = await runSweep(sweepDeps(600, 20_000));
+    expect(swept).toMatchObject({ requeued: 1, stale: 0 });
+    expect(await (await queue.getJob(taskId))!.getState()).toBe("waiting");
+
+    workers.push(await startTestWorker(h));
+    const t = await waitForTask(h, taskId);
+    expect(t, JSON.stringify(t)).toMatchObject({ status: "succeeded", attempt: 2 });
+    expect((await getHost(hostId))?.status).toBe("running");
+
+    await deleteHosts(made.splice(0));
+    await stopWorkers();
+    expect(instanceObjects(h.prefix)).toEqual({ containers: [], volumes: [] });
+  }, 120_000);
 });

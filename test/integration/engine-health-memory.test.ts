@@ -103,4 +103,28 @@ describe("an engine that stops answering", () => {
     await until("b running again", async () => (await statusOf(b)) === "running" && mem.containers.get(hostContainerName(b))?.running);
     expect([...mem.containers.keys()].sort()).toEqual(containersBefore);
   });
+
+  it("a task asked while its engine is down waits for it (no attempt used, not failed) and runs when it is back", async () => {
+    const a = await createRunningHost();
+    await engineDown();
+    const res = await h.request("POST", `/v1/admin/hosts/${a}/stop`, { token: admin });
+    expect(res.status, res.text).toBe(202);
+    const taskId = res.body.task_id as string;
+    // The worker's host operations are paused while its Docker does not answer: the stop waits in
+    // the queue (or, taken just before the pause, is handed back to wait) and is never failed.
+    const job = () => h.queues.get("host-ops").getJob(taskId);
+    await until("the stop waiting for the engine", async () => {
+      const state = await (await job())?.getState();
+      return state === "waiting" || state === "delayed";
+    });
+    const [t] = await h.database.sql<{ status: string; attempt: number }[]>`select status, attempt from tasks where id = ${taskId}`;
+    expect(["pending", "running"]).toContain(t!.status);
+    expect(t!.attempt).toBeLessThanOrEqual(1);
+    expect((await job())!.attemptsMade).toBe(0);
+
+    mem.setEngineDown(false);
+    const done = await waitForTask(h, taskId, 30_000);
+    expect(done.status, JSON.stringify(done)).toBe("succeeded");
+    await until("a stopped", async () => (await statusOf(a)) === "stopped");
+  });
 });

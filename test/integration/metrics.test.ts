@@ -141,6 +141,21 @@ describe("GET /metrics on the API listener", () => {
     expect(sample(text, "ccp_desktop_sessions_open")).toBe(0);
     expect(sample(text, 'ccp_desktop_bytes_total{direction="in"}')).toBe(0);
   });
+
+  it("reports each engine's own host-ops queue and how long ago its workers reached Docker", async () => {
+    await h.database.sql`insert into engines (id, endpoint, last_seen_at) values ('metricseng', 'unix:///run/metricseng.sock', now() - interval '42 seconds')`;
+    await h.queues.get("host-ops.metricseng").add("host.stop", { taskId: "00000000-0000-4000-8000-000000000001" }, { jobId: "m1" });
+    const text = await scrape();
+    expect(sample(text, 'ccp_queue_jobs{queue="host-ops.metricseng",state="waiting"}'), text).toBe(1);
+    expect(sample(text, 'ccp_queue_jobs{queue="host-ops",state="waiting"}'), text).toBeGreaterThanOrEqual(0);
+    const age = sample(text, 'ccp_engine_heartbeat_age_seconds{engine="metricseng"}');
+    expect(age, text).toBeGreaterThanOrEqual(42);
+    expect(age).toBeLessThan(3600);
+    // An engine no worker ever reached has no age to report (the seeded default here).
+    expect(sample(text, 'ccp_engine_heartbeat_age_seconds{engine="default"}')).toBeUndefined();
+    await h.queues.get("host-ops.metricseng").obliterate({ force: true });
+    await h.database.sql`delete from engines where id = 'metricseng'`;
+  });
 });
 
 describe("METRICS_LISTEN_ADDR", () => {

@@ -21,6 +21,7 @@ ENG_MAX=16
 ENG_VETH_NET=198.19.250     # /30 per engine: .4(n-1)+1 root side, .4(n-1)+2 engine side
 ENG_PORT=2376
 ENG_MGMT_NETWORK=ccp-eng-mgmt
+ENG_UNDERLAY_NETWORK=ccp-eng-underlay
 ENG_LABEL=cloud-cli-proxy.engines
 ENG_ROOT_CHAIN=CCP-ENGINES  # root namespace: forwarded traffic to/from the engines' veths
 ENG_NS_FWD=CCP-ENGINE-FWD   # engine namespace: forwarded traffic (containers <-> outside)
@@ -39,8 +40,10 @@ eng_cp_ip() { echo "$ENG_VETH_NET.$((4 * ($1 - 1) + 1))"; }     # root side = th
 eng_ip() { echo "$ENG_VETH_NET.$((4 * ($1 - 1) + 2))"; }        # engine side (dockerd's TCP)
 eng_mgmt_subnet() { echo "198.19.$((10 + $1)).0/24"; }          # routed from the root namespace
 eng_mgmt_gateway() { echo "198.19.$((10 + $1)).1"; }
-eng_bip() { echo "198.19.$((100 + $1)).1/25"; }                 # docker0 inside the engine, not routed
-eng_pool() { echo "198.19.$((100 + $1)).128/25"; }              # other networks, not routed
+eng_bip() { echo "198.19.$((100 + $1)).1/26"; }                 # docker0 inside the engine, not routed
+eng_pool() { echo "198.19.$((100 + $1)).64/26"; }               # other networks (/28 each), not routed
+eng_underlay_subnet() { echo "198.19.$((100 + $1)).128/25"; }   # the gateways' underlay: 125 hosts, not routed
+eng_underlay_gateway() { echo "198.19.$((100 + $1)).129"; }
 eng_ns() { echo "ccp-eng$1"; }
 eng_veth() { echo "ccpe$1"; }
 eng_rundir() { echo "$ENG_RUN/ccp-eng$1"; }
@@ -287,6 +290,22 @@ ensure_mgmt_network() {
     --label "$ENG_LABEL=true" "$ENG_MGMT_NETWORK" >/dev/null
 }
 
+# The workers' EGRESS_UNDERLAY_NETWORK on the engines. Made here rather than by the first worker
+# with Docker's default pool, whose /28s hold 13 gateways: the chaos stage puts 18 hosts on each
+# engine (docs/chaos.md). One left by an older version with another subnet is replaced when empty.
+ensure_underlay_network() {
+  local n=$1 subnet have
+  subnet=$(eng_underlay_subnet "$n")
+  have=$(edocker "$n" network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$ENG_UNDERLAY_NETWORK" 2>/dev/null || true)
+  [ "$have" = "$subnet" ] && return 0
+  if [ -n "$have" ] && ! edocker "$n" network rm "$ENG_UNDERLAY_NETWORK" >/dev/null 2>&1; then
+    say "eng$n: $ENG_UNDERLAY_NETWORK has subnet $have and containers attached; left as it is"
+    return 0
+  fi
+  retry 3 edocker "$n" network create --driver bridge --subnet "$subnet" --gateway "$(eng_underlay_gateway "$n")" \
+    --label "$ENG_LABEL=true" "$ENG_UNDERLAY_NETWORK" >/dev/null
+}
+
 # ---- images ------------------------------------------------------------------------------------
 image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
 eimage_id() { edocker "$1" image inspect -f '{{.Id}}' "$2" 2>/dev/null || true; }
@@ -392,6 +411,7 @@ cmd_up() {
     # dockerd keeps DOCKER-USER's rules; set them again only if they are gone.
     { in_ns "$n" iptables -C DOCKER-USER -j "$ENG_NS_FWD" && in_ns "$n" iptables -t nat -C POSTROUTING -j "$ENG_NS_SNAT"; } 2>/dev/null || ensure_ns_firewall "$n"
     ensure_mgmt_network "$n"
+    ensure_underlay_network "$n"
   done
   say "dockerd:$summary"
   [ -z "$images" ] || copy_images "$images" "${ns[@]}"

@@ -7,8 +7,8 @@ import type { WorkerDeps } from "../deps.js";
 const TRANSITIONAL = ["creating", "starting", "stopping", "rebuilding"] as const;
 
 /**
- * The safety net of the job pipeline (docs/architecture.md#schedulers): pending tasks whose job is gone are
- * enqueued again; tasks stuck past TASK_STALE_AFTER_SECONDS fail with `stale_timeout`; expired
+ * The safety net of the job pipeline (docs/architecture.md#schedulers): pending tasks whose job is gone,
+ * and running ones whose job is gone and whose worker stopped beating, are enqueued again; tasks stuck past TASK_STALE_AFTER_SECONDS fail with `stale_timeout`; expired
  * bootstrap tickets are deleted.
  */
 export async function runSweep(deps: WorkerDeps): Promise<{ requeued: number; stale: number; tickets: number }> {
@@ -16,7 +16,19 @@ export async function runSweep(deps: WorkerDeps): Promise<{ requeued: number; st
   const staleBefore = new Date(now.getTime() - deps.config.TASK_STALE_AFTER_SECONDS * 1000);
   let requeued = 0;
 
-  const pending = await deps.db.select().from(tasks).where(eq(tasks.status, "pending"));
+  // Pending tasks, and running ones whose worker stopped beating for longer than a lease: a job
+  // lost with a Redis that restarted empty, or failed by BullMQ after stalling too often, would
+  // otherwise wait for the stale limit (and fail) although a worker could simply run it again.
+  const leaseAgo = new Date(now.getTime() - deps.config.WORKER_LEASE_SECONDS * 1000);
+  const pending = await deps.db
+    .select()
+    .from(tasks)
+    .where(
+      or(
+        eq(tasks.status, "pending"),
+        and(eq(tasks.status, "running"), sql`coalesce(${tasks.heartbeatAt}, ${tasks.startedAt}, ${tasks.createdAt}) < ${leaseAgo.toISOString()}::timestamptz`),
+      ),
+    );
   for (const t of pending) {
     if (t.createdAt < staleBefore || !isJobName(t.kind)) continue;
     const queue = deps.queues.get(queueOf(t.kind, t.engineId));

@@ -18,6 +18,8 @@ export const TASK_HEARTBEAT_MS = 15_000;
  * still taken (the task ahead released it a moment later than it ended). Never a failure.
  */
 export const LOCK_RETRY_DELAY_MS = 250;
+/** How often a task whose engine does not answer looks again (it waits, it does not fail). */
+export const ENGINE_WAIT_MS = 5_000;
 
 export interface TaskContext {
   deps: WorkerDeps;
@@ -277,6 +279,20 @@ async function processTask(
       if (!(err instanceof TaskError) && isInfrastructureError(err)) throw err; // Postgres/Redis down: retry the job
       const te = toTaskError(err);
       if (!(err instanceof TaskError)) log.error({ err }, "task step failed");
+      // The engine itself is down (its dockerd stopped, its machine unreachable): the task waits for
+      // it instead of spending its retries in seconds and failing. No attempt is used; the task's
+      // deadline still applies (the sweeper's stale limit), and the worker's host-ops consumer is
+      // paused meanwhile (worker/consumers.ts). docs/engines.md#failures.
+      if (te.code === "docker_unavailable" && !(await deps.runtime.ping().catch(() => false))) {
+        await db
+          .update(tasks)
+          .set({ progressMessage: "waiting for the engine: its Docker does not answer", steps, heartbeatAt: new Date() })
+          .where(eq(tasks.id, claimed.id));
+        changed();
+        log.warn({ err: te.message }, "engine unavailable: the task waits for it");
+        await job.moveToDelayed(Date.now() + ENGINE_WAIT_MS, token);
+        throw new DelayedError();
+      }
       const attempts = job.opts.attempts ?? 1;
       if (te.transient && job.attemptsMade + 1 < attempts) {
         await db
