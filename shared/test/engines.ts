@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import Docker from "dockerode";
 import { readFileSync } from "node:fs";
 import { projectRoot } from "../paths.js";
 
@@ -137,4 +138,13 @@ export async function engineStatus(): Promise<{ id: string; running: boolean }[]
 /** dockerode options for an engine over TCP with mutual TLS. */
 export function dockerodeOptions(e: TestEngine): { host: string; port: number; protocol: "https"; ca: string; cert: string; key: string } {
   return { host: e.address, port: e.port, protocol: "https", ca: e.tls.ca, cert: e.tls.cert, key: e.tls.key };
+}
+
+/** Remove every container and volume a test run (its instance label) left on a lab engine. */
+export async function removeInstanceFromEngine(e: TestEngine, instance: string): Promise<void> {
+  const d = new Docker(dockerodeOptions(e));
+  const label = { label: [`cloud-cli-proxy.instance=${instance}`] };
+  for (const c of await d.listContainers({ all: true, filters: label }).catch(() => [])) await d.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {});
+  const vols = await d.listVolumes({ filters: label }).catch(() => ({ Volumes: [] as { Name: string }[] }));
+  for (const v of vols.Volumes ?? []) await d.getVolume(v.Name).remove().catch(() => {});
 }

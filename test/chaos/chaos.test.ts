@@ -6,7 +6,7 @@ import Docker from "dockerode";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectRoot } from "../../shared/paths.js";
-import { dockerodeOptions, startEngines, stopEngines, type TestEngine } from "../../shared/test/engines.js";
+import { dockerodeOptions, removeInstanceFromEngine, startEngines, stopEngines, type TestEngine } from "../../shared/test/engines.js";
 import { buildDist, waitUntil } from "../../shared/test/processes.js";
 import { ensureTestNetworks, removeInstanceObjects, TEST_MGMT_NETWORK, TEST_UNDERLAY_NETWORK } from "../../shared/test/worker-harness.js";
 import { seededRandom, sshAskpass, startChaosStack, type ChaosStack } from "./stack.js";
@@ -268,13 +268,7 @@ afterAll(async () => {
   }
   await sql?.end({ timeout: 5 }).catch(() => {});
   await stack?.close();
-  for (const e of lab) {
-    const d = new Docker(dockerodeOptions(e));
-    const label = { label: [`cloud-cli-proxy.instance=${stack?.prefix}`] };
-    for (const c of await d.listContainers({ all: true, filters: label }).catch(() => [])) await d.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {});
-    const vols = await d.listVolumes({ filters: label }).catch(() => ({ Volumes: [] as { Name: string }[] }));
-    for (const v of vols.Volumes ?? []) await d.getVolume(v.Name).remove().catch(() => {});
-  }
+  if (stack) for (const e of lab) await removeInstanceFromEngine(e, stack.prefix);
   if (stack) removeInstanceObjects(stack.prefix);
   await stopEngines(startedHere);
   if (scratch) rmSync(scratch, { recursive: true, force: true });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { secretAt } from "../../shared/crypto/secrets.js";
 import { engines as enginesTable } from "../../shared/db/schema/index.js";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
-import { dockerodeOptions, startEngines, stopEngines, type TestEngine } from "../../shared/test/engines.js";
+import { dockerodeOptions, removeInstanceFromEngine, startEngines, stopEngines, type TestEngine } from "../../shared/test/engines.js";
 import { type SshdHarness, ssh, startTestSshd } from "../../shared/test/sshd-harness.js";
 import { docker, removeInstanceObjects, startTestWorker, waitForTask, type WorkerHarness } from "../../shared/test/worker-harness.js";
 import { gatewayName, hostContainerName } from "../../worker/hosts/names.js";
@@ -90,13 +90,7 @@ afterAll(async () => {
   await s?.stop();
   await api?.close();
   // Anything a failed test left on the lab engines, by this run's instance label.
-  for (const e of lab) {
-    const d = new Docker(dockerodeOptions(e));
-    const label = { label: [`cloud-cli-proxy.instance=${h?.prefix}`] };
-    for (const c of await d.listContainers({ all: true, filters: label }).catch(() => [])) await d.getContainer(c.Id).remove({ force: true }).catch(() => {});
-    const vols = await d.listVolumes({ filters: label }).catch(() => ({ Volumes: [] as { Name: string }[] }));
-    for (const v of vols.Volumes ?? []) await d.getVolume(v.Name).remove().catch(() => {});
-  }
+  if (h) for (const e of lab) await removeInstanceFromEngine(e, h.prefix);
   if (h) removeInstanceObjects(h.prefix);
   await stopEngines(startedHere);
   await h?.close();
