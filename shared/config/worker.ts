@@ -61,7 +61,7 @@ export const workerConfigSchema = z.object({
   // the BullMQ job lock and the host lock both lapse after this, and the stalled-job check runs
   // every third of it, so a killed worker's job runs again within ~4/3 of it (docs/engines.md#failures).
   // A live worker renews both every third; too short only risks a frozen worker's job running twice.
-  WORKER_LEASE_SECONDS: intVar(15, 5, 300),
+  WORKER_LEASE_SECONDS: intVar(15, 10, 300),
   TASK_RETENTION_DAYS: intVar(90, 1),
   EVENT_RETENTION_DAYS: intVar(90, 1),
   HEARTBEAT_INTERVAL_SECONDS: intVar(5, 1),

@@ -8,14 +8,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectRoot } from "../../shared/paths.js";
 import { dockerodeOptions, removeInstanceFromEngine, startEngines, stopEngines, type TestEngine } from "../../shared/test/engines.js";
 import { buildDist, waitUntil } from "../../shared/test/processes.js";
-import { ensureTestNetworks, removeInstanceObjects, TEST_MGMT_NETWORK, TEST_UNDERLAY_NETWORK } from "../../shared/test/worker-harness.js";
+import { ensureTestNetworks, removeInstanceObjects } from "../../shared/test/worker-harness.js";
+import { type Lab, labUp, labWorkerEnv } from "../docker/egress-lab.js";
 import { seededRandom, sshAskpass, startChaosStack, type ChaosStack } from "./stack.js";
 
 /**
  * The chaos stage (issue 13, docs/chaos.md): three real Docker engines (this machine's and two
  * dockerds in network namespaces, test/lab/engines.sh), two worker processes per engine, the api
  * and the sshd as processes, on a Postgres and a Redis of the test's own. Against a workload of 54
- * hosts with stops, starts and rebuilds in flight it injects, from one seed (CHAOS_SEED):
+ * hosts with stops, starts, rebuilds and egress applies (binds and unbinds against the egress lab,
+ * on the main engine, the one whose underlay reaches it) in flight it injects, from one seed (CHAOS_SEED):
  *   - 100 worker SIGKILLs at random moments, each worker started again after a random pause;
  *   - every worker of one engine killed mid-task (the other engines carry on);
  *   - the api and every worker killed and started again under live SSH sessions;
@@ -33,6 +35,9 @@ const DEAD_AFTER = 10;
 
 let stack: ChaosStack;
 let lab: TestEngine[] = [];
+let egressLab: Lab;
+/** The lab's egresses (WireGuard and every proxy kind), each bound to at most one host at a time. */
+const egresses: { id: string; exitIp: string; boundTo: string | null; binding: string | null }[] = [];
 let startedHere: string[] = [];
 let sql: postgres.Sql;
 let token = "";
@@ -213,6 +218,7 @@ async function probeWhileDown(what: string, rounds: number, hostId: string): Pro
 beforeAll(async () => {
   buildDist();
   ensureTestNetworks();
+  egressLab = labUp();
   const up = await startEngines(2);
   lab = up.engines;
   startedHere = up.started;
@@ -234,10 +240,13 @@ beforeAll(async () => {
       TASK_WAIT_RECHECK_SECONDS: "10",
       CONTAINER_STOP_GRACE_SECONDS: "1",
       WORKER_CONCURRENCY: "4",
+      // Two cores run three dockerds, six workers, the api, the sshd and 108 containers here: a
+      // host's sshd can take longer than the default 30 s to answer while the burst boots.
+      SSH_READY_TIMEOUT_SECONDS: "90",
     },
     workerEnv: (engine) =>
       engine === "default"
-        ? { ENGINE_ID: "default", MGMT_NETWORK: TEST_MGMT_NETWORK, EGRESS_UNDERLAY_NETWORK: TEST_UNDERLAY_NETWORK }
+        ? { ...labWorkerEnv(egressLab), ENGINE_ID: "default" }
         : labEnv(lab.find((l) => l.id === engine)!),
   });
   sql = postgres(stack.pg.url, { max: 4, onnotice: () => {} });
@@ -255,6 +264,11 @@ beforeAll(async () => {
   }
   const cap = await api("PATCH", "/v1/admin/engines/default", { max_hosts: 20 });
   expect(cap.status, cap.text).toBe(200);
+  for (const e of [egressLab.wireguard, ...Object.values(egressLab.proxies)]) {
+    const r = await api("POST", "/v1/admin/egress-ips", e.egress);
+    expect(r.status, r.text).toBe(201);
+    egresses.push({ id: r.body.egress_ip.id, exitIp: e.exit_ip, boundTo: null, binding: null });
+  }
   for (const w of WORKERS) await stack.start(w);
   await waitUntil("a heartbeat from every engine", 180_000, async () => {
     const rows = await sql<{ n: number }[]>`select count(*)::int as n from engines where last_seen_at > now() - interval '5 seconds'`;
@@ -291,49 +305,96 @@ describe(`chaos (seed ${SEED})`, () => {
     const ops = seededRandom(SEED + 1);
     const started = Date.now();
     let killing = true;
+    let abandoned = false;
     const kills: string[] = [];
-    // The kills begin with the burst: workers die while they create, stop, start and rebuild.
+    const created = await Promise.all(users.map((user_id) => api("POST", "/v1/admin/hosts", { user_id }, 120_000)));
+    for (const c of created) expect(c.status, c.text).toBe(202);
+    hostIds.push(...created.map((c) => c.body.host.id as string));
+    // Placement happens in the create's transaction, before the kills: an engine whose two workers
+    // were both down for ENGINE_DEAD_AFTER_SECONDS would rightly rank after the live ones.
+    const per = Object.fromEntries(ENGINES.map((e) => [e, created.filter((c) => c.body.host.engine_id === e).length]));
+    expect(per, "spread evenly within max_hosts 20").toEqual({ default: PER_ENGINE, eng1: PER_ENGINE, eng2: PER_ENGINE });
+    // The kills begin while the 54 creates run: workers die while they create, stop, start, rebuild and apply egresses.
     const killer = (async () => {
-      for (let i = 0; i < KILLS; i++) {
-        await sleep(200 + rnd() * 800);
+      for (let i = 0; i < KILLS && !abandoned; i++) {
+        await sleep(300 + rnd() * 1200);
         const victim = WORKERS[Math.floor(rnd() * WORKERS.length)]!;
         await stack.kill(victim);
         kills.push(victim);
-        await sleep(rnd() * 1000);
+        await sleep(rnd() * 1500);
         await stack.start(victim);
       }
       killing = false;
     })();
-    const created = await Promise.all(users.map((user_id) => api("POST", "/v1/admin/hosts", { user_id }, 120_000)));
-    for (const c of created) expect(c.status, c.text).toBe(202);
-    hostIds.push(...created.map((c) => c.body.host.id as string));
-    const per = Object.fromEntries(ENGINES.map((e) => [e, created.filter((c) => c.body.host.engine_id === e).length]));
-    expect(per, "spread evenly within max_hosts 20").toEqual({ default: PER_ENGINE, eng1: PER_ENGINE, eng2: PER_ENGINE });
-
     const desired = new Map(hostIds.map((id) => [id, "running"]));
-    const asked = { stop: 0, start: 0, rebuild: 0, refused: 0 };
-    while (killing) {
-      await sleep(250 + ops() * 750);
-      const id = hostIds[Math.floor(ops() * hostIds.length)]!;
-      const op = desired.get(id) === "stopped" ? "start" : ops() < 0.7 ? "stop" : "rebuild";
-      const r = await api("POST", `/v1/admin/hosts/${id}/${op}`);
-      if (r.status === 202) {
-        asked[op]++;
-        if (op !== "rebuild") desired.set(id, op === "stop" ? "stopped" : "running");
-      } else {
-        // Too many tasks queued for one host (HOST_MAX_PENDING_TASKS) is a documented refusal.
-        expect([409, 429], r.text).toContain(r.status);
-        asked.refused++;
+    const asked = { stop: 0, start: 0, rebuild: 0, bind: 0, unbind: 0, refused: 0 };
+    const onDefault = hostIds.filter((_, i) => created[i]!.body.host.engine_id === "default");
+    try {
+      while (killing) {
+        await sleep(250 + ops() * 750);
+        // One operation in four is an egress apply: bind a free egress to a host of the main engine,
+        // or unbind one (each a host.apply-egress task when the host runs).
+        if (ops() < 0.25) {
+          const e = egresses[Math.floor(ops() * egresses.length)]!;
+          if (e.boundTo) {
+            const r = await api("DELETE", `/v1/admin/bindings/${e.binding}`);
+            expect([204, 409, 429], r.text).toContain(r.status);
+            if (r.status === 204) {
+              asked.unbind++;
+              e.boundTo = e.binding = null;
+            } else asked.refused++;
+          } else {
+            const free = onDefault.filter((id) => !egresses.some((x) => x.boundTo === id));
+            const id = free[Math.floor(ops() * free.length)]!;
+            const r = await api("POST", "/v1/admin/bindings", { host_id: id, egress_ip_id: e.id });
+            expect([201, 409, 429], r.text).toContain(r.status);
+            if (r.status === 201) {
+              asked.bind++;
+              e.boundTo = id;
+              e.binding = r.body.binding.id;
+            } else asked.refused++;
+          }
+          continue;
+        }
+        const id = hostIds[Math.floor(ops() * hostIds.length)]!;
+        const op = desired.get(id) === "stopped" ? "start" : ops() < 0.7 ? "stop" : "rebuild";
+        const r = await api("POST", `/v1/admin/hosts/${id}/${op}`);
+        if (r.status === 202) {
+          asked[op]++;
+          if (op !== "rebuild") desired.set(id, op === "stop" ? "stopped" : "running");
+        } else {
+          // Too many tasks queued for one host (HOST_MAX_PENDING_TASKS) is a documented refusal.
+          expect([409, 429], r.text).toContain(r.status);
+          asked.refused++;
+        }
       }
+    } finally {
+      // A failed assertion above must not leave the killer running into the next test.
+      if (killing) abandoned = true;
+      await killer;
     }
-    await killer;
     const killPhase = Date.now() - started;
     const s = await settle("after the worker kills", since);
     const rows = await hostRows();
     for (const r of rows) expect(r.desired_state, r.id).toBe(desired.get(r.id));
     await expectConsistent("after the worker kills");
+    // Every bound host that runs leaves through its egress, and only through it.
+    let checked = 0;
+    for (const e of egresses) {
+      if (!e.boundTo || desired.get(e.boundTo) !== "running") continue;
+      const out = execFileSync("docker", ["exec", "-u", "workspace", `ccp-host-${e.boundTo}`, "curl", "-s", "-m", "5", `http://${egressLab.echo.address}/ip`], {
+        encoding: "utf8",
+        timeout: 30_000,
+      });
+      expect(out.trim(), `exit address of ${e.boundTo}`).toBe(e.exitIp);
+      checked++;
+    }
     figure(`worker SIGKILLs (6 workers on 3 engines)`, `${kills.length} over ${secs(killPhase)}`);
-    figure("operations asked during the kills", `${asked.stop} stop, ${asked.start} start, ${asked.rebuild} rebuild, ${asked.refused} refused (queue full)`);
+    figure(
+      "operations asked during the kills",
+      `${asked.stop} stop, ${asked.start} start, ${asked.rebuild} rebuild, ${asked.bind} bind, ${asked.unbind} unbind, ${asked.refused} refused`,
+    );
+    figure("bound running hosts leaving through their egress afterwards", `${checked} / ${checked}`);
     figure("tasks (creates included), all succeeded", `${s.tasks}; ${s.retried} ran more than once (max attempt ${s.maxAttempt})`);
     figure("hosts per engine", ENGINES.map((e) => `${e} ${per[e]}`).join(", "));
   }, 1_800_000);

@@ -177,8 +177,11 @@ export interface Runtime {
   /**
    * Output is attacker-controlled (every process in a host is the tenant's): stdout + stderr are
    * capped at `maxOutputBytes` (default EXEC_OUTPUT_LIMIT) and the call at `timeoutMs` (30 s);
-   * past either the exec is abandoned with a ContainerOperationError, so the worker's memory
-   * stays bounded whatever a host prints (issue 10 §2).
+   * past the cap the exec is abandoned with a ContainerOperationError, so the worker's memory
+   * stays bounded whatever a host prints (issue 10 §2). Past the timeout it is abandoned with an
+   * EngineUnavailableError: retried by the task's bounded retries (3 attempts), since on a loaded
+   * engine a slow exec is the engine (docs/chaos.md); a host that hangs an exec on purpose costs
+   * at most those attempts.
    */
   exec(name: string, argv: string[], opts?: { user?: string; stdin?: string; timeoutMs?: number; maxOutputBytes?: number }): Promise<ExecResult>;
   putFiles(name: string, dir: string, files: FileSpec[], dirs?: DirSpec[]): Promise<void>;

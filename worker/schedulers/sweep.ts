@@ -30,7 +30,11 @@ export async function runSweep(deps: WorkerDeps): Promise<{ requeued: number; st
       ),
     );
   for (const t of pending) {
-    if (t.createdAt < staleBefore || !isJobName(t.kind)) continue;
+    if (!isJobName(t.kind)) continue;
+    // Past the stale limit it is failed below instead: a pending one by its age, a running one by
+    // its heartbeat (a long task that lost its job is still re-queued while it beat recently).
+    if (t.status === "pending" && t.createdAt < staleBefore) continue;
+    if (t.status === "running" && (t.heartbeatAt ?? t.startedAt ?? t.createdAt) < staleBefore) continue;
     const queue = deps.queues.get(queueOf(t.kind, t.engineId));
     const job = await queue.getJob(t.id);
     // A job that exists (waiting, delayed, active) is fine; a missing or finished one is re-added.

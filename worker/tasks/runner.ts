@@ -20,6 +20,8 @@ export const TASK_HEARTBEAT_MS = 15_000;
 export const LOCK_RETRY_DELAY_MS = 250;
 /** How often a task whose engine does not answer looks again (it waits, it does not fail). */
 export const ENGINE_WAIT_MS = 5_000;
+/** How long the engine gets to answer that check (as the heartbeat's ping). */
+const ENGINE_PING_MS = 2_000;
 
 export interface TaskContext {
   deps: WorkerDeps;
@@ -283,11 +285,18 @@ async function processTask(
       // it instead of spending its retries in seconds and failing. No attempt is used; the task's
       // deadline still applies (the sweeper's stale limit), and the worker's host-ops consumer is
       // paused meanwhile (worker/consumers.ts). docs/engines.md#failures.
-      if (te.code === "docker_unavailable" && !(await deps.runtime.ping().catch(() => false))) {
+      // Bounded: once the task has waited past the stale limit it takes the normal retry path
+      // below. The wait does not refresh the heartbeat, so the sweeper's stale rule still sees it.
+      const waitedMs = Date.now() - (claimed.startedAt?.getTime() ?? Date.now());
+      if (
+        te.code === "docker_unavailable" &&
+        waitedMs < deps.config.TASK_STALE_AFTER_SECONDS * 1000 &&
+        !(await Promise.race([deps.runtime.ping().catch(() => false), new Promise<boolean>((r) => setTimeout(() => r(false), ENGINE_PING_MS))]))
+      ) {
         await db
           .update(tasks)
-          .set({ progressMessage: "waiting for the engine: its Docker does not answer", steps, heartbeatAt: new Date() })
-          .where(eq(tasks.id, claimed.id));
+          .set({ progressMessage: "waiting for the engine: its Docker does not answer", steps })
+          .where(and(eq(tasks.id, claimed.id), eq(tasks.status, "running")));
         changed();
         log.warn({ err: te.message }, "engine unavailable: the task waits for it");
         await job.moveToDelayed(Date.now() + ENGINE_WAIT_MS, token);
