@@ -8,7 +8,7 @@ import { defineConfig } from "vitest/config";
 export const DEPLOY_SUITES = ["test/e2e/compose.test.ts", "test/e2e/systemd.test.ts"];
 /**
  * The chaos stage (docs/chaos.md), `npm run test:chaos`, run by `npm test` between the suite and
- * the deploy stage: three real engines, a 54-host workload and injected faults, ~10 minutes.
+ * the deploy stage: three real engines, a 54-host workload and injected faults, ~13 minutes.
  */
 export const CHAOS_SUITES = ["test/chaos/**/*.test.ts"];
 
