@@ -38,6 +38,7 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 # ---- addresses (the scheme; README "Extra Docker engines") -----------------------------------
 eng_cp_ip() { echo "$ENG_VETH_NET.$((4 * ($1 - 1) + 1))"; }     # root side = the control plane
 eng_ip() { echo "$ENG_VETH_NET.$((4 * ($1 - 1) + 2))"; }        # engine side (dockerd's TCP)
+eng_veth_net() { echo "$ENG_VETH_NET.$((4 * ($1 - 1)))/30"; }
 eng_mgmt_subnet() { echo "198.19.$((10 + $1)).0/24"; }          # routed from the root namespace
 eng_mgmt_gateway() { echo "198.19.$((10 + $1)).1"; }
 eng_bip() { echo "198.19.$((100 + $1)).1/26"; }                 # docker0 inside the engine, not routed
@@ -157,7 +158,8 @@ check_no_conflict() { # the engine's root-side addresses and routes must be ours
   local n=$1 veth subnet r
   veth=$(eng_veth "$n"); subnet=$(eng_mgmt_subnet "$n")
   r=$(ip -4 route show exact "$subnet" 2>/dev/null || true)
-  if [ -n "$r" ] && ! grep -q "dev $veth" <<<"$r"; then
+  # Ours: through the engine's veth, or the blackhole `down` leaves while it is away.
+  if [ -n "$r" ] && ! grep -qE "dev $veth|^blackhole" <<<"$r"; then
     die "route for $subnet exists and is not engine $n's ($r): a Docker network on the main engine or another lab uses it"
   fi
   r=$(ip -4 -o addr show to "$(eng_cp_ip "$n")/30" 2>/dev/null | awk '{ print $2 }' | grep -v "^$veth\$" || true)
@@ -168,6 +170,7 @@ ensure_netns() {
   local n=$1 ns veth cp ip
   ns=$(eng_ns "$n"); veth=$(eng_veth "$n"); cp=$(eng_cp_ip "$n"); ip=$(eng_ip "$n")
   check_no_conflict "$n"
+  ip route del blackhole "$(eng_veth_net "$n")" 2>/dev/null || true
   [ -e "/run/netns/$ns" ] || retry 3 ip netns add "$ns"
   if ! ip link show "$veth" >/dev/null 2>&1; then
     retry 3 ip link add "$veth" type veth peer name eth0 netns "$ns"
@@ -426,6 +429,11 @@ down_one() {
   stop_dockerd "$n"
   ip route del "$(eng_mgmt_subnet "$n")" via "$(eng_ip "$n")" 2>/dev/null || true
   ip link del "$veth" 2>/dev/null || true
+  # While it is away its addresses must not follow the default route off this machine (a worker
+  # still dialing it would reach whatever answers out there; CI once got a foreign TLS certificate):
+  # blackholed until `up` takes them back.
+  ip route replace blackhole "$(eng_veth_net "$n")"
+  ip route replace blackhole "$(eng_mgmt_subnet "$n")"
   [ ! -e "/run/netns/$ns" ] || retry 3 ip netns del "$ns" || say "eng$n: could not delete netns $ns"
   # dockerd unmounts its layers on a clean stop; anything left (a killed dockerd) goes here.
   local m
