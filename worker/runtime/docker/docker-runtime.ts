@@ -44,7 +44,7 @@ function isEngineDown(err: unknown): boolean {
   // A TLS peer that is not the engine (its certificate does not verify against the engine's CA)
   // is no engine at all: nothing is done there, the task waits as for a down engine.
   return [
-    "ENOENT", "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "EAI_AGAIN",
+    "ENOENT", "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "EAI_AGAIN", "EINVAL",
     "SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "CERT_SIGNATURE_FAILURE", "ERR_TLS_CERT_ALTNAME_INVALID",
   ].includes(code ?? "");
 }
