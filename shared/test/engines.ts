@@ -1,5 +1,8 @@
 import { spawn } from "node:child_process";
 import Docker from "dockerode";
+import { secretAt } from "../crypto/secrets.js";
+import { engines as enginesTable } from "../db/schema/index.js";
+import type { ApiHarness } from "./api-harness.js";
 import { readFileSync } from "node:fs";
 import { projectRoot } from "../paths.js";
 
@@ -147,4 +150,15 @@ export async function removeInstanceFromEngine(e: TestEngine, instance: string):
   for (const c of await d.listContainers({ all: true, filters: label }).catch(() => [])) await d.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {});
   const vols = await d.listVolumes({ filters: label }).catch(() => ({ Volumes: [] as { Name: string }[] }));
   for (const v of vols.Volumes ?? []) await d.getVolume(v.Name).remove().catch(() => {});
+}
+
+/** Add a lab engine's row (endpoint, TLS material, the client key encrypted for that row) to a test database. */
+export async function registerTestEngine(h: ApiHarness, e: TestEngine): Promise<void> {
+  await h.database.db.insert(enginesTable).values({
+    id: e.id,
+    endpoint: e.dockerHost,
+    tlsCaPem: e.tls.ca,
+    tlsCertPem: e.tls.cert,
+    tlsKeyEnc: h.deps.secrets.encrypt(e.tls.key, secretAt.engine(e.id)),
+  });
 }

@@ -315,6 +315,9 @@ describe(`chaos (seed ${SEED})`, () => {
     const per = Object.fromEntries(ENGINES.map((e) => [e, created.filter((c) => c.body.host.engine_id === e).length]));
     expect(per, "spread evenly within max_hosts 20").toEqual({ default: PER_ENGINE, eng1: PER_ENGINE, eng2: PER_ENGINE });
     // The kills begin while the 54 creates run: workers die while they create, stop, start, rebuild and apply egresses.
+    // The sleeps below are the seeded fault schedule (when to kill, how long a worker stays down,
+    // how often to ask for an operation), not waits for a condition: every check after the faults
+    // waits for its condition with a deadline (settle, waitUntil).
     const killer = (async () => {
       for (let i = 0; i < KILLS && !abandoned; i++) {
         await sleep(300 + rnd() * 1200);

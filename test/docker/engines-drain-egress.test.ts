@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import Docker from "dockerode";
-import { secretAt } from "../../shared/crypto/secrets.js";
-import { engines as enginesTable } from "../../shared/db/schema/index.js";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
-import { dockerodeOptions, removeInstanceFromEngine, startEngines, stopEngines, type TestEngine } from "../../shared/test/engines.js";
+import { dockerodeOptions, registerTestEngine, removeInstanceFromEngine, startEngines, stopEngines, type TestEngine } from "../../shared/test/engines.js";
 import { waitUntil } from "../../shared/test/processes.js";
 import { removeInstanceObjects, startTestWorker, waitForTask, type WorkerHarness } from "../../shared/test/worker-harness.js";
 import { gatewayName, hostContainerName } from "../../worker/hosts/names.js";
@@ -33,13 +31,7 @@ beforeAll(async () => {
   startedHere = up.started;
   h = await createApiHarness();
   admin = await h.adminToken();
-  await h.database.db.insert(enginesTable).values({
-    id: eng1.id,
-    endpoint: eng1.dockerHost,
-    tlsCaPem: eng1.tls.ca,
-    tlsCertPem: eng1.tls.cert,
-    tlsKeyEnc: h.deps.secrets.encrypt(eng1.tls.key, secretAt.engine(eng1.id)),
-  });
+  await registerTestEngine(h, eng1);
   workers.push(await startTestWorker(h, labWorkerEnv(lab)));
   workers.push(
     await startTestWorker(h, {

@@ -1,9 +1,7 @@
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { secretAt } from "../../shared/crypto/secrets.js";
-import { engines as enginesTable } from "../../shared/db/schema/index.js";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
-import { dockerodeOptions, removeInstanceFromEngine, startEngines, stopEngines, type TestEngine } from "../../shared/test/engines.js";
+import { dockerodeOptions, registerTestEngine, removeInstanceFromEngine, startEngines, stopEngines, type TestEngine } from "../../shared/test/engines.js";
 import { type SshdHarness, ssh, startTestSshd } from "../../shared/test/sshd-harness.js";
 import { docker, removeInstanceObjects, startTestWorker, waitForTask, type WorkerHarness } from "../../shared/test/worker-harness.js";
 import { gatewayName, hostContainerName } from "../../worker/hosts/names.js";
@@ -64,15 +62,7 @@ beforeAll(async () => {
 
   h = await createApiHarness({ ENGINE_DEAD_AFTER_SECONDS: DEAD_AFTER });
   admin = await h.adminToken();
-  for (const e of lab) {
-    await h.database.db.insert(enginesTable).values({
-      id: e.id,
-      endpoint: e.dockerHost,
-      tlsCaPem: e.tls.ca,
-      tlsCertPem: e.tls.cert,
-      tlsKeyEnc: h.deps.secrets.encrypt(e.tls.key, secretAt.engine(e.id)),
-    });
-  }
+  for (const e of lab) await registerTestEngine(h, e);
   s = await startTestSshd(h);
   api = await h.listen();
   workers.push(await startTestWorker(h, { ENGINE_DEAD_AFTER_SECONDS: DEAD_AFTER }));
