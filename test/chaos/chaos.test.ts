@@ -273,6 +273,10 @@ beforeAll(async () => {
   await waitUntil("a heartbeat from every engine", 180_000, async () => {
     const rows = await sql<{ n: number }[]>`select count(*)::int as n from engines where last_seen_at > now() - interval '5 seconds'`;
     return rows[0]!.n === 3 ? true : undefined;
+  }).catch((err: unknown) => {
+    // Say why: each worker's last output (a crash at boot shows here).
+    for (const w of WORKERS) console.error(`--- ${w}:\n${String(stack.roles.get(w)?.output ?? "").slice(-3000)}`);
+    throw err;
   });
 }, 900_000);
 

@@ -4,7 +4,7 @@ import { QUEUE_NAMES } from "../../shared/queue/contracts.js";
 import { createRedis } from "../../shared/redis.js";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
 import { openSse } from "../../shared/test/sse-client.js";
-import { bareWorkerDeps } from "../../shared/test/worker-harness.js";
+import { bareWorkerDeps, waitForTask } from "../../shared/test/worker-harness.js";
 import { setHostStatus } from "../../worker/hosts/steps.js";
 import { runTaskJob, type TaskProcessor } from "../../worker/tasks/runner.js";
 
@@ -106,6 +106,9 @@ describe("pushed live updates", () => {
     const fallback = await h.withConfig({ SSE_POLL_INTERVAL_MS: "200" });
     const u = await h.createUser();
     const { taskId } = await createHostFor(u.id);
+    // The worker finishes the task first: otherwise its last write (progress 100) can land
+    // after the unannounced one and replace it before a poll sees it — the CI flake of stop 20.
+    await waitForTask(h, taskId);
     const s = await openSse(fallback.app, "/v1/admin/sse", admin);
     try {
       await s.ready();
