@@ -55,6 +55,12 @@ export function asHostRow(deps: WorkerDeps, m: HostPoolRow): HostRow {
     managementAddress: m.managementAddress,
     repairAttempts: 0,
     repairNotBefore: null,
+    idleStopMinutes: null,
+    idleCpuPercent: null,
+    alwaysOn: false,
+    lastActiveAt: null,
+    idleStoppedAt: null,
+    sessionRecording: null,
     createdAt: now,
     updatedAt: now,
   };

@@ -1,5 +1,5 @@
-import { pgTable, uniqueIndex, uuid } from "drizzle-orm/pg-core";
-import { createdAt, id } from "./columns.js";
+import { pgTable, text, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { createdAt, id, ts } from "./columns.js";
 import { egressIps } from "./egress-ips.js";
 import { hosts } from "./hosts.js";
 
@@ -14,6 +14,16 @@ export const hostEgressBindings = pgTable(
     egressIpId: uuid()
       .notNull()
       .references(() => egressIps.id, { onDelete: "restrict" }),
+    /**
+     * Continuous attestation (docs/egress.md#attestation): set when an attestation failed and the
+     * host's gateway went to blocked mode; cleared when one passes again and the egress is back.
+     * While set, every plan of this host's gateway is blocked (start, apply, reconcile).
+     */
+    quarantinedAt: ts(),
+    /** The failed check's code that put the host in quarantine. */
+    quarantineCode: text(),
+    /** When the attestation scheduler checks this binding next (jittered interval). */
+    nextAttestAt: ts(),
     createdAt: createdAt(),
   },
   (t) => [

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
-import { check, index, integer, numeric, pgTable, text, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { boolean, check, index, integer, numeric, pgTable, text, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { recordingModes } from "./sessions.js";
 import { createdAt, id, ts, updatedAt } from "./columns.js";
 import { users } from "./users.js";
 
@@ -57,6 +58,17 @@ export const hosts = pgTable(
     /** Reconciler repair backoff (docs/architecture.md#schedulers). */
     repairAttempts: integer().notNull().default(0),
     repairNotBefore: ts(),
+    /** Idle policy (docs/idle.md): minutes idle before an automatic stop (0 = never; null = the user's, then global). */
+    idleStopMinutes: integer(),
+    idleCpuPercent: integer(),
+    /** Never stopped for idleness, whatever the policy says. */
+    alwaysOn: boolean().notNull().default(false),
+    /** Last time the idle scanner saw a session or CPU above the threshold (or the host started). */
+    lastActiveAt: ts(),
+    /** Set when the idle scanner stopped the host; cleared when it starts again (wake on arrival). */
+    idleStoppedAt: ts(),
+    /** SSH session recording for this host; null = the user's, then SESSION_RECORDING. */
+    sessionRecording: text({ enum: recordingModes }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -76,6 +88,9 @@ export const hosts = pgTable(
     check("hosts_cpu_ck", sql`${t.cpuLimit} between 0.1 and 64`),
     check("hosts_pids_ck", sql`${t.pidsLimit} between 64 and 131072`),
     check("hosts_disk_ck", sql`${t.diskLimitMb} between 256 and 1048576`),
+    check("hosts_idle_minutes_ck", sql`${t.idleStopMinutes} between 0 and 525600`),
+    check("hosts_idle_cpu_ck", sql`${t.idleCpuPercent} between 0 and 100`),
+    check("hosts_recording_ck", sql`${t.sessionRecording} in ('off','output','input')`),
   ],
 );
 

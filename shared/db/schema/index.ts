@@ -11,3 +11,6 @@ export * from "./retained-volumes.js";
 export * from "./engine-images.js";
 export * from "./host-pool.js";
 export * from "./engines.js";
+export * from "./attestations.js";
+export * from "./sessions.js";
+export * from "./webhooks.js";
