@@ -7,6 +7,7 @@ import type { HostListCache } from "../shared/services/hosts/list-cache.js";
 import type { UiBundle } from "./http/ui.js";
 import type { LiveHub } from "./live/hub.js";
 import type { ApiMetrics } from "./metrics.js";
+import type { SessionStore } from "../shared/services/sessions/store.js";
 import type { DesktopSessions } from "./vnc/desktop-sessions.js";
 import type { VncSessions } from "./vnc/sessions.js";
 
@@ -30,4 +31,6 @@ export interface ApiDeps extends ServiceDeps, AuthDeps {
   hostListCache: HostListCache;
   /** This process's Prometheus registry and the series the request path feeds (api/metrics.ts). */
   metrics: ApiMetrics;
+  /** Desktop session records (docs/sessions.md). */
+  records: SessionStore;
 }

@@ -1,3 +1,4 @@
+import { SessionStore } from "../shared/services/sessions/store.js";
 import { createDesktopSessions } from "./vnc/desktop-sessions.js";
 import { WorkGate } from "../shared/auth/work-gate.js";
 import { serve, type ServerType } from "@hono/node-server";
@@ -90,6 +91,7 @@ export function buildApiDeps(
     desktops,
     metrics,
     hostListCache: new HostListCache(),
+    records: new SessionStore({ db: parts.database.db, redis: parts.redis, prefix: config.REDIS_PREFIX, logger }),
   };
 }
 

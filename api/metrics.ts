@@ -1,7 +1,7 @@
-import { count } from "drizzle-orm";
+import { count, isNotNull } from "drizzle-orm";
 import { Gauge, Histogram } from "prom-client";
 import type { Db } from "../shared/db/client.js";
-import { engines, hosts, hostStatuses } from "../shared/db/schema/index.js";
+import { engines, hostEgressBindings, hosts, hostStatuses } from "../shared/db/schema/index.js";
 import type { Logger } from "../shared/logger.js";
 import { createByteCounter, type ByteCounter, type Registry } from "../shared/metrics/registry.js";
 import { hostOpsQueue, QUEUE_NAMES, type QueueName } from "../shared/queue/contracts.js";
@@ -99,6 +99,20 @@ export function createApiMetrics(
         for (const r of rows) if (r.at) this.set({ engine: r.id }, Math.max(0, (now - r.at.getTime()) / 1000));
       } catch (err) {
         parts.logger.warn({ err: (err as Error).message }, "metrics: engines not available");
+      }
+    },
+  });
+
+  new Gauge({
+    name: "ccp_egress_quarantined_hosts",
+    help: "Bound hosts blocked because their last egress attestation failed (docs/egress.md#attestation)",
+    registers: [registry],
+    async collect() {
+      try {
+        const [row] = await parts.db.select({ n: count() }).from(hostEgressBindings).where(isNotNull(hostEgressBindings.quarantinedAt));
+        this.set(row?.n ?? 0);
+      } catch (err) {
+        parts.logger.warn({ err: (err as Error).message }, "metrics: quarantined hosts not available");
       }
     },
   });

@@ -27,6 +27,8 @@ export const BENCHES: BenchDescriptor[] = [
   // Warm pool (HOST_POOL_SIZE=1 in its own stack): POST → succeeded and POST → ssh runs a command.
   { name: "pool-create", script: "pool-create.ts", args: ["20"], quickArgs: ["3"], reports: "json" },
   { name: "ssh-latency", script: "ssh-latency.ts", args: ["--runs", "30"], quickArgs: ["--runs", "3"], reports: "json" },
+  // Wake on arrival (docs/idle.md#wake): ssh … true to a host the idle scan stopped vs to it running.
+  { name: "idle-wake", script: "idle-wake.ts", args: ["--runs", "10"], quickArgs: ["--runs", "2"], reports: "json" },
   {
     name: "ssh-throughput",
     script: "ssh-throughput.ts",
@@ -34,6 +36,8 @@ export const BENCHES: BenchDescriptor[] = [
     quickArgs: ["--runs", "1", "--bytes", String(64 * 1024 ** 2)],
     reports: "json",
   },
+  // SSH session recording's cost: a pty stream with the host's policy off vs output (docs/sessions.md#recording).
+  { name: "session-recording", script: "session-recording.ts", args: ["--runs", "10"], quickArgs: ["--runs", "1", "--bytes", String(8 * 1024 ** 2)], reports: "json" },
   {
     name: "ssh-concurrency",
     script: "ssh-concurrency.ts",

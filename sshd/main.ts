@@ -8,11 +8,15 @@ import { createLogger, type Logger } from "../shared/logger.js";
 import { parseOrExit } from "../shared/process/boot.js";
 import { handleShutdown } from "../shared/process/lifecycle.js";
 import { createRedis, waitForRedis } from "../shared/redis.js";
+import { createEnqueuer } from "../shared/queue/enqueuer.js";
+import { createQueues } from "../shared/queue/queues.js";
+import { createLiveNotifier } from "../shared/services/live/notify.js";
 import { ensureSystemKeyPair, SSH_PROXY_HOST_KEY } from "../shared/services/system-keys/ensure.js";
 import { createForwardPolicy } from "./forward-policy.js";
 import { watchRevocations } from "./revocations.js";
 import { createSshServer, type SshdDeps } from "./server.js";
 import { SessionRegistry } from "./session-registry.js";
+import { SessionStore } from "../shared/services/sessions/store.js";
 import { createSshdMetrics } from "./metrics.js";
 import { createMetricsRegistry } from "../shared/metrics/registry.js";
 import { serveMetrics } from "../shared/metrics/server.js";
@@ -32,6 +36,10 @@ export async function startSshd(
   // Persistent and shared by all replicas, so clients pinning it keep working across restarts.
   const hostKey = await ensureSystemKeyPair(parts.database.db, secrets, SSH_PROXY_HOST_KEY);
   const sessions = new SessionRegistry(redis, config.REDIS_PREFIX);
+  // A login to a host stopped for idleness queues its start (docs/idle.md#wake).
+  const bull = createRedis(config.REDIS_URL, { name: "ccp-sshd-queues", forBullmq: true });
+  bull.on("error", (err) => logger.warn({ err: err.message }, "redis (queues) connection error"));
+  const queues = createQueues(bull, config.REDIS_PREFIX);
   const deps: SshdDeps = {
     db: parts.database.db,
     redis,
@@ -52,6 +60,8 @@ export async function startSshd(
     sessions,
     forwardPolicy: createForwardPolicy(config.SSH_FORWARD_BLOCKLIST),
     metrics: createSshdMetrics(createMetricsRegistry("sshd"), { openSessions: () => sessions.all().length }),
+    enqueue: createEnqueuer(queues, logger, createLiveNotifier(redis, config.REDIS_PREFIX, logger)),
+    records: new SessionStore({ db: parts.database.db, redis, prefix: config.REDIS_PREFIX, logger }),
   };
   const stopWatching = await watchRevocations(deps, subscriber);
   const server = createSshServer(deps, hostKey.privateKey);
@@ -78,6 +88,10 @@ export async function startSshd(
       // Stop listening; open sessions get up to the grace period to end on their own.
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await stopWatching();
+      // Session rows and recordings still being written (docs/sessions.md#lost).
+      await deps.records.stop();
+      await queues.close();
+      bull.disconnect();
       subscriber.disconnect();
       redis.disconnect();
     },

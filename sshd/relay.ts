@@ -24,6 +24,22 @@ export interface RelayOptions {
    * not-yet-started sessions of this connection. Beyond either a request gets a failure reply.
    */
   env: { maxPerSession: number; maxBytes: number };
+  /**
+   * Session recording (docs/sessions.md#recording): asked once per session channel that starts a
+   * shell or command on a pty; a tap records that channel, null leaves it unrecorded. The tap is
+   * called synchronously with every chunk and must never block (sshd/server.ts, AsciicastRecorder).
+   */
+  record?: (pty: { cols: number; rows: number; term: string }) => RecordingTap | null;
+}
+
+export interface RecordingTap {
+  /** A line shown to the user on the channel's stderr before anything else (the recording notice). */
+  notice: string;
+  output(data: Buffer): void;
+  input(data: Buffer): void;
+  resize(cols: number, rows: number): void;
+  /** The channel closed: the recording ends. */
+  end(): void;
 }
 
 type Accept<T> = (() => T) | undefined;
@@ -32,9 +48,15 @@ type Accept<T> = (() => T) | undefined;
  * Copy `from` into `to` with backpressure, counting bytes; never ends `to` (the caller decides
  * when, so exit-status can go before EOF/close on session channels).
  */
-function pump(from: Duplex, to: { write: (b: Buffer) => boolean; once: (e: "drain", f: () => void) => unknown }, count: (n: number) => void) {
+function pump(
+  from: Duplex,
+  to: { write: (b: Buffer) => boolean; once: (e: "drain", f: () => void) => unknown },
+  count: (n: number) => void,
+  tap?: (chunk: Buffer) => void,
+) {
   from.on("data", (chunk: Buffer) => {
     count(chunk.length);
+    tap?.(chunk);
     if (!to.write(chunk)) {
       from.pause();
       to.once("drain", () => from.resume());
@@ -163,8 +185,10 @@ export function relayConnection(client: ssh2.Connection, upstream: ssh2.Client, 
       pendingEnvBytes += delta;
       ok(accept);
     });
+    let tap: RecordingTap | null = null;
     session.on("window-change", (accept: Accept<void>, _reject: Accept<void>, info: ssh2.WindowChangeInfo) => {
       up?.setWindow(info.rows, info.cols, info.height, info.width);
+      tap?.resize(info.cols, info.rows);
       ok(accept);
     });
     session.on("signal", (accept: Accept<void>, _reject: Accept<void>, info: { name: string }) => {
@@ -179,6 +203,7 @@ export function relayConnection(client: ssh2.Connection, upstream: ssh2.Client, 
       accept: Accept<ssh2.ServerChannel>,
       reject: Accept<void>,
       open: (cb: (err: Error | undefined, ch: ssh2.ClientChannel) => void) => void,
+      recordable = false,
     ) => {
       if (up || started) return no(reject);
       started = true;
@@ -198,18 +223,45 @@ export function relayConnection(client: ssh2.Connection, upstream: ssh2.Client, 
         }
         up = channel;
         let exit: { code?: number; signal?: string; dump?: boolean; desc?: string } | undefined;
-        pump(down, channel, (n) => {
-          stats.bytesIn += n;
-          touch();
-        });
-        pump(channel, down, (n) => {
-          stats.bytesOut += n;
-          touch();
-        });
-        pump(channel.stderr as unknown as Duplex, down.stderr as never, (n) => {
-          stats.bytesOut += n;
-          touch();
-        });
+        // Interactive pty sessions only (never scp, sftp or a command without a pty).
+        if (recordable && pty && opts.record) {
+          tap = opts.record({ cols: pty.cols ?? 80, rows: pty.rows ?? 24, term: pty.term ?? "xterm" });
+          if (tap) {
+            // Raw mode on the client's terminal: CR LF. Not part of the recording.
+            down.stderr.write(`${tap.notice}\r\n`);
+            const t = tap;
+            session.once("close", () => t.end());
+            channel.once("close", () => t.end());
+          }
+        }
+        const rec = tap;
+        pump(
+          down,
+          channel,
+          (n) => {
+            stats.bytesIn += n;
+            touch();
+          },
+          rec ? (b) => rec.input(b) : undefined,
+        );
+        pump(
+          channel,
+          down,
+          (n) => {
+            stats.bytesOut += n;
+            touch();
+          },
+          rec ? (b) => rec.output(b) : undefined,
+        );
+        pump(
+          channel.stderr as unknown as Duplex,
+          down.stderr as never,
+          (n) => {
+            stats.bytesOut += n;
+            touch();
+          },
+          rec ? (b) => rec.output(b) : undefined,
+        );
         channel.on("exit", (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
           exit = code !== null && code !== undefined ? { code } : { signal, dump, desc };
         });
@@ -235,10 +287,10 @@ export function relayConnection(client: ssh2.Connection, upstream: ssh2.Client, 
     };
 
     session.on("shell", (accept: Accept<ssh2.ServerChannel>, reject: Accept<void>) =>
-      attach(accept, reject, (cb) => upstream.shell(pty ?? false, { env: takeEnv() }, cb)),
+      attach(accept, reject, (cb) => upstream.shell(pty ?? false, { env: takeEnv() }, cb), true),
     );
     session.on("exec", (accept: Accept<ssh2.ServerChannel>, reject: Accept<void>, info: { command: string }) =>
-      attach(accept, reject, (cb) => upstream.exec(info.command, { pty: pty ?? false, env: takeEnv() }, cb)),
+      attach(accept, reject, (cb) => upstream.exec(info.command, { pty: pty ?? false, env: takeEnv() }, cb), true),
     );
     session.on("subsystem", (accept: Accept<ssh2.ServerChannel>, reject: Accept<void>, info: { name: string }) => {
       if (info.name !== "sftp") return no(reject);

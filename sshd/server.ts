@@ -20,6 +20,11 @@ import { type RelayStats, relayConnection } from "./relay.js";
 import { resolveTarget, type Target } from "./resolve-target.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { SshdMetrics } from "./metrics.js";
+import { wakeForLogin } from "./wake.js";
+import type { TaskRef } from "../shared/queue/queues.js";
+import { effectiveRecording } from "../shared/services/sessions/policy.js";
+import { AsciicastRecorder, recordingNotice } from "../shared/services/sessions/recorder.js";
+import type { SessionStore } from "../shared/services/sessions/store.js";
 
 /** The server identification clients see: `SSH-2.0-cloud-cli-proxy` (docs/architecture.md#ssh-proxy). */
 export const SSH_IDENT = "cloud-cli-proxy";
@@ -37,6 +42,10 @@ export interface SshdDeps {
   clock: () => Date;
   /** This process's Prometheus registry and the series sessions and logins feed. */
   metrics: SshdMetrics;
+  /** Hands a committed task to its queue: a login's wake (docs/idle.md#wake). */
+  enqueue: (task: TaskRef) => Promise<void>;
+  /** Session records and recordings (docs/sessions.md). */
+  records: SessionStore;
 }
 
 const METHODS: ssh2.AuthenticationType[] = ["password", "publickey"];
@@ -328,10 +337,19 @@ function handleConnection(
     const target_ = t!;
     // Re-read: the credential is proven; now the account and host state decide (not counted).
     const [owner] = await db.select().from(users).where(eq(users.id, target_.owner.id));
-    const [host] = await db.select().from(hosts).where(eq(hosts.id, target_.host.id));
+    let [host] = await db.select().from(hosts).where(eq(hosts.id, target_.host.id));
     if (!owner || owner.deletedAt || !host) return refuse(target_, "not_found", "host not found");
     if (owner.status === "disabled") return refuse(target_, "account_disabled", "account disabled");
     if (isExpired(owner, deps.clock())) return refuse(target_, "account_expired", "account expired");
+    if (host.status !== "running") {
+      // A host stopped for idleness wakes for this login (docs/idle.md#wake). The credential is
+      // proven: the connection leaves the unauthenticated gate, so the wait is not cut by the
+      // login grace; it is bounded by WAKE_TIMEOUT_SECONDS instead.
+      admission.authenticated();
+      const woken = await wakeForLogin(deps, client, host, log);
+      if (woken.outcome === "running") host = woken.host;
+      else if (woken.outcome === "failed") return refuse(target_, woken.reason, woken.message);
+    }
     if (host.status !== "running") {
       return refuse(
         target_,
@@ -368,6 +386,46 @@ function handleConnection(
     const started = Date.now();
     const stats: RelayStats = { bytesIn: 0, bytesOut: 0, lastActivity: Date.now() };
     const untrackBytes = deps.metrics.bytes.track(() => ({ in: stats.bytesIn, out: stats.bytesOut }));
+    // The session's record (docs/sessions.md), written off the relay's path.
+    const recording = effectiveRecording(t.host, t.owner, config.SESSION_RECORDING);
+    deps.records.open(
+      {
+        id: sessionId,
+        kind: "ssh",
+        hostId: t.host.id,
+        userId: t.owner.id,
+        login,
+        method,
+        sourceIp: ip,
+        recording,
+        startedAt: new Date(started),
+      },
+      () => stats,
+    );
+    // One recording per connection: its first interactive pty channel (an asciicast is one terminal).
+    let recorder: AsciicastRecorder | undefined;
+    const record =
+      recording === "off"
+        ? undefined
+        : (pty: { cols: number; rows: number; term: string }) => {
+            if (recorder) return null;
+            const r = new AsciicastRecorder({
+              mode: recording,
+              width: pty.cols,
+              height: pty.rows,
+              term: pty.term,
+              maxBytes: config.SESSION_RECORDING_MAX_BYTES,
+              sink: (seq, data) => deps.records.writeChunk(sessionId, seq, data),
+            });
+            recorder = r;
+            return {
+              notice: recordingNotice(recording),
+              output: (b: Buffer) => r.output(b),
+              input: (b: Buffer) => r.input(b),
+              resize: (c: number, rw: number) => r.resize(c, rw),
+              end: () => void r.close(),
+            };
+          };
     let closeReason = "client_closed";
     let closed = false;
     let idleTimer: NodeJS.Timeout | undefined;
@@ -380,6 +438,17 @@ function handleConnection(
       upstream.end();
       if (reason !== "client_closed") disconnectWithMessage(client, `session closed: ${reason.replace(/_/g, " ")}`);
       void deps.sessions.remove({ id: sessionId, hostId: t.host.id });
+      const endedAt = new Date();
+      const counts = { bytesIn: stats.bytesIn, bytesOut: stats.bytesOut };
+      void deps.records.close(
+        sessionId,
+        (recorder?.close() ?? Promise.resolve(undefined)).then((r) => ({
+          endedAt,
+          ...counts,
+          endReason: closeReason,
+          ...(r ? { recordingBytes: r.bytes, recordingTruncated: r.truncated } : {}),
+        })),
+      );
       void recordEvent(db, {
         type: "ssh.session.closed",
         message: `SSH session to ${t.host.shortId} closed`,
@@ -415,6 +484,7 @@ function handleConnection(
       controlPlane,
       env: { maxPerSession: config.SSH_MAX_PENDING_ENV_PER_SESSION, maxBytes: config.SSH_MAX_PENDING_ENV_BYTES },
       decideForward: (dest, cp) => deps.forwardPolicy.decide(dest, cp),
+      ...(record ? { record } : {}),
       onForwardDenied: (dest, decision) =>
         void recordEvent(db, {
           type: "ssh.forward.denied",

@@ -30,6 +30,8 @@ export async function startConsumers(
     [ownHostOps, config.WORKER_CONCURRENCY],
     [QUEUE_NAMES.egressOps, config.WORKER_CONCURRENCY],
     [QUEUE_NAMES.system, 1],
+    // Webhook deliveries and their dispatcher (docs/api.md#webhooks-delivery).
+    [QUEUE_NAMES.webhooks, config.WEBHOOK_CONCURRENCY],
   ];
   const workers = consumed.map(([name, concurrency]) => {
     const w = new Worker(name, process, {
@@ -101,6 +103,22 @@ async function upsertSchedulers(deps: WorkerDeps): Promise<void> {
   // worker would reconcile the default engine from any engine's worker.
   await system.removeJobScheduler("system.reconcile");
   await deps.queues
+    .get(QUEUE_NAMES.webhooks)
+    .upsertJobScheduler("system.webhook-dispatch", { every: config.WEBHOOK_DISPATCH_INTERVAL_MS }, { name: "system.webhook-dispatch", data: {}, opts });
+  await deps.queues
     .get(ownHostOps)
     .upsertJobScheduler("system.reconcile", { every: config.RECONCILE_INTERVAL_SECONDS * 1000 }, { name: "system.reconcile", data: {}, opts });
+  // The idle scan (docs/idle.md#scan), also per engine: it reads this engine's containers.
+  await deps.queues
+    .get(ownHostOps)
+    .upsertJobScheduler("system.idle", { every: config.IDLE_SCAN_INTERVAL_SECONDS * 1000 }, { name: "system.idle", data: {}, opts });
+  // Attestation (docs/egress.md#attestation): each binding has its own jittered due time; the
+  // scheduler only looks for due ones, often enough (a twentieth of the interval, 1–30 s) that a
+  // drift is caught within one interval.
+  const attestEvery = Math.min(30, Math.max(1, Math.floor(config.EGRESS_ATTEST_INTERVAL_SECONDS / 20))) * 1000;
+  if (config.EGRESS_ATTEST_INTERVAL_SECONDS > 0 && config.EGRESS_CHECKS) {
+    await deps.queues.get(ownHostOps).upsertJobScheduler("system.attest", { every: attestEvery }, { name: "system.attest", data: {}, opts });
+  } else {
+    await deps.queues.get(ownHostOps).removeJobScheduler("system.attest");
+  }
 }

@@ -3,12 +3,16 @@ import { tasks } from "../shared/db/schema/index.js";
 import { newRequestId, withLogContext } from "../shared/log-context.js";
 import { JOB_CONTRACTS, type JobName } from "../shared/queue/contracts.js";
 import type { WorkerDeps } from "./deps.js";
+import { runAttestations } from "./network/attest.js";
 import { taskProcessors } from "./processors/host-flows.js";
 import { runExpiryScan } from "./schedulers/expiry.js";
+import { runIdleScan } from "./schedulers/idle.js";
 import { runReconcile } from "./schedulers/reconcile.js";
 import { runRetention } from "./schedulers/retention.js";
 import { runSweep } from "./schedulers/sweep.js";
 import { runEngineHealth } from "./schedulers/engine-health.js";
+import { runWebhookDispatch } from "./schedulers/webhook-dispatch.js";
+import { deliverWebhook } from "./processors/webhook-deliver.js";
 import { runTaskJob } from "./tasks/runner.js";
 
 export type JobHandler = (job: Job, token: string | undefined) => Promise<void>;
@@ -81,9 +85,33 @@ export function buildRegistry(deps: WorkerDeps): Map<JobName, JobHandler> {
   }
   registry.set("system.expiry", scheduler(deps, "system.expiry", runExpiryScan));
   registry.set("system.reconcile", scheduler(deps, "system.reconcile", runReconcile));
+  // A task row only when an attestation blocked or restored a host: the passes are in their own history.
+  registry.set(
+    "system.attest",
+    scheduler(deps, "system.attest", async (d) => {
+      const r = await runAttestations(d);
+      return { blocked: r.blocked, recovered: r.recovered };
+    }),
+  );
   registry.set("system.sweep", scheduler(deps, "system.sweep", runSweep));
   registry.set("system.engines", scheduler(deps, "system.engines", runEngineHealth));
   registry.set("system.retention", scheduler(deps, "system.retention", runRetention));
+  registry.set("system.idle", scheduler(deps, "system.idle", async (d, run) => {
+    const r = await runIdleScan(d, run);
+    // A task row only when something was stopped (the scans that change nothing leave none).
+    return { idle_stopped: r.idle_stopped };
+  }));
+  // Webhooks (docs/api.md#webhooks-delivery): no task rows (one run every few seconds, one job per
+  // delivery: the delivery log is their record).
+  registry.set("system.webhook-dispatch", async () => {
+    await withLogContext({ request_id: newRequestId(), kind: "system.webhook-dispatch" }, async () => {
+      const r = await runWebhookDispatch(deps);
+      if (r.deliveries > 0 || r.pruned > 0) deps.logger.debug(r, "webhook dispatch run");
+    });
+  });
+  registry.set("system.webhook-deliver", (job) =>
+    withLogContext({ kind: "system.webhook-deliver" }, () => deliverWebhook(deps, job as Job<{ deliveryId: string }>)),
+  );
   const missing = (Object.keys(JOB_CONTRACTS) as JobName[]).filter((n) => !registry.has(n));
   if (missing.length) throw new Error(`no handler registered for jobs: ${missing.join(", ")}`);
   return registry;

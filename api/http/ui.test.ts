@@ -41,6 +41,9 @@ describe("web UI serving", () => {
     }
     expect(UI_CSP).toContain("default-src 'self'");
     expect(UI_CSP).not.toContain("unsafe-inline");
+    // WebAssembly compilation only (the session player), never JavaScript eval.
+    expect(UI_CSP).toContain("script-src 'self' 'wasm-unsafe-eval';");
+    expect(UI_CSP).not.toMatch(/'unsafe-eval'/);
     expect(UI_CSP).toContain("frame-ancestors 'none'");
   });
 

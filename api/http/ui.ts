@@ -53,10 +53,13 @@ export const contentTypeOf = (name: string) => TYPES[extname(name).toLowerCase()
 /**
  * The UI's Content-Security-Policy: everything from this origin only, no inline script or style,
  * no plugins, not frameable. The built bundle has no inline code (Vite emits external files).
+ * `'wasm-unsafe-eval'` lets the bundled session player (asciinema-player: its terminal emulator
+ * is WebAssembly shipped inside its own script) compile WebAssembly; it allows no JavaScript
+ * eval, no inline script and no other origin (docs/sessions.md#player).
  */
 export const UI_CSP = [
   "default-src 'self'",
-  "script-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
   "style-src 'self'",
   "img-src 'self' data:",
   "font-src 'self'",

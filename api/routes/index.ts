@@ -11,6 +11,7 @@ import { entryScriptRoute } from "./entry/script.js";
 import { healthzRoute, readyzRoute } from "./health/healthz.js";
 import { metricsRoute } from "./metrics/get.js";
 import { adminHostRoutes } from "./hosts/admin.js";
+import { updateHostRoute } from "./hosts/update.js";
 import { createBindingRoute } from "./bindings/create.js";
 import { deleteBindingRoute } from "./bindings/delete.js";
 import { createEgressRoute } from "./egress/create.js";
@@ -36,11 +37,20 @@ import { rotateUserPasswordRoute } from "./users/rotate-password.js";
 import { setUserExpiryRoute } from "./users/set-expiry.js";
 import { updateUserStatusRoute } from "./users/update-status.js";
 import { dashboardStatsRoute } from "./dashboard/stats.js";
+import { dashboardChartsRoute } from "./dashboard/charts.js";
 import { listEventsRoute } from "./events/list.js";
+import { exportEventsRoute } from "./events/export.js";
+import { exportSessionsRoute } from "./sessions/export.js";
+import { webhookRoutes } from "./webhooks/routes.js";
+import { listAttestationsRoute } from "./attestations/list.js";
 import { cancelTaskRoute } from "./tasks/cancel.js";
 import { getTaskRoute } from "./tasks/get.js";
 import { listTasksRoute } from "./tasks/list.js";
 import { liveRoutes } from "./live/sse.js";
+import { getOwnSessionRoute, getSessionRoute } from "./sessions/get.js";
+import { listOwnSessionsRoute, listSessionsRoute } from "./sessions/list.js";
+import { setHostRecordingRoute, setUserRecordingRoute } from "./sessions/policy.js";
+import { getOwnRecordingRoute, getRecordingRoute } from "./sessions/recording.js";
 
 /** Every HTTP route, registered in one place. */
 export const allRoutes: AnyRoute[] = [
@@ -59,6 +69,7 @@ export const allRoutes: AnyRoute[] = [
   setUserExpiryRoute,
   ...adminKeyRoutes,
   ...adminHostRoutes,
+  updateHostRoute,
   createEgressRoute,
   listEgressRoute,
   getEgressRoute,
@@ -84,7 +95,21 @@ export const allRoutes: AnyRoute[] = [
   getTaskRoute,
   cancelTaskRoute,
   listEventsRoute,
+  exportEventsRoute,
+  // Before /v1/admin/sessions/{sessionID}, which the export's path also matches.
+  exportSessionsRoute,
+  ...webhookRoutes,
+  listAttestationsRoute,
   dashboardStatsRoute,
+  dashboardChartsRoute,
+  listSessionsRoute,
+  getSessionRoute,
+  getRecordingRoute,
+  listOwnSessionsRoute,
+  getOwnSessionRoute,
+  getOwnRecordingRoute,
+  setUserRecordingRoute,
+  setHostRecordingRoute,
   ...liveRoutes,
   bootstrapScriptRoute,
   createBootstrapSessionRoute,

@@ -1,7 +1,7 @@
 import { request as httpRequest } from "node:http";
 import { Readable } from "node:stream";
 import type { Context } from "hono";
-import { BadGateway, Forbidden, NotFound, Unauthorized } from "../../shared/errors.js";
+import { BadGateway, Forbidden, isServiceError, NotFound, Unauthorized } from "../../shared/errors.js";
 import type { ApiDeps } from "../deps.js";
 import { forwardRequestHeaders, forwardResponseHeaders, type HeaderList, pairs } from "./headers.js";
 import { assertDesktopOrigin, parseVncPath, resolveVncTarget, type VncPath, vncCookie } from "./target.js";
@@ -17,6 +17,35 @@ const NO_BODY_STATUS = new Set([101, 204, 205, 304]);
  * instead of growing the API's memory.
  */
 export function vncHttpHandler(deps: ApiDeps) {
+  const handle = proxyRequest(deps);
+  return async (c: Context): Promise<Response> => {
+    try {
+      return await handle(c);
+    } catch (err) {
+      if (err instanceof WakingPage) return wakingPage(err.message);
+      throw err;
+    }
+  };
+}
+
+/** Thrown inside the handler to answer with the waiting page instead of the JSON 503. */
+class WakingPage extends Error {}
+
+/**
+ * The desktop's waiting page while its host wakes (docs/idle.md#wake): 503 with `Retry-After`,
+ * reloading itself every 2 s (a meta refresh: no script, so nothing the CSP has to allow), until
+ * the proxy serves the host's own page. No host content, nothing from the request in it.
+ */
+function wakingPage(progress: string): Response {
+  const text = progress.replace(/[^A-Za-z0-9 .,:%()-]/g, "");
+  const html = `<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2"><title>Waking your host</title></head><body style="font-family:sans-serif;margin:3em"><h1>Waking your host&hellip;</h1><p>It was stopped while idle and is starting again; this page reloads by itself.</p><p>${text}</p></body></html>`;
+  return new Response(html, {
+    status: 503,
+    headers: { "content-type": "text/html; charset=utf-8", "retry-after": "2", "cache-control": "no-store", "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'" },
+  });
+}
+
+function proxyRequest(deps: ApiDeps) {
   return async (c: Context): Promise<Response> => {
     const url = new URL(c.req.url);
     const path = parseVncPath(url.pathname);
@@ -35,6 +64,12 @@ export function vncHttpHandler(deps: ApiDeps) {
       authorization: c.req.header("authorization"),
       cookieHeader: c.req.header("cookie"),
       search: url.searchParams,
+    }).catch((err: unknown) => {
+      // A browser opening the desktop of a host that wakes gets a page that waits (docs/idle.md#wake).
+      if (isServiceError(err) && err.code === "host_waking" && c.req.method === "GET" && /text\/html/.test(c.req.header("accept") ?? "")) {
+        throw new WakingPage(err.message);
+      }
+      throw err;
     });
     const method = c.req.method;
     const hasBody = method !== "GET" && method !== "HEAD" && c.req.raw.body !== null;

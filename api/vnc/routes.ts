@@ -40,6 +40,11 @@ export function registerVncRoutes(app: OpenAPIHono, deps: ApiDeps): void {
         404: { description: "Unknown host, or another user's", ...errorDoc },
         409: { description: "host_not_running", ...errorDoc },
         502: { description: "upstream_unreachable", ...errorDoc },
+        503: {
+          description:
+            "host_waking: the host was stopped for idleness and is starting (Retry-After: 2; a browser asking for HTML gets a page that reloads itself), or host_wake_timeout (docs/idle.md#wake)",
+          ...errorDoc,
+        },
       },
     });
   }

@@ -1,8 +1,9 @@
 import type { HostRow } from "../../shared/db/schema/index.js";
-import { BadGateway, Conflict, Forbidden, NotFound, Unauthorized } from "../../shared/errors.js";
+import { BadGateway, Conflict, Forbidden, NotFound, ServiceError, Unauthorized, Unavailable } from "../../shared/errors.js";
 import type { Actor } from "../../shared/services/context.js";
 import { actorForClaims } from "../../shared/services/auth/authenticate.js";
 import { getHost } from "../../shared/services/hosts/lookup.js";
+import { requestWake, wakeProgress } from "../../shared/services/hosts/wake.js";
 import type { ApiDeps } from "../deps.js";
 
 /** Port of the web VNC server inside every host (docs/architecture.md#containers). */
@@ -101,8 +102,8 @@ export async function resolveVncTarget(deps: ApiDeps, path: VncPath & { upstream
   const actor = await check();
   if (!actor) throw Unauthorized(p.kind === "bearer" ? "invalid or expired token" : "desktop session ended; open the desktop again", true);
   if (path.portal === "admin" && actor.role !== "admin") throw Forbidden("forbidden", "admin role required");
-  const host = await getHost(deps.db, path.hostId, path.portal === "user" ? { ownerId: actor.id } : {});
-  if (host.status !== "running") throw Conflict("host_not_running", `the host is ${host.status}, not running`);
+  let host = await getHost(deps.db, path.hostId, path.portal === "user" ? { ownerId: actor.id } : {});
+  if (host.status !== "running") host = await wakeForDesktop(deps, host);
   if (!host.managementAddress) throw BadGateway();
   const query = new URLSearchParams(cred.search);
   query.delete("token");
@@ -117,6 +118,35 @@ export async function resolveVncTarget(deps: ApiDeps, path: VncPath & { upstream
     upstreamUrl: path.upstreamPath + (qs ? `?${qs}` : ""),
   };
 }
+
+/**
+ * Opening the desktop of a host that is not running (docs/idle.md#wake): a host stopped for
+ * idleness is started (`host.start`, `system:wake`, via `desktop`), or its start already under way
+ * joined, and the request is answered 503 `host_waking` with `Retry-After` and the progress; the
+ * page then shows a waiting page that reloads itself (api/vnc/http-proxy.ts) until the host runs.
+ * After WAKE_TIMEOUT_SECONDS without success: 503 `host_wake_timeout`. Anything else: 409
+ * `host_not_running`, as before.
+ */
+async function wakeForDesktop(deps: ApiDeps, host: HostRow): Promise<HostRow> {
+  const { result, task } = await requestWake(deps.db, host.id, { via: "desktop", now: deps.clock() });
+  if (task) await deps.enqueue(task);
+  if (result.state === "refused") throw Conflict("host_not_running", `the host is ${host.status}, not running`);
+  if (result.state === "waking") {
+    const p = await wakeProgress(deps.db, host.id, result.taskId);
+    if (p.state === "failed") throw Conflict("host_not_running", `the host could not be started (${p.errorCode ?? "start_failed"})`);
+    if (p.state === "waking") {
+      if (p.since && deps.clock().getTime() - p.since.getTime() > deps.config.WAKE_TIMEOUT_SECONDS * 1000) {
+        throw Unavailable("host_wake_timeout", `the host did not wake within ${deps.config.WAKE_TIMEOUT_SECONDS}s; try again shortly`);
+      }
+      throw HostWaking(p.percent, p.text);
+    }
+  }
+  return getHost(deps.db, host.id);
+}
+
+/** 503 while a host wakes for its desktop: retry in 2 s (docs/idle.md#wake). */
+export const HostWaking = (percent: number, text: string) =>
+  new ServiceError("unavailable", "host_waking", `waking the host: ${percent}% (${text})`, { retryAfterSeconds: 2 });
 
 /**
  * `Set-Cookie` for a desktop session, scoped to this host's VNC prefix. No Max-Age: the session

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
 import type { Redis } from "ioredis";
 import { ServerResponse, STATUS_CODES } from "node:http";
@@ -30,6 +31,8 @@ export async function serveVncWebSockets(server: Server, deps: ApiDeps, redis: R
   return async () => {
     await stopWatch();
     deps.vnc.closeWhere(() => true, "shutdown");
+    // The session rows those closes wrote (docs/sessions.md#lost).
+    await deps.records.stop();
     subscriber.disconnect();
   };
 }
@@ -137,7 +140,20 @@ async function bridgeWithSlot(
     client.once("close", () => upstream.destroy());
     return;
   }
-  pipeSession(deps, target, path.portal, client, upstream, rest.length);
+  pipeSession(deps, target, path.portal, client, upstream, rest.length, clientAddress(deps, req));
+}
+
+/** The client address of an upgrade, by the same rules as any request's (api/http/client-ip.ts). */
+function clientAddress(deps: ApiDeps, req: IncomingMessage): string | null {
+  try {
+    const header = (name: string) => {
+      const v = req.headers[name.toLowerCase()];
+      return Array.isArray(v) ? v.join(",") : v;
+    };
+    return deps.clientIp({ env: { incoming: req }, req: { header } } as never);
+  } catch {
+    return req.socket.remoteAddress ?? null;
+  }
 }
 
 /** Both directions piped (pipe() pauses the faster side: bounded memory), counted and audited. */
@@ -148,6 +164,7 @@ function pipeSession(
   client: Socket,
   upstream: Socket,
   alreadyOut: number,
+  sourceIp: string | null,
 ): void {
   const started = Date.now();
   // Counted from the sockets' own counters at the end: no per-chunk work on the hot path.
@@ -159,6 +176,24 @@ function pipeSession(
     out: upstream.bytesRead - upstreamReadBefore,
   }));
   let closeReason = "closed";
+  // The session's record (docs/sessions.md): one row per desktop WebSocket, filed under the
+  // host's owner; `login` names who opened it (an admin opening a user's desktop shows as the admin).
+  const recordId = randomUUID();
+  const counters = () => ({ bytesIn: client.bytesRead - clientReadBefore, bytesOut: upstream.bytesRead - upstreamReadBefore });
+  deps.records.open(
+    {
+      id: recordId,
+      kind: "desktop",
+      hostId: target.host.id,
+      userId: target.host.userId,
+      login: target.actor.username,
+      method: portal,
+      sourceIp,
+      recording: "off",
+      startedAt: new Date(started),
+    },
+    counters,
+  );
   client.setNoDelay(true);
   upstream.setNoDelay(true);
   client.pipe(upstream);
@@ -195,12 +230,20 @@ function pipeSession(
       reason: closeReason,
     };
     deps.logger.info({ host_id: target.host.id, ...metadata }, "VNC session closed");
+    void deps.records.close(recordId, { endedAt: new Date(), ...counters(), endReason: endReasonOf(closeReason) });
     void recordEvent(deps.db, { type: "vnc.session.closed", message: "VNC session closed", ...meta, metadata }).catch(() => {});
   };
+  // A natural end stays `closed`: in the WebSocket close handshake the server closes the TCP
+  // connection whichever side asked, so which socket closed first does not say who ended it.
   client.once("close", finish);
   upstream.once("close", finish);
   client.on("error", () => client.destroy());
   upstream.on("error", () => upstream.destroy());
+}
+
+/** VNC close reasons in the words of session records (docs/sessions.md#end-reasons). */
+function endReasonOf(reason: string): string {
+  return reason === "shutdown" ? "proxy_shutdown" : reason;
 }
 
 function dial(target: VncTarget): Promise<Socket> {

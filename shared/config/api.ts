@@ -72,6 +72,9 @@ export const apiConfigSchema = z.object({
   HANDOFF_TICKET_TTL_SECONDS: intVar(120, 1),
   // How long after its start task ended a bootstrap session may still fetch its handoff ticket.
   HANDOFF_WINDOW_SECONDS: intVar(300, 1, 3600),
+  // Opening the desktop of a host stopped for idleness starts it; the waiting page gives up after
+  // this long (docs/idle.md#wake).
+  WAKE_TIMEOUT_SECONDS: intVar(120, 1, 3600),
   EGRESS_TEST_WAIT_SECONDS: intVar(35, 0),
   HEARTBEAT_FRESHNESS_SECONDS: intVar(15, 1),
   EGRESS_REQUIRED: boolVar(false),

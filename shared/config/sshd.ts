@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { recordingModes } from "../db/schema/sessions.js";
 import { commonConfigShape } from "./common.js";
 import { intVar, listenAddrVar, optionalListenAddrVar } from "./fields.js";
 import { parseConfig } from "./parse.js";
@@ -24,10 +25,16 @@ export const sshdConfigSchema = z.object({
   SSH_KEEPALIVE_INTERVAL_SECONDS: intVar(30, 0),
   SSH_MAX_SESSIONS_PER_HOST: intVar(10, 1),
   SSH_HOST_DIAL_TIMEOUT_SECONDS: intVar(10, 1),
+  // A login to a host stopped for idleness starts it and waits this long for it (docs/idle.md#wake).
+  WAKE_TIMEOUT_SECONDS: intVar(120, 1, 3600),
   SSH_FORWARD_BLOCKLIST: z.string().default(""),
   // Optional listener serving only GET /metrics, without a token (README "Observability").
   SSHD_METRICS_LISTEN_ADDR: optionalListenAddrVar(),
   HOST_SSH_USER: z.string().default("workspace"),
+  // SSH session recording (docs/sessions.md#recording): the default when neither the host nor its
+  // owner sets one; a recording stops at SESSION_RECORDING_MAX_BYTES (the session goes on).
+  SESSION_RECORDING: z.enum(recordingModes).default("off"),
+  SESSION_RECORDING_MAX_BYTES: intVar(16 * 1024 * 1024, 4096, 1024 * 1024 * 1024),
 });
 
 export type SshdConfig = z.output<typeof sshdConfigSchema>;

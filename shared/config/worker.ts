@@ -44,6 +44,12 @@ export const workerConfigSchema = z.object({
   EGRESS_UNDERLAY_PUBLIC_IPS: cidrListVar(),
   EGRESS_CHECK_TIMEOUT_SECONDS: intVar(10, 1),
   EGRESS_TOTAL_TIMEOUT_SECONDS: intVar(30, 1),
+  // Continuous attestation (docs/egress.md#attestation): every bound, running host's egress is
+  // checked again about this often (0 = off), each one at a jittered moment within the interval,
+  // at most EGRESS_ATTEST_CONCURRENCY at once per engine; the history is kept this many days.
+  EGRESS_ATTEST_INTERVAL_SECONDS: intVar(300, 0, 86400),
+  EGRESS_ATTEST_CONCURRENCY: intVar(2, 1, 32),
+  EGRESS_ATTEST_RETENTION_DAYS: intVar(30, 1),
   EGRESS_WG_MTU: intVar(1420, 576, 9000),
   /** WireGuard in the gateways: the kernel module when it works (auto), or forced (docs/egress.md#wireguard-implementation). */
   WIREGUARD_IMPLEMENTATION: z.enum(["auto", "kernel", "userspace"]).default("auto"),
@@ -64,7 +70,16 @@ export const workerConfigSchema = z.object({
   WORKER_LEASE_SECONDS: intVar(15, 10, 300),
   TASK_RETENTION_DAYS: intVar(90, 1),
   EVENT_RETENTION_DAYS: intVar(90, 1),
+  // Session records and, sooner, their recordings (docs/sessions.md#retention).
+  SESSION_RETENTION_DAYS: intVar(90, 1),
+  SESSION_RECORDING_RETENTION_DAYS: intVar(30, 1),
   HEARTBEAT_INTERVAL_SECONDS: intVar(5, 1),
+  // Idle hosts stop (docs/idle.md): the global policy, used where neither the host nor its owner
+  // sets one. A running host with no SSH or desktop connection and CPU under IDLE_CPU_PERCENT (of
+  // its CPU limit) for IDLE_STOP_MINUTES is stopped (0 = never); the scan runs per engine.
+  IDLE_STOP_MINUTES: intVar(0, 0, 525600),
+  IDLE_CPU_PERCENT: intVar(5, 0, 100),
+  IDLE_SCAN_INTERVAL_SECONDS: intVar(60, 1, 86400),
   // Disk and logs of a host (README "Disk and logs"): each home is a fixed-size ext4 image of this
   // many MiB (0 = a plain, uncapped volume, for engines that cannot loop-mount), under this
   // directory of the engine's machine; /tmp and /var/tmp are tmpfs of HOST_TMPFS_MB (counted in
@@ -86,6 +101,15 @@ export const workerConfigSchema = z.object({
   EGRESS_TEST_SPARE: boolVar(true),
   // Optional listener serving only GET /metrics, without a token (README "Observability").
   WORKER_METRICS_LISTEN_ADDR: optionalListenAddrVar(),
+  // Signed webhooks (docs/api.md#webhooks): how often new events are matched against them, how
+  // many tries a delivery gets, the first retry's delay (then doubling, BullMQ's exponential
+  // back-off: 30 s, 1 min, 2 min… ≈ 1 h over 8 tries), each request's timeout, and how many
+  // deliveries one worker sends at once.
+  WEBHOOK_DISPATCH_INTERVAL_MS: intVar(2000, 50, 3_600_000),
+  WEBHOOK_MAX_ATTEMPTS: intVar(8, 1, 50),
+  WEBHOOK_RETRY_BASE_MS: intVar(30_000, 1, 86_400_000),
+  WEBHOOK_TIMEOUT_MS: intVar(10_000, 100, 120_000),
+  WEBHOOK_CONCURRENCY: intVar(8, 1, 64),
 });
 
 /** The variables of the egress checks: a worker has all of them or none. */

@@ -23,6 +23,8 @@ export const SECRET_COLUMNS = {
   host_pool: { key: "id", columns: ["internal_key_private_enc", "host_key_private_enc"] },
   // The client key an engine's workers present to its Docker API over mutual TLS (docs/engines.md).
   engines: { key: "id", columns: ["tls_key_enc"] },
+  // A webhook's HMAC signing secret (docs/api.md#webhooks).
+  webhooks: { key: "id", columns: ["secret_enc"] },
 } as const satisfies Record<string, { key: string; columns: readonly string[] }>;
 
 export type SecretTable = keyof typeof SECRET_COLUMNS;
@@ -37,6 +39,7 @@ export const secretAt = {
   systemKey: (name: string): SecretLocation => ({ table: "system_keys", column: "private_key_enc", row: name }),
   pool: (id: string, column: SecretColumn<"host_pool">): SecretLocation => ({ table: "host_pool", column, row: id }),
   engine: (id: string): SecretLocation => ({ table: "engines", column: "tls_key_enc", row: id }),
+  webhook: (id: string): SecretLocation => ({ table: "webhooks", column: "secret_enc", row: id }),
 };
 
 export interface SecretBox {

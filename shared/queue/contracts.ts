@@ -8,6 +8,9 @@ export const QUEUE_NAMES = {
   hostOps: "host-ops",
   egressOps: "egress-ops",
   system: "system",
+  // Webhook deliveries and their dispatcher (docs/api.md#webhooks): their own queue, so a slow
+  // receiver never delays host operations or the system schedulers.
+  webhooks: "webhooks",
 } as const;
 /**
  * A queue's name: the static ones above, or one engine's host-ops queue (`host-ops.<engine>`,
@@ -42,10 +45,18 @@ export const JOB_CONTRACTS = {
   "system.expiry": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
   // Touches Docker: one scheduler per engine, on that engine's host-ops queue (docs/engines.md#queues).
   "system.reconcile": { queue: QUEUE_NAMES.hostOps, payload: schedulerPayload },
+  // Continuous egress attestation (docs/egress.md#attestation): per engine too (it runs probes there).
+  "system.attest": { queue: QUEUE_NAMES.hostOps, payload: schedulerPayload },
   "system.sweep": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
   // Marks the hosts of engines that stopped answering `unreachable` (docs/engines.md#health).
   "system.engines": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
   "system.retention": { queue: QUEUE_NAMES.system, payload: schedulerPayload },
+  // The idle scan reads containers' stats and sockets: one scheduler per engine, like the reconciler (docs/idle.md#scan).
+  "system.idle": { queue: QUEUE_NAMES.hostOps, payload: schedulerPayload },
+  // Webhooks (docs/api.md#webhooks): the dispatcher matches new events to webhooks and queues one
+  // delivery each; a delivery job POSTs one of them (no task row: `system.`, like the schedulers).
+  "system.webhook-dispatch": { queue: QUEUE_NAMES.webhooks, payload: schedulerPayload },
+  "system.webhook-deliver": { queue: QUEUE_NAMES.webhooks, payload: z.object({ deliveryId: z.string().uuid() }) },
 } as const;
 
 export type JobName = keyof typeof JOB_CONTRACTS;

@@ -13,7 +13,18 @@ export interface Queues {
    * Typed enqueue: the payload is validated against the job's contract before it is sent; a
    * host-ops job goes to `engineId`'s queue (queueOf).
    */
-  add<N extends JobName>(name: N, payload: JobPayload<N>, opts?: { jobId?: string; delay?: number; engineId?: string | null }): Promise<void>;
+  add<N extends JobName>(
+    name: N,
+    payload: JobPayload<N>,
+    opts?: {
+      jobId?: string;
+      delay?: number;
+      engineId?: string | null;
+      /** Another retry policy than the tasks' (webhook deliveries: WEBHOOK_MAX_ATTEMPTS, WEBHOOK_RETRY_BASE_MS). */
+      attempts?: number;
+      backoff?: { type: "exponential" | "fixed"; delay: number };
+    },
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -33,8 +44,8 @@ export function createQueues(connection: Redis | ConnectionOptions, prefix: stri
       await get(queueOf(name, opts.engineId)).add(name, data, {
         jobId: opts.jobId,
         delay: opts.delay,
-        attempts: TASK_JOB_ATTEMPTS,
-        backoff: TASK_JOB_BACKOFF,
+        attempts: opts.attempts ?? TASK_JOB_ATTEMPTS,
+        backoff: opts.backoff ?? TASK_JOB_BACKOFF,
         removeOnComplete: { age: 3600, count: 2000 },
         removeOnFail: { age: 7 * 86400 },
       });

@@ -24,9 +24,9 @@ function truncateStrings(meta: Record<string, unknown>): Record<string, unknown>
   return out;
 }
 
-/** Write one audit event; pass the transaction of the change it describes. */
-export async function recordEvent(db: DbOrTx, e: EventInput): Promise<void> {
-  await db.insert(events).values({
+/** Write one audit event; pass the transaction of the change it describes. Returns its id. */
+export async function recordEvent(db: DbOrTx, e: EventInput): Promise<string> {
+  const [row] = await db.insert(events).values({
     type: e.type,
     level: e.level ?? "info",
     message: e.message,
@@ -35,5 +35,6 @@ export async function recordEvent(db: DbOrTx, e: EventInput): Promise<void> {
     hostId: e.hostId ?? null,
     taskId: e.taskId ?? null,
     metadata: truncateStrings(e.metadata ?? {}),
-  });
+  }).returning({ id: events.id });
+  return row!.id;
 }

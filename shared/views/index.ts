@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { egressHealths, egressStatuses, tunnelTypes } from "../db/schema/egress-ips.js";
 import { hostDesiredStates, hostStatuses } from "../db/schema/hosts.js";
+import { recordingModes } from "../db/schema/sessions.js";
 import { taskStatuses } from "../db/schema/tasks.js";
 
 /**
@@ -23,6 +24,12 @@ export const userView = z.object({
   status: z.enum(["active", "disabled"]),
   expires_at: timestamp.nullable(),
   expired: z.boolean(),
+  /** SSH session recording for this user's host; null = SESSION_RECORDING (docs/sessions.md#recording). */
+  session_recording: z.enum(recordingModes).nullable(),
+  /** Idle policy (docs/idle.md#policy): minutes idle before a stop (0 = never), null = IDLE_STOP_MINUTES. */
+  idle_stop_minutes: z.number().int().nullable(),
+  /** CPU percent under which the host counts as idle; null = IDLE_CPU_PERCENT. */
+  idle_cpu_percent: z.number().int().nullable(),
   created_at: timestamp,
   updated_at: timestamp,
 });
@@ -185,6 +192,17 @@ export const hostAdminView = z.object({
   engine_id: z.string(),
   binding_id: uuid.nullable(),
   egress: hostEgressAdminView.nullable(),
+  /** SSH session recording for this host; null = the owner's, then SESSION_RECORDING (docs/sessions.md#recording). */
+  session_recording: z.enum(recordingModes).nullable(),
+  /** Idle policy (docs/idle.md#policy): null = the owner's, then the global default. */
+  idle_stop_minutes: z.number().int().nullable(),
+  idle_cpu_percent: z.number().int().nullable(),
+  /** Never stopped for idleness. */
+  always_on: z.boolean(),
+  /** The last time the idle scan saw a session or CPU above the threshold, or the host started. */
+  last_active_at: timestamp.nullable(),
+  /** Set while the host is stopped for idleness (a login, script or desktop then wakes it). */
+  idle_stopped_at: timestamp.nullable(),
 });
 export type HostAdminView = z.output<typeof hostAdminView>;
 
@@ -236,6 +254,26 @@ export const eventView = z.object({
 });
 export type EventView = z.output<typeof eventView>;
 
+/** The attestation object of docs/api.md#attestations. */
+export const attestationView = z.object({
+  id: uuid,
+  host_id: uuid,
+  user_id: uuid,
+  egress_ip_id: uuid,
+  engine_id: z.string(),
+  attested_at: timestamp,
+  verdict: z.enum(["passed", "failed"]),
+  error_code: z.string().nullable(),
+  expected_ip: z.string(),
+  observed_ip: z.string().nullable(),
+  dns_sources: z.array(z.string()),
+  latency_ms: z.number().int().nullable(),
+  duration_ms: z.number().int(),
+  action: z.enum(["none", "blocked", "recovered"]),
+  checks: json,
+});
+export type AttestationView = z.output<typeof attestationView>;
+
 const count = () => z.number().int();
 /** The dashboard object of docs/api.md#dashboard. */
 export const dashboardView = z.object({
@@ -259,6 +297,18 @@ export const dashboardView = z.object({
   tasks: z.object({ pending: count(), running: count(), failed_24h: count() }),
   /** The warm pool (docs/architecture.md#warm-pool): members are not hosts and count only here. */
   pool: z.object({ ready: count(), warming: count() }),
+  /**
+   * Hosts stopped for idleness (docs/idle.md#dashboard) and what they free: their memory and CPU
+   * limits, and the memory they were using when stopped; stops and wakes over the last 24 hours.
+   */
+  idle: z.object({
+    stopped_hosts: count(),
+    memory_limit_mb: count(),
+    cpu_limit: z.number(),
+    memory_in_use_mb: count(),
+    stops_24h: count(),
+    wakes_24h: count(),
+  }),
 });
 export type DashboardView = z.output<typeof dashboardView>;
 

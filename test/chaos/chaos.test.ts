@@ -243,6 +243,11 @@ beforeAll(async () => {
       // Two cores run three dockerds, six workers, the api, the sshd and 108 containers here: a
       // host's sshd can take longer than the default 30 s to answer while the burst boots.
       SSH_READY_TIMEOUT_SECONDS: "90",
+      // Continuous attestation off here: its proofs are test/docker/egress-attestation.test.ts.
+      // On two cores carrying all of the above, a check that times out twice would block a
+      // healthy host until the next interval (fail closed, by design), and the final "traffic
+      // leaves with its egress's address" check would then see a blocked host, not a fault.
+      EGRESS_ATTEST_INTERVAL_SECONDS: "0",
     },
     workerEnv: (engine) =>
       engine === "default"

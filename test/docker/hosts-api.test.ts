@@ -25,11 +25,13 @@ let adminId: string;
 
 const TS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const PUBLIC = "http://cloud.example.test:8080";
+// The idle policy and its state (docs/idle.md) are admin-only.
+const IDLE_KEYS = ["always_on", "idle_cpu_percent", "idle_stop_minutes", "idle_stopped_at", "last_active_at"];
 const ADMIN_HOST_KEYS = [
   "binding_id", "cpu_limit", "created_at", "desired_state", "disk_limit_mb", "egress", "engine_id", "id", "image", "image_outdated", "memory_limit_mb", "pids_limit",
-  "short_id", "status", "timezone", "updated_at", "user_id", "username",
-];
-const USER_HOST_KEYS = ADMIN_HOST_KEYS.filter((k) => !["binding_id", "desired_state", "engine_id", "image"].includes(k));
+  "session_recording", "short_id", "status", "timezone", "updated_at", "user_id", "username", ...IDLE_KEYS,
+].sort();
+const USER_HOST_KEYS = ADMIN_HOST_KEYS.filter((k) => !["binding_id", "desired_state", "engine_id", "image", "session_recording", ...IDLE_KEYS].includes(k));
 
 beforeAll(async () => {
   h = await createApiHarness();

@@ -278,6 +278,23 @@ describe("what reaches the host (capture server on :6901)", () => {
     const total = (d: string) => Number(new RegExp(`^ccp_desktop_bytes_total\\{direction="${d}"\\} (\\d+)$`, "m").exec(text)?.[1]);
     expect(total("in"), text).toBeGreaterThan(big.length);
     expect(total("out"), text).toBeGreaterThan(big.length);
+    // And its session record (docs/sessions.md): the owner's, from the client's address.
+    const sessionRow = async () => {
+      const res = await h.request("GET", `/v1/admin/sessions?host_id=${hostId}&kind=desktop&open=false&limit=200`, { token: admin });
+      return (res.body.sessions as { bytes_in: number }[]).find((x) => x.bytes_in > big.length);
+    };
+    await expect.poll(sessionRow, { timeout: 10_000 }).toBeDefined();
+    expect(await sessionRow()).toMatchObject({
+      kind: "desktop",
+      user_id: owner.id,
+      method: "user",
+      source_ip: "127.0.0.1",
+      open: false,
+      end_reason: "closed",
+      recording: "off",
+      has_recording: false,
+    });
+    expect((await sessionRow())!.bytes_in).toBeGreaterThan(big.length);
   });
 
   it("respects backpressure: a client that stops reading stops the host's sender instead of filling the API's memory", async () => {

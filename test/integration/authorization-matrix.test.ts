@@ -57,6 +57,14 @@ async function makeTenant(): Promise<Tenant> {
   // Engines are not a tenant's, but each tenant gets one so a destructive row acts on a spare.
   const engine = `matrix-${randomBytes(4).toString("hex")}`;
   await sql`insert into engines (id, endpoint) values (${engine}, 'unix:///var/run/matrix.sock')`;
+  // A finished, recorded SSH session of the tenant's host (docs/sessions.md).
+  const [session] = await sql<{ id: string }[]>`insert into sessions (kind, host_id, user_id, login, ended_at, recording)
+    values ('ssh', ${host.id}, ${user.id}, ${host.shortId}, now(), 'output') returning id`;
+  await sql`insert into session_recording_chunks (session_id, seq, data) values (${session!.id}, 0, ${'{"version":2,"width":80,"height":24}\n'})`;
+  // Webhooks are not a tenant's either: one each, so the destructive row deletes a spare. Its
+  // secret is never read by these routes (rotate replaces it, test only queues a delivery).
+  const [webhook] = await sql<{ id: string }[]>`insert into webhooks (url, event_types, secret_enc)
+    values ('http://127.0.0.1:9/matrix', '["host.*"]'::jsonb, 'v1a:AAAA') returning id`;
   return {
     user,
     ids: {
@@ -69,6 +77,8 @@ async function makeTenant(): Promise<Tenant> {
       engine,
       shortId: host.shortId,
       path: "index.html",
+      session: session!.id,
+      webhook: webhook!.id,
     },
   };
 }

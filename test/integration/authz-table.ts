@@ -14,7 +14,7 @@
  */
 export type AuthClass = "public" | "user" | "admin";
 
-export type ParamKind = "host" | "key" | "user" | "task" | "egress" | "binding" | "engine" | "shortId" | "path";
+export type ParamKind = "host" | "key" | "user" | "task" | "egress" | "binding" | "engine" | "shortId" | "path" | "session" | "webhook";
 
 export interface AuthRow {
   auth: AuthClass;
@@ -59,6 +59,7 @@ export const AUTH_TABLE: Record<string, AuthRow> = {
   "POST /v1/admin/hosts": { auth: "admin", params: {}, body: { user_id: "00000000-0000-4000-8000-000000000000" } },
   "GET /v1/admin/hosts": { auth: "admin" },
   "GET /v1/admin/hosts/{hostID}": { auth: "admin", params: host },
+  "PATCH /v1/admin/hosts/{hostID}": { auth: "admin", params: host, body: { always_on: false } },
   "DELETE /v1/admin/hosts/{hostID}": { auth: "admin", params: host, destructive: true },
   "POST /v1/admin/hosts/{hostID}/start": { auth: "admin", params: host },
   "POST /v1/admin/hosts/{hostID}/stop": { auth: "admin", params: host },
@@ -91,7 +92,24 @@ export const AUTH_TABLE: Record<string, AuthRow> = {
   "GET /v1/admin/tasks/{taskID}": { auth: "admin", params: { taskID: "task" } },
   "POST /v1/admin/tasks/{taskID}/cancel": { auth: "admin", params: { taskID: "task" } },
   "GET /v1/admin/events": { auth: "admin" },
+  "GET /v1/admin/events/export": { auth: "admin" },
+  "GET /v1/admin/sessions/export": { auth: "admin" },
+  "POST /v1/admin/webhooks": { auth: "admin", body: { url: "http://127.0.0.1:9/matrix", event_types: ["host.*"] } },
+  "GET /v1/admin/webhooks": { auth: "admin" },
+  "GET /v1/admin/webhooks/{webhookID}": { auth: "admin", params: { webhookID: "webhook" } },
+  "PATCH /v1/admin/webhooks/{webhookID}": { auth: "admin", params: { webhookID: "webhook" }, body: { description: "matrix" } },
+  "DELETE /v1/admin/webhooks/{webhookID}": { auth: "admin", params: { webhookID: "webhook" }, destructive: true },
+  "POST /v1/admin/webhooks/{webhookID}/rotate-secret": { auth: "admin", params: { webhookID: "webhook" } },
+  "POST /v1/admin/webhooks/{webhookID}/test": { auth: "admin", params: { webhookID: "webhook" } },
+  "GET /v1/admin/webhooks/{webhookID}/deliveries": { auth: "admin", params: { webhookID: "webhook" } },
+  "GET /v1/admin/attestations": { auth: "admin" },
+  "GET /v1/admin/sessions": { auth: "admin" },
+  "GET /v1/admin/sessions/{sessionID}": { auth: "admin", params: { sessionID: "session" } },
+  "GET /v1/admin/sessions/{sessionID}/recording": { auth: "admin", params: { sessionID: "session" } },
+  "PUT /v1/admin/users/{userID}/session-recording": { auth: "admin", params: { userID: "user" }, body: { session_recording: null } },
+  "PUT /v1/admin/hosts/{hostID}/session-recording": { auth: "admin", params: host, body: { session_recording: null } },
   "GET /v1/admin/dashboard/stats": { auth: "admin" },
+  "GET /v1/admin/dashboard/charts": { auth: "admin" },
   "GET /v1/admin/sse": { auth: "admin" },
 
   "POST /v1/user/change-password": {
@@ -109,6 +127,9 @@ export const AUTH_TABLE: Record<string, AuthRow> = {
   "POST /v1/user/ssh-keys/generate": { auth: "user", body: {} },
   "DELETE /v1/user/ssh-keys/{keyID}": { auth: "user", params: { keyID: "key" }, notFound: "key_not_found", destructive: true },
   "GET /v1/user/sse": { auth: "user" },
+  "GET /v1/user/sessions": { auth: "user" },
+  "GET /v1/user/sessions/{sessionID}": { auth: "user", params: { sessionID: "session" }, notFound: "session_not_found" },
+  "GET /v1/user/sessions/{sessionID}/recording": { auth: "user", params: { sessionID: "session" }, notFound: "session_not_found" },
 
   "GET /v1/bootstrap/script": { auth: "public" },
   "POST /v1/bootstrap/sessions": { auth: "public", body: { username: "nobody-here", password: "wrong-password" } },

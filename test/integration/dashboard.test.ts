@@ -52,6 +52,7 @@ describe("GET /v1/admin/dashboard/stats", () => {
       egress_ips: { total: 0, available: 0, disabled: 0, bound: 0, failing: 0 },
       tasks: { pending: 0, running: 0, failed_24h: 0 },
       pool: { ready: 0, warming: 0 },
+      idle: { stopped_hosts: 0, memory_limit_mb: 0, cpu_limit: 0, memory_in_use_mb: 0, stops_24h: 0, wakes_24h: 0 },
     });
 
     const sql = h.database.sql;
@@ -111,6 +112,17 @@ describe("GET /v1/admin/dashboard/stats", () => {
         values (gen_random_uuid(), ${state}, ${`pool0${i}`}, 4096, 2, 1024, 'UTC', 0, 'k', 'x', 'k', 'x')`;
     }
 
+    // Stopped for idleness (docs/idle.md#dashboard): one of the stopped hosts, with the memory it
+    // used when stopped; a stop and a wake within 24 h, one of each older.
+    await sql`update hosts set idle_stopped_at = now() where id = ${hStop1.id}`;
+    const idleEvent = (type: string, hostId: string, meta: Record<string, unknown>, at: Date) =>
+      sql`insert into events (type, level, message, host_id, metadata, created_at)
+        values (${type}, 'info', 'fixture', ${hostId}, ${JSON.stringify(meta)}::jsonb, ${at.toISOString()}::timestamptz)`;
+    await idleEvent("host.idle_stopped", hStop1.id, { memory_bytes: 100 * 1024 * 1024 }, ago(30 * HOUR));
+    await idleEvent("host.idle_stopped", hStop1.id, { memory_bytes: 200 * 1024 * 1024 }, ago(HOUR));
+    await idleEvent("host.woken", hRun1.id, { via: "ssh" }, ago(2 * HOUR));
+    await idleEvent("host.woken", hRun1.id, { via: "ssh" }, ago(25 * HOUR));
+
     expect(await stats()).toEqual({
       active_users: 7,
       running_hosts: 2,
@@ -120,6 +132,7 @@ describe("GET /v1/admin/dashboard/stats", () => {
       egress_ips: { total: 6, available: 2, disabled: 2, bound: 3, failing: 2 },
       tasks: { pending: 2, running: 1, failed_24h: 2 },
       pool: { ready: 2, warming: 1 },
+      idle: { stopped_hosts: 1, memory_limit_mb: 4096, cpu_limit: 2, memory_in_use_mb: 200, stops_24h: 1, wakes_24h: 1 },
     });
 
     // Follow the scenario through changes made via the API and by hand.
@@ -139,6 +152,7 @@ describe("GET /v1/admin/dashboard/stats", () => {
       egress_ips: { total: 6, available: 3, disabled: 2, bound: 2, failing: 2 },
       tasks: { pending: 1, running: 2, failed_24h: 2 },
       pool: { ready: 2, warming: 1 },
+      idle: { stopped_hosts: 1, memory_limit_mb: 4096, cpu_limit: 2, memory_in_use_mb: 200, stops_24h: 1, wakes_24h: 1 },
     });
   });
 });

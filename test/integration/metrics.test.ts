@@ -156,6 +156,29 @@ describe("GET /metrics on the API listener", () => {
     await h.queues.get("host-ops.metricseng").obliterate({ force: true });
     await h.database.sql`delete from engines where id = 'metricseng'`;
   });
+
+  it("counts the hosts a failed attestation blocked (docs/egress.md#attestation)", async () => {
+    const before = sample(await scrape(), "ccp_egress_quarantined_hosts")!;
+    const u = await h.createUser();
+    const host = await h.request("POST", "/v1/admin/hosts", { token: admin, body: { user_id: u.id } });
+    expect(host.status, host.text).toBe(202);
+    const egress = await h.request("POST", "/v1/admin/egress-ips", {
+      token: admin,
+      body: {
+        label: "metrics-quarantine",
+        ip_address: "203.0.113.123",
+        tunnel_type: "proxy",
+        proxy_config: { type: "socks", server: "203.0.113.24", server_port: 1080 },
+        proxy_dns_server: "203.0.113.53",
+      },
+    });
+    expect(egress.status, egress.text).toBe(201);
+    await h.database.sql`insert into host_egress_bindings (host_id, egress_ip_id, quarantined_at, quarantine_code)
+      values (${host.body.host.id}, ${egress.body.egress_ip.id}, now(), 'dns_leak')`;
+    expect(sample(await scrape(), "ccp_egress_quarantined_hosts")).toBe(before + 1);
+    await h.database.sql`update host_egress_bindings set quarantined_at = null where host_id = ${host.body.host.id}`;
+    expect(sample(await scrape(), "ccp_egress_quarantined_hosts")).toBe(before);
+  });
 });
 
 describe("METRICS_LISTEN_ADDR", () => {

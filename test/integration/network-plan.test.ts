@@ -121,4 +121,25 @@ describe("mode selection", () => {
     expect(await code(planForHost(depsWith({ EGRESS_REQUIRED: "true" }), { id }, "start", ctx))).toBe("egress_binding_missing");
     expect((await planForHost(depsWith({ EGRESS_REQUIRED: "true" }), { id }, "apply", ctx)).config.mode).toBe("blocked");
   });
+
+  it("a quarantined binding (a failed attestation) plans blocked at every start and apply until it is lifted", async () => {
+    const id = await hostRow();
+    const e = await egress({
+      label: "ss-quarantine",
+      ip_address: "203.0.113.122",
+      tunnel_type: "proxy",
+      proxy_config: { type: "shadowsocks", server: "203.0.113.21", server_port: 8388, method: "aes-256-gcm", password: "s3cret" },
+      proxy_dns_server: "203.0.113.53",
+    });
+    await bindRow(id, e);
+    expect((await planForHost(depsWith(), { id }, "start", ctx)).config.mode).toBe("proxy");
+    await h.database.sql`update host_egress_bindings set quarantined_at = now(), quarantine_code = 'dns_leak' where host_id = ${id}`;
+    for (const at of ["start", "apply"] as const) {
+      expect(await planForHost(depsWith(), { id }, at, ctx)).toEqual({ config: { mode: "blocked", mgmt: ctx.mgmt }, egress: null, boundEgressId: e });
+    }
+    // EGRESS_REQUIRED does not turn a quarantined host's start into a failure: it starts blocked.
+    expect((await planForHost(depsWith({ EGRESS_REQUIRED: "true" }), { id }, "start", ctx)).config.mode).toBe("blocked");
+    await h.database.sql`update host_egress_bindings set quarantined_at = null, quarantine_code = null where host_id = ${id}`;
+    expect((await planForHost(depsWith(), { id }, "apply", ctx)).config.mode).toBe("proxy");
+  });
 });

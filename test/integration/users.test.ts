@@ -23,7 +23,19 @@ afterAll(async () => {
 });
 
 const TS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-const USER_KEYS = ["created_at", "expired", "expires_at", "id", "role", "status", "updated_at", "username"];
+const USER_KEYS = [
+  "created_at",
+  "expired",
+  "expires_at",
+  "id",
+  "idle_cpu_percent",
+  "idle_stop_minutes",
+  "role",
+  "session_recording",
+  "status",
+  "updated_at",
+  "username",
+];
 const FUTURE = "2999-01-01T00:00:00.000Z";
 const PAST = "2000-01-01T00:00:00Z";
 
@@ -570,7 +582,8 @@ describe("PATCH /v1/admin/users/{id}", () => {
     expect(res.status, res.text).toBe(400);
     expect(res.body.code).toBe("invalid_request");
     if ("role" in body) expect(res.body.details).toContainEqual({ field: "role", message: "unknown field" });
-    else expect(res.body.details).toEqual([{ field: "status", message: expect.any(String) }]);
+    // An empty object names no field: "at least one field is required" (the idle fields joined status, docs/idle.md#policy).
+    else expect(res.body.details).toEqual([{ field: "status" in body ? "status" : "body", message: expect.any(String) }]);
     const [row] = await h.database.sql<{ role: string; status: string; token_version: number }[]>`
       select role, status, token_version from users where id = ${u.id}`;
     expect(row).toEqual({ role: "user", status: "active", token_version: 1 });

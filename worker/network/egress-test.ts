@@ -8,7 +8,7 @@ import { type TaskContext, type TaskProcessor, toTaskError } from "../tasks/runn
 import { TaskCanceled, TaskError, type TaskErrorCode } from "../tasks/task-error.js";
 import { loadEgress } from "./egress-source.js";
 import { activeUpload, applyGatewayLive, nextGeneration, readGatewayStatus, waitGatewayReady } from "./gateway.js";
-import { renderGatewayFiles } from "./gateway-files.js";
+import { type GatewayConfig, renderGatewayFiles } from "./gateway-files.js";
 import { guardedPlanContext, underlayAddresses } from "./host-egress.js";
 import { EGRESS_CODES, setEgressHealth } from "./outcome.js";
 import { egressConfig, type NameResolver, systemResolver } from "./plan.js";
@@ -70,6 +70,30 @@ async function takeHostLock(deps: WorkerDeps, hostId: string, taskId: string) {
   }
 }
 
+/**
+ * A fresh ephemeral gateway `ccp-gwtest-<id>` on the underlay only, running `config`, with the
+ * probe joining its namespace while its engine comes up (it only holds until the checks exec in
+ * it, and they start after `ready`). Resolves once the gateway is ready; the caller removes both
+ * containers. Also the continuous attestation's path for a quarantined host (./attest.ts).
+ */
+export async function startTestGateway(deps: WorkerDeps, id: string, config: GatewayConfig, onProbe: (p: Promise<Probe>) => void): Promise<void> {
+  const name = gwtestName(id);
+  const generation = nextGeneration();
+  await deps.runtime.createGateway({
+    name,
+    image: deps.config.GATEWAY_IMAGE,
+    hostname: "gwtest",
+    labels: ephemeralLabels("gwtest", id),
+    networks: [deps.config.EGRESS_UNDERLAY_NETWORK],
+    files: [activeUpload(renderGatewayFiles(config, generation))],
+  });
+  await deps.runtime.startContainer(name);
+  const probe = startProbe(deps, id, name);
+  probe.catch(() => {}); // its failure is the checks' (runEgressChecks awaits it)
+  onProbe(probe); // before the wait: the caller must await it even when the gateway never gets ready
+  await waitGatewayReady(deps, name, { generation });
+}
+
 export async function runEgressTest(ctx: TaskContext, opts: EgressTestOptions = {}): Promise<EgressTestResult> {
   const { deps, task } = ctx;
   const started = Date.now();
@@ -127,21 +151,7 @@ export async function runEgressTest(ctx: TaskContext, opts: EgressTestOptions = 
             await deps.runtime.removeContainer(testGateway).catch(() => {});
           }
         }
-        const generation = nextGeneration();
-        await deps.runtime.createGateway({
-          name: testGateway,
-          image: deps.config.GATEWAY_IMAGE,
-          hostname: "gwtest",
-          labels: ephemeralLabels("gwtest", task.id),
-          networks: [deps.config.EGRESS_UNDERLAY_NETWORK],
-          files: [activeUpload(renderGatewayFiles(config, generation))],
-        });
-        await deps.runtime.startContainer(testGateway);
-        // The probe joins the namespace now, while the engine comes up, instead of after `ready`:
-        // it only holds until the checks exec in it, and they start after `ready`.
-        probe = startProbe(deps, task.id, testGateway);
-        probe.catch(() => {}); // its failure is the checks' (runEgressChecks awaits it)
-        await waitGatewayReady(deps, testGateway, { generation });
+        await startTestGateway(deps, task.id, config, (p) => (probe = p));
       });
       let checked!: Verdict;
       await ctx.step("verify_egress", async () => {

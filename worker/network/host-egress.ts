@@ -1,8 +1,10 @@
-import type { HostRow } from "../../shared/db/schema/index.js";
+import { eq } from "drizzle-orm";
+import { type HostRow, hostEgressBindings } from "../../shared/db/schema/index.js";
 import type { WorkerDeps } from "../deps.js";
 import { gatewayName } from "../hosts/names.js";
 import type { NetworkInfo } from "../runtime/runtime.js";
 import { TaskError } from "../tasks/task-error.js";
+import { nextAttestAt } from "./attest-schedule.js";
 import { applyNext, nextGeneration, readGatewayStatus, uploadNext } from "./gateway.js";
 import { type GatewayFiles, renderGatewayFiles } from "./gateway-files.js";
 import { recordVerifyFailed, recordVerifyPassed } from "./outcome.js";
@@ -117,6 +119,11 @@ export async function verifyHostEgress(
   const verdict = await runEgressChecks(deps, { taskId: v.taskId, gatewayName: gw, expectation, underlay }, opts);
   if (verdict.status === "passed") {
     await recordVerifyPassed(deps, { ...base, egressId: expectation.egressId, checks: verdict.results });
+    // Just verified: the continuous attestation's next check is an interval from now (./attest.ts).
+    await deps.db
+      .update(hostEgressBindings)
+      .set({ nextAttestAt: nextAttestAt(deps.clock(), deps.config.EGRESS_ATTEST_INTERVAL_SECONDS) })
+      .where(eq(hostEgressBindings.hostId, v.host.id));
     return;
   }
   const code = verdict.error_code ?? "egress_unreachable";

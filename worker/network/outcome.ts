@@ -15,7 +15,7 @@ export async function setEgressHealth(
   deps: Pick<WorkerDeps, "db">,
   egressId: string,
   to: Health,
-  ctx: { taskId: string; hostId?: string | null; userId?: string | null },
+  ctx: { taskId: string | null; hostId?: string | null; userId?: string | null },
 ): Promise<void> {
   await deps.db.transaction(async (tx) => {
     const [before] = await tx.select({ health: egressIps.health, label: egressIps.label }).from(egressIps).where(eq(egressIps.id, egressId)).for("update");

@@ -145,9 +145,12 @@ export async function planForHost(
   resolve: NameResolver = systemResolver,
 ): Promise<GatewayPlan> {
   const [binding] = await deps.db
-    .select({ egressIpId: hostEgressBindings.egressIpId })
+    .select({ egressIpId: hostEgressBindings.egressIpId, quarantinedAt: hostEgressBindings.quarantinedAt })
     .from(hostEgressBindings)
     .where(eq(hostEgressBindings.hostId, host.id));
+  // A binding whose last attestation failed stays blocked through every start, apply and repair
+  // until an attestation passes again (docs/egress.md#attestation): fail closed.
+  if (binding?.quarantinedAt) return { config: { mode: "blocked", mgmt: ctx.mgmt }, egress: null, boundEgressId: binding.egressIpId };
   const egress = binding ? await loadEgress(deps, binding.egressIpId) : null;
   const required = at === "start" && deps.config.EGRESS_REQUIRED;
   if (egress && egress.status === "available") {

@@ -152,8 +152,23 @@ export async function markRunning(
     ...(await containerImageIds(deps, { host: hostContainerName(host.id), gateway: gatewayName(host.id) })),
     repairAttempts: 0,
     repairNotBefore: null,
+    // The idle window starts now, and a stop for idleness is over (docs/idle.md).
+    lastActiveAt: new Date(),
+    idleStoppedAt: null,
   });
   if (!changed) return;
+  const wokenBy = (task.payload as { woken_by?: unknown } | null)?.woken_by;
+  if (typeof wokenBy === "string") {
+    // docs/idle.md#wake: what woke it, and how long from the arrival to a running host.
+    await recordEvent(deps.db, {
+      type: "host.woken",
+      message: `host ${host.shortId} woken by ${wokenBy}`,
+      userId: host.userId,
+      hostId: host.id,
+      taskId: task.id,
+      metadata: { via: wokenBy, duration_ms: Date.now() - task.createdAt.getTime() },
+    });
+  }
   await recordEvent(deps.db, {
     type: event,
     message: `host ${host.shortId} ${event === "host.rebuilt" ? "rebuilt" : "started"}`,
@@ -276,6 +291,7 @@ const STOP_REASON: Record<string, string> = {
   "system:user-disabled": "user_disabled",
   "system:expiry": "user_expired",
   "system:reconcile": "reconcile",
+  "system:idle": "idle",
 };
 
 const stop: TaskProcessor = {

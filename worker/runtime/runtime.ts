@@ -131,6 +131,18 @@ export interface ExecResult {
   stderr: string;
 }
 
+/**
+ * One reading of a running container's resource counters (docs/idle.md#scan): the CPU time it has
+ * used since it started (cumulative, so two readings give the average over the time between
+ * them) and the memory it uses now, page cache that can be dropped not counted.
+ */
+export interface ContainerStats {
+  cpuUsageNs: number;
+  memoryBytes: number;
+  /** When the engine took the reading. */
+  at: Date;
+}
+
 export interface Runtime {
   ping(): Promise<boolean>;
   imageExists(ref: string): Promise<boolean>;
@@ -190,6 +202,8 @@ export interface Runtime {
   readFile(name: string, path: string): Promise<Buffer | null>;
   listManagedContainers(): Promise<ContainerState[]>;
   listManagedVolumes(): Promise<VolumeState[]>;
+  /** CPU and memory counters of a running container; null when it is absent or not running. */
+  containerStats(name: string): Promise<ContainerStats | null>;
 }
 
 /** Raised when the engine itself does not answer (transient: the task is retried). */

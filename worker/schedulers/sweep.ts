@@ -1,6 +1,7 @@
 import { and, eq, inArray, lt, or, sql } from "drizzle-orm";
 import { hosts, sshTickets, tasks } from "../../shared/db/schema/index.js";
 import { recordEvent } from "../../shared/services/events.js";
+import { closeLostSessions } from "../../shared/services/sessions/store.js";
 import { isJobName, queueOf } from "../../shared/queue/contracts.js";
 import type { WorkerDeps } from "../deps.js";
 
@@ -11,7 +12,7 @@ const TRANSITIONAL = ["creating", "starting", "stopping", "rebuilding"] as const
  * and running ones whose job is gone and whose worker stopped beating, are enqueued again; tasks stuck past TASK_STALE_AFTER_SECONDS fail with `stale_timeout`; expired
  * bootstrap tickets are deleted.
  */
-export async function runSweep(deps: WorkerDeps): Promise<{ requeued: number; stale: number; tickets: number }> {
+export async function runSweep(deps: WorkerDeps): Promise<{ requeued: number; stale: number; tickets: number; lostSessions: number }> {
   const now = deps.clock();
   const staleBefore = new Date(now.getTime() - deps.config.TASK_STALE_AFTER_SECONDS * 1000);
   let requeued = 0;
@@ -84,5 +85,8 @@ export async function runSweep(deps: WorkerDeps): Promise<{ requeued: number; st
 
   const tickets = await deps.db.delete(sshTickets).where(lt(sshTickets.expiresAt, now)).returning({ id: sshTickets.id });
 
-  return { requeued, stale: stuck.length, tickets: tickets.length };
+  // Session rows whose proxy process died: nobody refreshes their liveness key (docs/sessions.md#lost).
+  const lostSessions = await closeLostSessions(deps.db, deps.redis, deps.config.REDIS_PREFIX, now);
+
+  return { requeued, stale: stuck.length, tickets: tickets.length, lostSessions };
 }

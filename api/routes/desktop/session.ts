@@ -3,6 +3,7 @@ import { z } from "zod";
 import { users } from "../../../shared/db/schema/index.js";
 import { Conflict, Unauthorized } from "../../../shared/errors.js";
 import { getHost } from "../../../shared/services/hosts/lookup.js";
+import { requestWake } from "../../../shared/services/hosts/wake.js";
 import { json } from "../../http/reply.js";
 import { type AnyRoute, defineRoute } from "../../http/route.js";
 import type { VncPortal } from "../../vnc/target.js";
@@ -35,7 +36,12 @@ const makeRoute = (portal: VncPortal) =>
     handler: async ({ c, deps, actor, params }) => {
       if (!actor) throw Unauthorized();
       const host = await getHost(deps.db, params.hostID!, portal === "user" ? { ownerId: actor.id } : {});
-      if (host.status !== "running") throw Conflict("host_not_running", `the host is ${host.status}, not running`);
+      if (host.status !== "running") {
+        // A host stopped for idleness wakes: the one-time URL opens a page that waits for it (docs/idle.md#wake).
+        const { result, task } = await requestWake(deps.db, host.id, { via: "desktop", now: deps.clock() });
+        if (task) await deps.enqueue(task);
+        if (result.state === "refused") throw Conflict("host_not_running", `the host is ${host.status}, not running`);
+      }
       // The caller's token passed docs/api.md#token-checks a moment ago, so the row's version is the token's.
       const [row] = await deps.db.select({ tv: users.tokenVersion }).from(users).where(eq(users.id, actor.id));
       if (!row) throw Unauthorized();

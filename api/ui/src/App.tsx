@@ -12,6 +12,8 @@ import { EgressPage } from "./pages/admin/Egress";
 import { EnginesPage } from "./pages/admin/Engines";
 import { TasksPage, TaskDetailPage } from "./pages/admin/Tasks";
 import { EventsPage } from "./pages/admin/Events";
+import { SessionDetailPage, SessionsPage } from "./pages/Sessions";
+import { WebhooksPage } from "./pages/admin/Webhooks";
 import { MyHostsPage } from "./pages/portal/MyHosts";
 import { MyKeysPage } from "./pages/portal/MyKeys";
 import { ChangePasswordPage } from "./pages/portal/ChangePassword";
@@ -68,10 +70,15 @@ function Routes({ session }: { session: Session }) {
     if (match("/admin/tasks", path)) return <TasksPage />;
     if ((m = match("/admin/tasks/:id", path))) return <TaskDetailPage key={m.id} id={m.id!} />;
     if (match("/admin/events", path)) return <EventsPage />;
+    if (match("/admin/sessions", path)) return <SessionsPage key="admin" portal="admin" />;
+    if ((m = match("/admin/sessions/:id", path))) return <SessionDetailPage key={m.id} id={m.id!} portal="admin" />;
+    if (match("/admin/webhooks", path)) return <WebhooksPage />;
   } else {
     if (match("/portal", path)) return <MyHostsPage />;
     if ((m = match("/portal/hosts/:id", path))) return <HostDetailPage key={m.id} id={m.id!} portal="user" />;
     if (match("/portal/keys", path)) return <MyKeysPage />;
+    if (match("/portal/sessions", path)) return <SessionsPage key="user" portal="user" />;
+    if ((m = match("/portal/sessions/:id", path))) return <SessionDetailPage key={m.id} id={m.id!} portal="user" />;
     if (match("/portal/password", path)) return <ChangePasswordPage />;
   }
   return (
@@ -92,10 +99,13 @@ const ADMIN_NAV: [string, string][] = [
   ["/admin/engines", "Engines"],
   ["/admin/tasks", "Tasks"],
   ["/admin/events", "Events"],
+  ["/admin/sessions", "Sessions"],
+  ["/admin/webhooks", "Webhooks"],
 ];
 const USER_NAV: [string, string][] = [
   ["/portal", "My host"],
   ["/portal/keys", "SSH keys"],
+  ["/portal/sessions", "Sessions"],
   ["/portal/password", "Password"],
 ];
 

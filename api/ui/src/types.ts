@@ -19,6 +19,7 @@ import type {
   UserView,
 } from "../../../shared/views/index.js";
 import type { JobName } from "../../../shared/queue/contracts.js";
+import type { SessionView } from "../../../shared/services/sessions/view.js";
 
 export type User = UserView;
 
@@ -116,6 +117,9 @@ export function readTestResult(v: unknown): EgressTestResult | undefined {
 
 export type EventRow = EventView;
 
+/** A session record (docs/sessions.md): SSH or desktop, with its recording's state. */
+export type SessionRow = SessionView;
+
 export type DashboardStats = DashboardView;
 
 /** `true` when A and B are the same type; `Assert<…>` below fails to compile when a list drifts. */
@@ -139,9 +143,13 @@ export const TASK_KINDS = [
   "egress.test",
   "system.expiry",
   "system.reconcile",
+  "system.attest",
   "system.sweep",
   "system.engines",
   "system.retention",
+  "system.idle",
+  "system.webhook-dispatch",
+  "system.webhook-deliver",
 ] as const;
 type TaskKindsMatchServer = Assert<Same<(typeof TASK_KINDS)[number], JobName>>;
 

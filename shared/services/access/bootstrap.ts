@@ -1,5 +1,5 @@
 import { and, eq, isNull } from "drizzle-orm";
-import { hosts, tasks, users, type TaskRow, type TaskStep } from "../../db/schema/index.js";
+import { hosts, tasks, users, type HostRow, type TaskRow, type TaskStep } from "../../db/schema/index.js";
 import { Forbidden, NotFound, ServiceError, Unavailable } from "../../errors.js";
 import { isInfrastructureError } from "../../infra-errors.js";
 import { isUuid } from "../../validation.js";
@@ -23,6 +23,18 @@ export const STAGE_TEXT = {
 export type StageCode = keyof typeof STAGE_TEXT;
 
 export const statusUrl = (taskId: string) => `/v1/bootstrap/tasks/${taskId}`;
+
+/** The start task's payload for a host stopped for idleness: a wake by script (docs/idle.md#wake). */
+export const wakePayload = (host: Pick<HostRow, "idleStoppedAt" | "status">): Record<string, unknown> =>
+  host.idleStoppedAt && host.status !== "running" ? { woken_by: "script" } : {};
+
+/** What the scripts print while a woken host comes up ("[ 40%] Waking your host..."). */
+const WAKE_TEXT = "Waking your host (stopped while idle)...";
+
+function stageText(stage: StageCode, task: Pick<TaskRow, "payload">): string {
+  const waking = (task.payload as { woken_by?: unknown } | null)?.woken_by !== undefined;
+  return waking && (stage === "auth_passed" || stage === "host_starting") ? WAKE_TEXT : STAGE_TEXT[stage];
+}
 
 /**
  * The code the scripts branch on for a failed start task (docs/api.md#bootstrap): the two codes with
@@ -115,6 +127,7 @@ export async function createBootstrapSession({ ctx, input }: { ctx: ServiceConte
         hostId: host.id,
         requestedBy: user.id,
         origin: "bootstrap",
+        payload: wakePayload(host),
         requestId: ctx.requestId,
       });
       await recordEvent(tx, {
@@ -148,7 +161,7 @@ export async function getBootstrapTask({ ctx, taskId }: { ctx: ServiceContext; t
     task_id: task.id,
     task_status: task.status,
     stage_code,
-    stage_text: STAGE_TEXT[stage_code],
+    stage_text: stageText(stage_code, task),
     progress_percent,
   };
   if (stage_code === "failed") {

@@ -7,7 +7,7 @@ import { checkPassword } from "../auth/password-gate.js";
 import type { AuthDeps, ServiceContext } from "../context.js";
 import { recordEvent } from "../events.js";
 import { insertTask } from "../tasks/create.js";
-import { statusUrl } from "./bootstrap.js";
+import { statusUrl, wakePayload } from "./bootstrap.js";
 import type { EntryAuthInput } from "./schemas.js";
 import { SHORT_ID_PATTERN } from "./schemas.js";
 import { proxyHostKey, type SshEndpoint } from "./ssh-target.js";
@@ -135,7 +135,15 @@ export async function entryAuth({
         .limit(1);
       const task =
         inFlight ??
-        (await insertTask(tx, { kind: "host.ensure-running", hostId: host.id, requestedBy: owner.id, origin: "entry", requestId: ctx.requestId }));
+        (await insertTask(tx, {
+          kind: "host.ensure-running",
+          hostId: host.id,
+          requestedBy: owner.id,
+          origin: "entry",
+          // A host stopped for idleness is woken: the worker records `host.woken` (docs/idle.md#wake).
+          payload: wakePayload(locked),
+          requestId: ctx.requestId,
+        }));
       await recordEvent(tx, {
         type: "entry.auth.succeeded",
         message: `entry authentication for host ${host.shortId}`,

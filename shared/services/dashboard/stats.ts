@@ -1,5 +1,5 @@
 import { and, eq, gt, isNotNull, lte, type SQL, sql } from "drizzle-orm";
-import { egressIps, hostEgressBindings, hostPool, hosts, hostStatuses, tasks, users } from "../../db/schema/index.js";
+import { egressIps, events, hostEgressBindings, hostPool, hosts, hostStatuses, tasks, users } from "../../db/schema/index.js";
 import type { ServiceContext } from "../context.js";
 import type { DashboardView } from "../../views/index.js";
 
@@ -74,6 +74,30 @@ export async function dashboardStats({ ctx }: { ctx: ServiceContext }): Promise<
         })
         .from(hostPool);
 
+      // docs/idle.md#dashboard: hosts stopped for idleness, their limits, and the memory each was
+      // using when stopped (from its latest host.idle_stopped event). The outer column is spelled
+      // out: drizzle leaves a single table's columns unqualified, which the subquery would take
+      // for its own.
+      const [idle] = await tx
+        .select({
+          stopped_hosts: countAll(),
+          memory_limit_mb: sql<number>`coalesce(sum(${hosts.memoryLimitMb}), 0)`.mapWith(Number),
+          cpu_limit: sql<number>`coalesce(sum(${hosts.cpuLimit}), 0)`.mapWith(Number),
+          memory_in_use_bytes: sql<number>`coalesce(sum((
+            select (e.metadata->>'memory_bytes')::bigint from ${events} e
+            where e.host_id = "hosts"."id" and e.type = 'host.idle_stopped'
+            order by e.created_at desc limit 1)), 0)`.mapWith(Number),
+        })
+        .from(hosts)
+        .where(sql`${hosts.status} = 'stopped' and ${hosts.idleStoppedAt} is not null`);
+      const [idleEvents] = await tx
+        .select({
+          stops_24h: countWhere(sql`${events.type} = 'host.idle_stopped'`),
+          wakes_24h: countWhere(sql`${events.type} = 'host.woken'`),
+        })
+        .from(events)
+        .where(and(sql`${events.type} in ('host.idle_stopped', 'host.woken')`, gt(events.createdAt, dayAgo)));
+
       const usersOut = { total: u!.total, active: u!.active, disabled: u!.disabled, expired: u!.expired };
       const egressOut = { total: e!.total, available: e!.available, disabled: e!.disabled, bound: e!.bound, failing: e!.failing };
       return {
@@ -96,6 +120,14 @@ export async function dashboardStats({ ctx }: { ctx: ServiceContext }): Promise<
         egress_ips: egressOut,
         tasks: { pending: t!.pending, running: t!.running, failed_24h: t!.failed_24h },
         pool: { ready: p!.ready, warming: p!.warming },
+        idle: {
+          stopped_hosts: idle!.stopped_hosts,
+          memory_limit_mb: idle!.memory_limit_mb,
+          cpu_limit: Math.round(idle!.cpu_limit * 100) / 100,
+          memory_in_use_mb: Math.round(idle!.memory_in_use_bytes / (1024 * 1024)),
+          stops_24h: idleEvents!.stops_24h,
+          wakes_24h: idleEvents!.wakes_24h,
+        },
       };
     },
     { isolationLevel: "repeatable read", accessMode: "read only" },

@@ -2,7 +2,7 @@ import { and, count, desc, eq, gte, like, lt, type SQL } from "drizzle-orm";
 import { events, type EventRow } from "../../db/schema/index.js";
 import type { ServiceContext } from "../context.js";
 import type { EventView } from "../../views/index.js";
-import type { ListEventsQuery } from "./schemas.js";
+import type { EventFilters, ListEventsQuery } from "./schemas.js";
 
 /** The event object of docs/api.md#events. */
 export function renderEvent(e: EventRow): EventView {
@@ -24,8 +24,8 @@ export type { EventView };
 /** `host.*` → `LIKE 'host.%'`; `%`, `_` and `\` in the prefix match themselves only. */
 const likePrefix = (prefix: string) => `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
-/** `GET /v1/admin/events` (docs/api.md#events), newest first. */
-export async function listEvents({ ctx, query }: { ctx: ServiceContext; query: ListEventsQuery }) {
+/** The WHERE of the event filters (docs/api.md#events): the list and its NDJSON export. */
+export function eventFilterConditions(query: EventFilters): SQL[] {
   const conds: SQL[] = [];
   if (query.type !== undefined) {
     conds.push(
@@ -39,6 +39,12 @@ export async function listEvents({ ctx, query }: { ctx: ServiceContext; query: L
   // Stored timestamps have microseconds, but clients only ever see (and send back) milliseconds:
   // `until` includes its whole millisecond, so an event is found by its own displayed created_at.
   if (query.until) conds.push(lt(events.createdAt, new Date(query.until.getTime() + 1)));
+  return conds;
+}
+
+/** `GET /v1/admin/events` (docs/api.md#events), newest first. */
+export async function listEvents({ ctx, query }: { ctx: ServiceContext; query: ListEventsQuery }) {
+  const conds = eventFilterConditions(query);
   const where = conds.length ? and(...conds) : undefined;
   const rows = await ctx.db
     .select()

@@ -63,6 +63,9 @@ export async function createHost({ ctx, input }: { ctx: ServiceContext; input: C
             pidsLimit: input.pids_limit,
             diskLimitMb: input.disk_limit_mb ?? null,
             timezone: input.timezone,
+            idleStopMinutes: input.idle_stop_minutes ?? null,
+            idleCpuPercent: input.idle_cpu_percent ?? null,
+            alwaysOn: input.always_on,
             sshPasswordEnc: ctx.secrets.encrypt(generatePassword(), secretAt.host(id, "ssh_password_enc")),
             engineId: member?.engineId ?? ranked[0]!,
             ...(member

@@ -43,7 +43,9 @@ export async function requestHostLifecycle({
     }
     await tx
       .update(hosts)
-      .set({ desiredState: op === "stop" ? "stopped" : "running", updatedAt: ctx.clock(), repairAttempts: 0, repairNotBefore: null })
+      // An explicit start, stop or rebuild ends a stop for idleness: a host stopped by a person
+      // does not wake on the next login (docs/idle.md#wake).
+      .set({ desiredState: op === "stop" ? "stopped" : "running", idleStoppedAt: null, updatedAt: ctx.clock(), repairAttempts: 0, repairNotBefore: null })
       .where(eq(hosts.id, host.id));
     const { task, created } = await requestHostTask(
       tx,
@@ -185,7 +187,8 @@ export async function stopHostsOfUser(
     .for("update");
   const created: TaskRow[] = [];
   for (const host of owned) {
-    await tx.update(hosts).set({ desiredState: "stopped", updatedAt: opts.now }).where(eq(hosts.id, host.id));
+    // Stopped for the account's sake, not for idleness: no wake (docs/idle.md#wake).
+    await tx.update(hosts).set({ desiredState: "stopped", idleStoppedAt: null, updatedAt: opts.now }).where(eq(hosts.id, host.id));
     if (host.status === "stopped") continue;
     created.push(
       await insertTask(tx, { kind: "host.stop", hostId: host.id, requestedBy: opts.requestedBy, origin: "system", requestId: opts.requestId }),

@@ -46,6 +46,12 @@ export const hostViewColumns = {
     engineId: hosts.engineId,
     imageId: hosts.imageId,
     gatewayImageId: hosts.gatewayImageId,
+    idleStopMinutes: hosts.idleStopMinutes,
+    idleCpuPercent: hosts.idleCpuPercent,
+    alwaysOn: hosts.alwaysOn,
+    lastActiveAt: hosts.lastActiveAt,
+    idleStoppedAt: hosts.idleStoppedAt,
+    sessionRecording: hosts.sessionRecording,
     createdAt: hosts.createdAt,
     updatedAt: hosts.updatedAt,
   },
@@ -80,6 +86,12 @@ export interface HostViewRow {
     | "engineId"
     | "imageId"
     | "gatewayImageId"
+    | "idleStopMinutes"
+    | "idleCpuPercent"
+    | "alwaysOn"
+    | "lastActiveAt"
+    | "idleStoppedAt"
+    | "sessionRecording"
     | "createdAt"
     | "updatedAt"
   >;
@@ -143,6 +155,12 @@ export function renderAdminHost(r: HostViewRow): HostAdminView {
           health: r.egress.health,
         }
       : null,
+    session_recording: h.sessionRecording,
+    idle_stop_minutes: h.idleStopMinutes,
+    idle_cpu_percent: h.idleCpuPercent,
+    always_on: h.alwaysOn,
+    last_active_at: h.lastActiveAt?.toISOString() ?? null,
+    idle_stopped_at: h.idleStoppedAt?.toISOString() ?? null,
     created_at: h.createdAt.toISOString(),
     updated_at: h.updatedAt.toISOString(),
   };
@@ -150,7 +168,21 @@ export function renderAdminHost(r: HostViewRow): HostAdminView {
 
 /** The portal's view: no desired_state, image, engine_id, binding_id, egress.id or egress.status (docs/api.md#hosts). */
 export function renderUserHost(r: HostViewRow): HostUserView {
-  const { desired_state: _d, image: _i, engine_id: _e, binding_id: _b, egress, ...rest } = renderAdminHost(r);
+  const {
+    desired_state: _d,
+    image: _i,
+    engine_id: _e,
+    binding_id: _b,
+    session_recording: _r,
+    // The idle policy and its state are the admin's (docs/idle.md).
+    idle_stop_minutes: _m,
+    idle_cpu_percent: _c,
+    always_on: _a,
+    last_active_at: _l,
+    idle_stopped_at: _s,
+    egress,
+    ...rest
+  } = renderAdminHost(r);
   return {
     ...rest,
     egress: egress

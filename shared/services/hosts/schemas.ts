@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { hostStatuses } from "../../db/schema/index.js";
 import { paginationShape, uuidField } from "../../validation.js";
+import { idleCpuPercentField, idleStopMinutesField } from "./idle-policy.js";
 
 const TIMEZONES = new Set<string>([...Intl.supportedValuesOf("timeZone"), "UTC", "Etc/UTC"]);
 
@@ -41,6 +42,10 @@ export const createHostInput = z.strictObject({
       selector: engineLabels.default({}),
     })
     .default({ strategy: "spread", selector: {} }),
+  /** The idle policy (docs/idle.md#policy); absent or null = the owner's, then the global default. */
+  idle_stop_minutes: idleStopMinutesField.optional(),
+  idle_cpu_percent: idleCpuPercentField.optional(),
+  always_on: z.boolean().default(false),
 });
 export type CreateHostInput = z.output<typeof createHostInput>;
 

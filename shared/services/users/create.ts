@@ -25,6 +25,8 @@ export async function createUser({ ctx, input }: { ctx: ServiceContext; input: C
           role: "user",
           status: "active",
           expiresAt: input.expires_at ?? null,
+          idleStopMinutes: input.idle_stop_minutes ?? null,
+          idleCpuPercent: input.idle_cpu_percent ?? null,
           passwordHash,
           tokenVersion: 1,
         })

@@ -13,6 +13,9 @@ export function renderUser(u: UserRow, now: Date): UserView {
     status: u.status,
     expires_at: u.expiresAt ? u.expiresAt.toISOString() : null,
     expired: isExpired(u, now),
+    session_recording: u.sessionRecording,
+    idle_stop_minutes: u.idleStopMinutes,
+    idle_cpu_percent: u.idleCpuPercent,
     created_at: u.createdAt.toISOString(),
     updated_at: u.updatedAt.toISOString(),
   };

@@ -802,5 +802,39 @@ export function createDockerRuntime(opts: {
         const res = await docker.listVolumes({ filters: { label: [`${MANAGED_LABEL}=true`, instanceLabel] } });
         return (res.Volumes ?? []).map((v): VolumeState => ({ name: v.Name, labels: v.Labels ?? {}, options: (v.Options as Record<string, string> | null) ?? {} }));
       }),
+
+    containerStats: (name) =>
+      guard(`stats of ${name}`, async () => {
+        try {
+          // `one-shot`: one reading at once instead of Docker's second sample a second later; the
+          // idle scan keeps the previous cumulative reading itself (docs/idle.md#scan).
+          const raw = (await docker.getContainer(name).stats({ stream: false, "one-shot": true } as never)) as unknown as DockerStats;
+          return statsOf(raw);
+        } catch (err) {
+          if (statusOf(err) === 404 || statusOf(err) === 409) return null;
+          throw err;
+        }
+      }),
   };
+}
+
+interface DockerStats {
+  read?: string;
+  pids_stats?: { current?: number };
+  cpu_stats?: { cpu_usage?: { total_usage?: number } };
+  memory_stats?: { usage?: number; stats?: Record<string, number> };
+}
+
+/**
+ * A stopped container answers with zeroes (no pids, no usage): that is "not running". Memory as
+ * the docker CLI shows it: usage minus the inactive page cache (cgroup v2 `inactive_file`, v1
+ * `total_inactive_file`), which the kernel drops before it reclaims anything else.
+ */
+function statsOf(raw: DockerStats): { cpuUsageNs: number; memoryBytes: number; at: Date } | null {
+  const cpu = raw.cpu_stats?.cpu_usage?.total_usage;
+  if (!raw.pids_stats?.current || cpu === undefined) return null;
+  const usage = raw.memory_stats?.usage ?? 0;
+  const inactive = raw.memory_stats?.stats?.inactive_file ?? raw.memory_stats?.stats?.total_inactive_file ?? 0;
+  const at = raw.read ? new Date(raw.read) : new Date();
+  return { cpuUsageNs: cpu, memoryBytes: Math.max(0, usage - inactive), at: Number.isNaN(at.getTime()) ? new Date() : at };
 }

@@ -5,6 +5,7 @@ import {
   ContainerOperationError,
   EngineUnavailableError,
   type ContainerState,
+  type ContainerStats,
   type DirSpec,
   type DiskAgentSpec,
   type ExecResult,
@@ -73,6 +74,18 @@ export interface MemoryContainer {
   gatewayStatus: "starting" | "ready" | "failed";
   /** Every upload into the container, in order (directory and file names). */
   uploads: { dir: string; files: string[] }[];
+  /** What `containerStats` reports (setUsage): cumulative CPU time and memory in use. */
+  usage?: { cpuUsageNs: number; memoryBytes: number };
+  /** The TCP connections of a gateway's network namespace (setTcpConnections), as /proc/net/tcp lists them. */
+  tcp?: MemoryTcpConnection[];
+}
+
+/** One socket of a network namespace: local port, remote address, and the kernel's state (1 = established). */
+export interface MemoryTcpConnection {
+  localPort: number;
+  remoteAddress: string;
+  remotePort?: number;
+  state?: number;
 }
 
 export interface ExecCall {
@@ -184,6 +197,17 @@ export class MemoryRuntime implements Runtime {
     return () => {
       this.handlers = this.handlers.filter((h) => h !== handler);
     };
+  }
+
+  /** What `containerStats` reports for a container from now on (CPU time is cumulative, in ns). */
+  setUsage(name: string, usage: { cpuUsageNs?: number; memoryBytes?: number }): void {
+    const c = this.mustGet(name);
+    c.usage = { cpuUsageNs: usage.cpuUsageNs ?? c.usage?.cpuUsageNs ?? 0, memoryBytes: usage.memoryBytes ?? c.usage?.memoryBytes ?? 0 };
+  }
+
+  /** The TCP sockets a gateway's namespace holds (what `cat /proc/net/tcp` in it lists). */
+  setTcpConnections(name: string, tcp: MemoryTcpConnection[]): void {
+    this.mustGet(name).tcp = tcp;
   }
 
   /** The container's process ended by itself (a crash, an OOM kill). */
@@ -470,6 +494,14 @@ export class MemoryRuntime implements Runtime {
       .map((v) => ({ name: v.name, labels: { ...v.labels }, options: { ...v.options } }));
   }
 
+  async containerStats(name: string): Promise<ContainerStats | null> {
+    await this.enter("containerStats", name);
+    const c = this.containers.get(name);
+    if (!c?.running) return null;
+    // The engine's clock: strictly increasing, so two readings are never at the same instant.
+    return { cpuUsageNs: c.usage?.cpuUsageNs ?? 0, memoryBytes: c.usage?.memoryBytes ?? 0, at: this.now() };
+  }
+
   // --------------------------------------------------------------------------------------------
   // Internals
   // --------------------------------------------------------------------------------------------
@@ -621,6 +653,7 @@ export class MemoryRuntime implements Runtime {
       this.removeTree(c, "/etc/ccp/next");
       return ok(`${this.gatewayStatusJson(c)}\n`);
     }
+    if (c.kind === "gateway" && cmd === "cat" && args[0] === "/proc/net/tcp") return ok(procNetTcp(c.tcp ?? []));
     if (cmd === "rm" && args[0] === "-rf" && args.length >= 2) {
       for (const p of args.slice(1)) this.removeTree(c, p);
       return ok();
@@ -688,6 +721,24 @@ function subnetBase(cidr: string): number | null {
   const n = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
   const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
   return (n & mask) >>> 0;
+}
+
+/** /proc/net/tcp as the kernel prints it: little-endian hex addresses, hex ports, hex state. */
+function procNetTcp(conns: MemoryTcpConnection[]): string {
+  const hexIp = (ip: string) =>
+    ip
+      .split(".")
+      .map((o) => Number(o).toString(16).padStart(2, "0").toUpperCase())
+      .reverse()
+      .join("");
+  const hexPort = (p: number) => p.toString(16).padStart(4, "0").toUpperCase();
+  const head = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+  return (
+    head +
+    conns
+      .map((t, i) => `${String(i).padStart(4)}: ${hexIp("10.0.0.2")}:${hexPort(t.localPort)} ${hexIp(t.remoteAddress)}:${hexPort(t.remotePort ?? 40000 + i)} ${(t.state ?? 1).toString(16).padStart(2, "0").toUpperCase()} 00000000:00000000 00:00000000 00000000     0        0 ${1000 + i} 1 0000000000000000 20 4 30 10 -1\n`)
+      .join("")
+  );
 }
 
 const ipOf = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");

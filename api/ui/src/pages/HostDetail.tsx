@@ -17,6 +17,9 @@ import {
 import { type LiveTask, useLive, useLiveReload } from "../live";
 import { Link, usePageTitle } from "../router";
 import { type EgressIp, type HostDetail, isTerminal, type Task, type TaskStatus } from "../types";
+import { AttestationTimeline } from "./admin/AttestationTimeline";
+import { IdlePolicyCard } from "./admin/IdlePolicy";
+import { RecordingPolicyCard } from "./Sessions";
 
 type Portal = "admin" | "user";
 
@@ -223,6 +226,7 @@ export function HostDetailPage({ id, portal }: { id: string; portal: Portal }) {
           ) : (
             <p className="muted">No egress IP bound.</p>
           )}
+          {portal === "admin" && d.egress ? <AttestationTimeline hostId={id} /> : null}
           {portal === "admin" ? (
             <BindingControls hostId={id} bindingId={"binding_id" in h ? h.binding_id : null} deleting={deleting} onChanged={(msg, taskId) => {
               setNote(msg);
@@ -231,6 +235,10 @@ export function HostDetailPage({ id, portal }: { id: string; portal: Portal }) {
             }} />
           ) : null}
         </section>
+        {portal === "admin" && "always_on" in h ? <IdlePolicyCard key={`${h.id}:${h.updated_at}`} host={h} onSaved={detail.reload} /> : null}
+        {portal === "admin" && "session_recording" in h ? (
+          <RecordingPolicyCard key={`rec:${h.id}:${h.updated_at}`} kind="host" id={h.id} value={h.session_recording} onSaved={detail.reload} />
+        ) : null}
       </div>
 
       <section className="card" aria-labelledby="access-heading">

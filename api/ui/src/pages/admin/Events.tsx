@@ -1,10 +1,36 @@
 import { type FormEvent, useState } from "react";
-import { api, qs } from "../../api";
+import { api, ApiError, getSession, qs } from "../../api";
 import { Badge, ErrorMessage, Field, fieldError, isoToLocalInput, Loading, localInputToIso, Pagination, Time, useResource } from "../../components";
 import { Link, setQuery, useLocation, usePageTitle } from "../../router";
 import type { EventRow } from "../../types";
 
 const PAGE = 50;
+
+/**
+ * Download the NDJSON export of the current filters (GET /v1/admin/events/export, docs/api.md#export).
+ * The token must not go in a URL, so this is a fetch with the Authorization header whose body is
+ * saved as a file, not a plain link.
+ */
+async function downloadExport(query: Record<string, string>): Promise<void> {
+  const s = getSession();
+  const res = await fetch(`/v1/admin/events/export${qs(query)}`, {
+    headers: s ? { authorization: `Bearer ${s.token}` } : {},
+    cache: "no-store",
+  });
+  if (!res.ok) {
+    const e = (await res.json().catch(() => ({}))) as { error?: string; code?: string };
+    throw new ApiError(res.status, e.code ?? "http_error", e.error ?? `The server answered ${res.status}.`);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = `events-${new Date().toISOString().replace(/[:.]/g, "-")}.ndjson`;
+  a.rel = "noopener";
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
 
 /** The audit trail (GET /v1/admin/events) with every filter of docs/api.md#events. */
 export function EventsPage() {
@@ -43,16 +69,35 @@ export function EventsPage() {
     });
   };
   const upd = (k: keyof typeof form) => (e: { target: { value: string } }) => setForm((f) => ({ ...f, [k]: e.target.value }));
+  const [exporting, setExporting] = useState(false);
+  const [exportError, setExportError] = useState<unknown>(undefined);
+  const exportNdjson = async () => {
+    setExporting(true);
+    setExportError(undefined);
+    try {
+      await downloadExport(applied);
+    } catch (e) {
+      setExportError(e);
+    } finally {
+      setExporting(false);
+    }
+  };
   const err = list.error;
 
   return (
     <section>
       <div className="page-head">
         <h1>Events</h1>
-        <button type="button" onClick={list.reload}>
-          Refresh
-        </button>
+        <div className="actions">
+          <button type="button" onClick={exportNdjson} disabled={exporting} title="Every event matching the filters, oldest first, one JSON object per line">
+            {exporting ? "Exporting…" : "Export NDJSON"}
+          </button>
+          <button type="button" onClick={list.reload}>
+            Refresh
+          </button>
+        </div>
       </div>
+      <ErrorMessage error={exportError} title="Export failed" />
       <form className="filters" aria-label="Filter events" onSubmit={submit}>
         <Field label="Type" hint="Exact, or a prefix such as host.*" error={fieldError(err, "query.type")}>
           {(id, d) => <input id={id} aria-describedby={d} className="mono" value={form.type} onChange={upd("type")} placeholder="host.*" />}

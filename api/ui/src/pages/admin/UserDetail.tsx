@@ -18,8 +18,10 @@ import {
 import { useLiveReload } from "../../live";
 import { Link, navigate, usePageTitle } from "../../router";
 import type { AdminHost, User } from "../../types";
+import { RecordingPolicyCard } from "../Sessions";
 import { SshKeys } from "../SshKeys";
 import { CreateHostDialog } from "./Hosts";
+import { UserIdlePolicyCard } from "./IdlePolicy";
 import { userState } from "./Users";
 
 export function UserDetailPage({ id }: { id: string }) {
@@ -157,6 +159,8 @@ export function UserDetailPage({ id }: { id: string }) {
             </ul>
           )}
         </section>
+        {!isAdmin ? <RecordingPolicyCard key={`rec:${u.id}:${u.updated_at}`} kind="user" id={u.id} value={u.session_recording} onSaved={res.reload} /> : null}
+        {!isAdmin ? <UserIdlePolicyCard key={`idle:${u.id}:${u.updated_at}`} user={u} onSaved={res.reload} /> : null}
       </div>
       <SshKeys base={`/v1/admin/users/${id}/ssh-keys`} owner={`${u.username}'s`} />
       <Dialog open={secret !== null} title="New password" onClose={() => setSecret(null)}>
