@@ -51,6 +51,14 @@ export const timestampField = z.string().transform((v, ctx) => {
     ctx.addIssue({ code: "custom", message: "must be an RFC 3339 date-time with a time zone offset" });
     return z.NEVER;
   }
+  // Postgres' timestamptz has no year 0 and the driver writes years past 9999 in a form it refuses:
+  // an instant outside 0001–9999 in UTC (an offset can push a valid text over the edge) is the
+  // client's mistake, a 400, never a 500 from the database.
+  const year = d.getUTCFullYear();
+  if (year < 1 || year > 9999) {
+    ctx.addIssue({ code: "custom", message: "must be between the years 0001 and 9999 (UTC)" });
+    return z.NEVER;
+  }
   return d;
 });
 

@@ -20,6 +20,7 @@ import { type RelayStats, relayConnection } from "./relay.js";
 import { resolveTarget, type Target } from "./resolve-target.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { SshdMetrics } from "./metrics.js";
+import { sendAuthBanner } from "./banner.js";
 import { wakeForLogin } from "./wake.js";
 import type { TaskRef } from "../shared/queue/queues.js";
 import { effectiveRecording } from "../shared/services/sessions/policy.js";
@@ -214,6 +215,10 @@ function handleConnection(
   let authenticated = false;
   let finished = false;
   client.on("error", (err) => log.debug({ err: err.message }, "client connection error"));
+  // Whether the client is gone, from the first moment: a login that waits (a wake) must stop at
+  // once when its client leaves, even one that left while its credential was being checked.
+  const gone = new AbortController();
+  client.once("close", () => gone.abort());
   // The login grace period runs from the TCP accept (sshd/admission.ts); at its end the client is
   // told why. No record means the gate already let this connection go (it timed out or closed).
   if (!pending) {
@@ -341,16 +346,31 @@ function handleConnection(
     if (!owner || owner.deletedAt || !host) return refuse(target_, "not_found", "host not found");
     if (owner.status === "disabled") return refuse(target_, "account_disabled", "account disabled");
     if (isExpired(owner, deps.clock())) return refuse(target_, "account_expired", "account expired");
+    // The host's session slot is claimed before any wait, so logins waiting for a wake count
+    // toward SSH_MAX_SESSIONS_PER_HOST like open sessions (no unbounded pile of waiters).
+    if (!(await deps.sessions.claim(host.id, sessionId, config.SSH_MAX_SESSIONS_PER_HOST))) {
+      return refuse({ host, owner }, "too_many_sessions", `too many sessions for host ${host.shortId}`);
+    }
+    const hostId = host.id;
+    const unclaim = () => deps.sessions.remove({ id: sessionId, hostId }).catch(() => {});
     if (host.status !== "running") {
       // A host stopped for idleness wakes for this login (docs/idle.md#wake). The credential is
       // proven: the connection leaves the unauthenticated gate, so the wait is not cut by the
-      // login grace; it is bounded by WAKE_TIMEOUT_SECONDS instead.
+      // login grace; it is bounded by WAKE_TIMEOUT_SECONDS instead, and ends with the client.
       admission.authenticated();
-      const woken = await wakeForLogin(deps, client, host, log);
+      if (gone.signal.aborted) {
+        await unclaim();
+        return;
+      }
+      const woken = await wakeForLogin(deps, client, host, log, gone.signal);
       if (woken.outcome === "running") host = woken.host;
-      else if (woken.outcome === "failed") return refuse(target_, woken.reason, woken.message);
+      else if (woken.outcome === "failed") {
+        await unclaim();
+        return refuse(target_, woken.reason, woken.message);
+      }
     }
     if (host.status !== "running") {
+      await unclaim();
       return refuse(
         target_,
         "host_not_running",
@@ -358,9 +378,6 @@ function handleConnection(
       );
     }
     const fresh: Target = { host, owner };
-    if (!(await deps.sessions.claim(host.id, sessionId, config.SSH_MAX_SESSIONS_PER_HOST))) {
-      return refuse(fresh, "too_many_sessions", `too many sessions for host ${host.shortId}`);
-    }
     let upstream: ssh2.Client;
     log.debug({ host_id: host.id, addr: host.managementAddress }, "credential proven; dialing host");
     try {
@@ -370,7 +387,7 @@ function handleConnection(
       await deps.sessions.remove({ id: sessionId, hostId: host.id });
       return refuse(fresh, "host_unreachable", `host ${host.shortId} is unreachable; try again shortly`);
     }
-    if (finished) {
+    if (finished || gone.signal.aborted) {
       upstream.end();
       await deps.sessions.remove({ id: sessionId, hostId: host.id });
       return;
@@ -378,6 +395,10 @@ function handleConnection(
     authenticated = true;
     admission.authenticated(); // frees its unauthenticated slot and stops the grace timer
     log.debug("host dialed; accepting");
+    // Told before the session starts, in the SSH banner (OpenSSH prints it on stderr), and again
+    // on the first recorded channel's stderr (docs/sessions.md#recording).
+    const recordingMode = effectiveRecording(fresh.host, fresh.owner, config.SESSION_RECORDING);
+    if (recordingMode !== "off") sendAuthBanner(client, `${recordingNotice(recordingMode)}\n`);
     ctx.accept();
     startSession(fresh, upstream, method, login);
   }
@@ -423,7 +444,7 @@ function handleConnection(
               output: (b: Buffer) => r.output(b),
               input: (b: Buffer) => r.input(b),
               resize: (c: number, rw: number) => r.resize(c, rw),
-              end: () => void r.close(),
+              end: () => void r.close().catch((err: unknown) => log.warn({ err }, "recording close failed")),
             };
           };
     let closeReason = "client_closed";

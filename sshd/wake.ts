@@ -24,21 +24,21 @@ export async function wakeForLogin(
   client: ssh2.Connection,
   host: HostRow,
   log: Logger,
+  /** Aborted when the client's connection closes (the caller listens from the connection's start). */
+  gone: AbortSignal,
 ): Promise<LoginWake> {
+  if (gone.aborted) return { outcome: "failed", reason: "client_gone", message: "client disconnected" };
   const { result, task } = await requestWake(deps.db, host.id, { via: "ssh", now: deps.clock() });
   if (task) await deps.enqueue(task);
   if (result.state === "refused") return { outcome: "refused" };
   if (result.state === "waking") {
     const started = Date.now();
     sendAuthBanner(client, `Host ${host.shortId} was stopped while idle: waking it up...\n`);
-    const gone = new AbortController();
-    const onClose = () => gone.abort();
-    client.once("close", onClose);
-    try {
+    {
       const end = await waitForWake(deps.db, host.id, result.taskId, {
         timeoutMs: deps.config.WAKE_TIMEOUT_SECONDS * 1000,
         pollMs: 250,
-        signal: gone.signal,
+        signal: gone,
         onProgress: (p) => {
           if (p.state === "waking") sendAuthBanner(client, `waking your host... ${p.percent}% (${p.text})\n`);
         },
@@ -56,8 +56,6 @@ export async function wakeForLogin(
       }
       log.info({ host_id: host.id, wake_ms: Date.now() - started }, "host woken for an SSH login");
       sendAuthBanner(client, `Host ${host.shortId} is up (${((Date.now() - started) / 1000).toFixed(1)}s); connecting.\n`);
-    } finally {
-      client.off("close", onClose);
     }
   }
   // Re-read: the start gave the host its (possibly new) management address.

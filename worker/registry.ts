@@ -22,7 +22,7 @@ export interface SchedulerRun {
   requestId: string;
 }
 
-type SchedulerFn = (deps: WorkerDeps, run: SchedulerRun) => Promise<Record<string, number>>;
+type SchedulerFn<R extends Record<string, number> = Record<string, number>> = (deps: WorkerDeps, run: SchedulerRun) => Promise<R>;
 
 /**
  * Scheduler runs leave a task row only when they changed something or failed (docs/api.md#task-object),
@@ -77,6 +77,26 @@ function scheduler(deps: WorkerDeps, kind: JobName, fn: SchedulerFn): JobHandler
   };
 }
 
+/**
+ * One run at a time per engine for schedulers whose runs can outlast their tick (attestation,
+ * the idle scan): BullMQ queues the next run as soon as one starts, and overlapping runs would
+ * multiply the work (and the probes), break EGRESS_ATTEST_CONCURRENCY and fill every host-ops
+ * slot. A run that finds the lock held does nothing; the lock lapses if its holder dies.
+ */
+function oneAtATime<R extends Record<string, number>>(name: string, fn: SchedulerFn<R>, idle: R): SchedulerFn<R> {
+  return async (deps, run) => {
+    const lock = await deps.locks.acquire(`run:${name}:${deps.config.ENGINE_ID}`);
+    if (!lock) return idle;
+    const keep = setInterval(() => void lock.extend().catch(() => {}), Math.max(1000, deps.locks.ttlMs / 3));
+    try {
+      return await fn(deps, run);
+    } finally {
+      clearInterval(keep);
+      await lock.release().catch(() => {});
+    }
+  };
+}
+
 /** Job name → handler. Fails at boot if any job of the contracts has no handler (docs/architecture.md#tree). */
 export function buildRegistry(deps: WorkerDeps): Map<JobName, JobHandler> {
   const registry = new Map<JobName, JobHandler>();
@@ -88,19 +108,27 @@ export function buildRegistry(deps: WorkerDeps): Map<JobName, JobHandler> {
   // A task row only when an attestation blocked or restored a host: the passes are in their own history.
   registry.set(
     "system.attest",
-    scheduler(deps, "system.attest", async (d) => {
-      const r = await runAttestations(d);
-      return { blocked: r.blocked, recovered: r.recovered };
-    }),
+    scheduler(
+      deps,
+      "system.attest",
+      oneAtATime(
+        "system.attest",
+        async (d) => {
+          const r = await runAttestations(d);
+          return { blocked: r.blocked, recovered: r.recovered };
+        },
+        { blocked: 0, recovered: 0 },
+      ),
+    ),
   );
   registry.set("system.sweep", scheduler(deps, "system.sweep", runSweep));
   registry.set("system.engines", scheduler(deps, "system.engines", runEngineHealth));
   registry.set("system.retention", scheduler(deps, "system.retention", runRetention));
-  registry.set("system.idle", scheduler(deps, "system.idle", async (d, run) => {
+  registry.set("system.idle", scheduler(deps, "system.idle", oneAtATime("system.idle", async (d, run) => {
     const r = await runIdleScan(d, run);
     // A task row only when something was stopped (the scans that change nothing leave none).
     return { idle_stopped: r.idle_stopped };
-  }));
+  }, { idle_stopped: 0 })));
   // Webhooks (docs/api.md#webhooks-delivery): no task rows (one run every few seconds, one job per
   // delivery: the delivery log is their record).
   registry.set("system.webhook-dispatch", async () => {

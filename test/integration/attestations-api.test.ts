@@ -70,10 +70,18 @@ describe("the attestation history", () => {
   });
 
   it("refuses bad queries with 400 in the envelope, never 500", async () => {
-    for (const q of ["verdict=maybe", "host_id=nope", `since=${at(3).toISOString()}&until=${at(1).toISOString()}`, "limit=0", "since=yesterday"]) {
+    const outOfRange = ["since=0000-01-01T00:00:00Z", "since=0001-01-01T00:00:00%2B01:00", "until=9999-12-31T23:59:59-23:59"];
+    for (const q of ["verdict=maybe", "host_id=nope", `since=${at(3).toISOString()}&until=${at(1).toISOString()}`, "limit=0", "since=yesterday", ...outOfRange]) {
       const r = await list(q);
       expect(r.status, `${q}: ${r.text}`).toBe(400);
       expect(r.body.code, q).toBe("invalid_request");
+    }
+    // The same timestamp field guards every list and export that filters by time.
+    for (const path of ["/v1/admin/events", "/v1/admin/events/export", "/v1/admin/sessions/export"]) {
+      for (const q of outOfRange) {
+        const r = await h.request("GET", `${path}?${q}`, { token: admin });
+        expect(r.status, `${path}?${q}: ${r.text}`).toBe(400);
+      }
     }
   });
 

@@ -163,6 +163,23 @@ describe("the portal: a user sees only their own sessions", () => {
     const dl = await h.request("GET", `/v1/user/sessions/${mine}/recording`, { token: alice.token });
     expect(dl.status, dl.text).toBe(200);
     expect(dl.headers.get("content-type")).toBe("application/x-asciicast");
+    expect(dl.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(dl.headers.get("cache-control")).toBe("no-store");
+  });
+
+  it("shows the owner an admin's desktop session on their host without the admin's address", async () => {
+    const [row] = await h.database.sql<{ id: string }[]>`
+      insert into sessions (kind, host_id, user_id, login, method, source_ip, started_at, ended_at, end_reason)
+      values ('desktop', ${aliceHost.id}, ${alice.id}, 'admin', 'admin', '198.51.100.99', '2002-03-01T10:00:00Z', '2002-03-01T10:05:00Z', 'closed')
+      returning id`;
+    const asOwner = await h.request("GET", `/v1/user/sessions/${row!.id}`, { token: alice.token });
+    expect(asOwner.status, asOwner.text).toBe(200);
+    expect(asOwner.body.session.source_ip).toBeNull();
+    expect(asOwner.text).not.toContain("198.51.100.99");
+    const listed = await list(`/v1/user/sessions?kind=desktop`, alice.token);
+    expect(JSON.stringify(listed)).not.toContain("198.51.100.99");
+    const asAdmin = await h.request("GET", `/v1/admin/sessions/${row!.id}`, { token: admin });
+    expect(asAdmin.body.session.source_ip).toBe("198.51.100.99");
   });
 });
 

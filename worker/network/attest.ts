@@ -107,11 +107,18 @@ export async function attestBinding(deps: WorkerDeps, b: DueBinding): Promise<At
   try {
     // Under the lock: the host may have stopped or been unbound since it was listed.
     const [cur] = await deps.db
-      .select({ status: hosts.status, egressIpId: hostEgressBindings.egressIpId, quarantinedAt: hostEgressBindings.quarantinedAt })
+      .select({
+        status: hosts.status,
+        egressIpId: hostEgressBindings.egressIpId,
+        quarantinedAt: hostEgressBindings.quarantinedAt,
+        nextAttestAt: hostEgressBindings.nextAttestAt,
+      })
       .from(hostEgressBindings)
       .innerJoin(hosts, eq(hosts.id, hostEgressBindings.hostId))
       .where(eq(hosts.id, b.hostId));
     if (!cur || cur.status !== "running" || cur.egressIpId !== b.egressIpId) return null;
+    // Attested by someone else since it was listed (a verification at a task, an earlier run).
+    if (cur.nextAttestAt && cur.nextAttestAt > deps.clock()) return null;
     const egress = await loadEgress(deps, b.egressIpId);
     const setNext = () =>
       deps.db
@@ -133,6 +140,8 @@ export async function attestBinding(deps: WorkerDeps, b: DueBinding): Promise<At
     const quarantined = cur.quarantinedAt !== null;
     let verdict: Verdict;
     let action: AttestationRow["action"] = "none";
+    // A failed verdict whose block did not take: left due, so the next run (a tick away) blocks it.
+    let retrySoon = false;
     if (!quarantined) {
       verdict = await checkInHostGateway(deps, id, gw, egress, net);
       // An egress that did not answer in time is asked once more at once before the host is
@@ -142,8 +151,8 @@ export async function attestBinding(deps: WorkerDeps, b: DueBinding): Promise<At
         verdict = await checkInHostGateway(deps, `${id.slice(0, 30)}-r`, gw, egress, net);
       }
       if (verdict.status === "failed" && isVerdict(verdict)) {
-        await quarantine(deps, b, verdict, net, gw);
-        action = "blocked";
+        if (await quarantine(deps, b, verdict, net, gw)) action = "blocked";
+        else retrySoon = true;
       }
     } else {
       // Keep the promise of the quarantine first: a gateway that is not blocked (a worker killed
@@ -152,13 +161,17 @@ export async function attestBinding(deps: WorkerDeps, b: DueBinding): Promise<At
       if (s?.mode !== "blocked") await blockGateway(deps, net, gw);
       verdict = await checkInTestGateway(deps, id, egress, net);
       if (verdict.status === "passed") {
-        verdict = await recover(deps, b, id, egress, net, gw);
+        const r = await recover(deps, b, id, egress, net, gw);
+        verdict = r.verdict;
         if (verdict.status === "passed") action = "recovered";
+        else if (!r.blocked) retrySoon = true;
       }
     }
     if (!isVerdict(verdict)) {
-      // The engine or the check service failed, not the egress: no row, try again next time.
+      // The engine or the check service failed, not the egress: no row and no change (a host that
+      // passed stays open, a quarantined one stays blocked); counted, and tried again next time.
       deps.logger.warn({ host_id: b.hostId, code: verdict.error_code }, "egress attestation did not reach a verdict");
+      deps.metrics.egressVerifications.inc({ kind: "attest", mode: egress.tunnelType, result: verdict.error_code ?? "internal_error" });
       await setNext();
       return null;
     }
@@ -183,7 +196,7 @@ export async function attestBinding(deps: WorkerDeps, b: DueBinding): Promise<At
         checks: r as unknown as Record<string, unknown>,
       })
       .returning();
-    await setNext();
+    if (!retrySoon) await setNext();
     deps.metrics.egressVerifications.inc({ kind: "attest", mode: egress.tunnelType, result: verdict.error_code ?? verdict.status });
     if (action === "recovered") {
       await recordEvent(deps.db, {
@@ -244,20 +257,28 @@ async function blockGateway(deps: WorkerDeps, net: Networks, gw: string): Promis
   await applyGatewayLive(deps, gw, renderGatewayFiles({ mode: "blocked", mgmt: ctx.mgmt }, generation), generation);
 }
 
-async function quarantine(deps: WorkerDeps, b: DueBinding, verdict: Verdict, net: Networks, gw: string): Promise<void> {
+/**
+ * Quarantine the binding and block the gateway. The block is tried even when the database write
+ * failed (it needs only the engine), and a database failure is thrown after it. Returns whether
+ * the gateway is blocked; when not, the caller leaves the binding due so the next run tries again
+ * (a quarantined binding's attestation blocks its gateway before anything else).
+ */
+async function quarantine(deps: WorkerDeps, b: DueBinding, verdict: Verdict, net: Networks, gw: string): Promise<boolean> {
   const code = verdict.error_code ?? "egress_unreachable";
+  let dbError: unknown = null;
   await deps.db
     .update(hostEgressBindings)
     .set({ quarantinedAt: deps.clock(), quarantineCode: code })
-    .where(and(eq(hostEgressBindings.hostId, b.hostId), eq(hostEgressBindings.egressIpId, b.egressIpId)));
+    .where(and(eq(hostEgressBindings.hostId, b.hostId), eq(hostEgressBindings.egressIpId, b.egressIpId)))
+    .catch((err: unknown) => (dbError = err));
   let blocked = true;
   try {
     await blockGateway(deps, net, gw);
   } catch (err) {
-    // Still quarantined: the next attestation blocks it first, and every plan of this host is blocked.
     blocked = false;
     deps.logger.error({ err, host_id: b.hostId }, "the attestation failed and the gateway could not be blocked yet");
   }
+  if (dbError) throw dbError;
   const failed = Object.values(verdict.results).find((r) => r.status === "fail");
   await recordEvent(deps.db, {
     type: "egress.attestation.failed",
@@ -267,10 +288,11 @@ async function quarantine(deps: WorkerDeps, b: DueBinding, verdict: Verdict, net
     userId: b.userId,
     metadata: { egress_ip_id: b.egressIpId, error_code: code, error: failed?.error ?? null, gateway_blocked: blocked, checks: verdict.results },
   });
+  return blocked;
 }
 
 /** Lift the quarantine, apply the egress to the host's gateway and check it there (fail-closed order). */
-async function recover(deps: WorkerDeps, b: DueBinding, id: string, egress: Egress, net: Networks, gw: string): Promise<Verdict> {
+async function recover(deps: WorkerDeps, b: DueBinding, id: string, egress: Egress, net: Networks, gw: string): Promise<{ verdict: Verdict; blocked: boolean }> {
   await deps.db
     .update(hostEgressBindings)
     .set({ quarantinedAt: null, quarantineCode: null })
@@ -285,13 +307,19 @@ async function recover(deps: WorkerDeps, b: DueBinding, id: string, egress: Egre
     return checkInHostGateway(deps, `${id.slice(0, 30)}-h`, gw, egress, net);
   })();
   if (verdict.status !== "passed") {
-    // Passed in the test gateway, not in the host's own: blocked again.
+    // Passed in the test gateway, not in the host's own: blocked again — the gateway first here,
+    // whatever the database says, since the egress was just applied to it.
+    let blocked = true;
+    await blockGateway(deps, net, gw).catch((err: unknown) => {
+      blocked = false;
+      deps.logger.error({ err, host_id: b.hostId }, "could not block the gateway again");
+    });
     await deps.db
       .update(hostEgressBindings)
       .set({ quarantinedAt: deps.clock(), quarantineCode: verdict.error_code ?? "egress_unreachable" })
       .where(and(eq(hostEgressBindings.hostId, b.hostId), eq(hostEgressBindings.egressIpId, b.egressIpId)));
-    await blockGateway(deps, net, gw).catch((err: unknown) => deps.logger.error({ err, host_id: b.hostId }, "could not block the gateway again"));
+    return { verdict, blocked };
   }
-  return verdict;
+  return { verdict, blocked: false };
 }
 

@@ -84,9 +84,13 @@ async function pruneDeliveries(deps: WorkerDeps): Promise<number> {
 export async function runWebhookDispatch(deps: WorkerDeps): Promise<{ deliveries: number; queued: number; pruned: number }> {
   const pruned = await pruneDeliveries(deps);
   const cursorKey = dispatchCursorKey(deps.config.REDIS_PREFIX);
-  const stored = parseCursor(await deps.redis.get(cursorKey));
   const run = await deps.db.transaction(async (tx) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${LOCK_KEY}))`);
+    // One run at a time, and a run that finds another under way skips instead of waiting on a
+    // database connection (runs are queued every interval; waiting ones would fill the pool).
+    const [locked] = await tx.execute<{ ok: boolean }>(sql`select pg_try_advisory_xact_lock(hashtext(${LOCK_KEY})) as ok`);
+    if (!locked?.ok) return null;
+    // Read under the lock: the cursor the previous run left.
+    const stored = parseCursor(await deps.redis.get(cursorKey));
     const [h] = await tx.execute<{ horizon: string; fallback: string }>(sql`
       select least(now(), coalesce((select min(xact_start) from pg_stat_activity
                                     where datname = current_database() and pid <> pg_backend_pid()
@@ -156,6 +160,7 @@ export async function runWebhookDispatch(deps: WorkerDeps): Promise<{ deliveries
     }
     return { cursor, deliveries };
   });
+  if (!run) return { deliveries: 0, queued: 0, pruned };
   await deps.redis.set(cursorKey, JSON.stringify(run.cursor));
 
   // Queue every delivery not tried yet (new ones, and the test events of POST …/test), and the

@@ -18,6 +18,9 @@ function castResponse(c: Context, r: Awaited<ReturnType<typeof openRecording>>):
     headers: {
       "content-type": ASCIICAST_TYPE,
       "content-disposition": `attachment; filename="session-${r.sessionId}.cast"`,
+      // Tenant bytes (and, in input mode, whatever was typed): never sniffed, never cached.
+      "x-content-type-options": "nosniff",
+      "cache-control": "no-store",
       ...(id ? { "x-request-id": id } : {}),
     },
   });

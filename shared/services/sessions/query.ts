@@ -51,7 +51,7 @@ export async function listSessions({
   const [counted] = await ctx.db.select({ total: count() }).from(sessions).where(where);
   const now = ctx.clock();
   return {
-    sessions: rows.map((r) => renderSession(r.row, r, now)),
+    sessions: rows.map((r) => renderSession(r.row, r, now, ownerId !== undefined)),
     total: counted?.total ?? 0,
     limit: query.limit,
     offset: query.offset,
@@ -62,11 +62,14 @@ export async function getSession({ ctx, id, ownerId }: { ctx: ServiceContext; id
   if (!isUuid(id)) throw NotFound("session_not_found", "session not found");
   const [r] = await selectSessions(ctx.db).where(eq(sessions.id, id.toLowerCase()));
   if (!r || (ownerId !== undefined && r.row.userId !== ownerId)) throw NotFound("session_not_found", "session not found");
-  return { session: renderSession(r.row, r, ctx.clock()) };
+  return { session: renderSession(r.row, r, ctx.clock(), ownerId !== undefined) };
 }
 
-/** Chunks read per query while streaming a recording: bounded memory whatever its size. */
-const CHUNKS_PER_READ = 16;
+/**
+ * Chunks read per query while streaming a recording: one (~1 MiB) per pull, so a download holds
+ * one chunk in memory however slow its reader and however many run.
+ */
+const CHUNKS_PER_READ = 1;
 
 /**
  * `GET …/sessions/{id}/recording`: the .cast, streamed from its chunks in order (404

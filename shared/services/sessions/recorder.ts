@@ -50,6 +50,27 @@ export interface RecordingResult {
 const DEFAULT_CHUNK = 1024 * 1024;
 const DEFAULT_PENDING = 8 * 1024 * 1024;
 
+/**
+ * Bounds shared by every recorder of the process (one sshd serves every tenant): at most
+ * PROCESS_PENDING bytes of all recordings wait for the database, and at most PROCESS_WRITERS chunk
+ * inserts run at once, so many flooding sessions neither grow the proxy's memory without end nor
+ * take the database pool that logins need. A recorder that would cross the byte bound stops
+ * (truncated), exactly as for its own bound.
+ */
+const PROCESS_PENDING = 64 * 1024 * 1024;
+const PROCESS_WRITERS = 2;
+const processBudget = { pending: 0, writers: 0, waiting: [] as (() => void)[] };
+async function writerSlot(): Promise<() => void> {
+  if (processBudget.writers >= PROCESS_WRITERS) await new Promise<void>((r) => processBudget.waiting.push(r));
+  processBudget.writers++;
+  return () => {
+    processBudget.writers--;
+    processBudget.waiting.shift()?.();
+  };
+}
+/** Terminal sizes come from the client's pty request (any 32-bit value): the player gets sane ones. */
+const clampSize = (n: number, fallback: number) => Math.min(1000, Math.max(1, Math.floor(n) || fallback));
+
 export class AsciicastRecorder {
   private readonly opts: Required<Omit<RecorderOptions, "term" | "startedAt">> & Pick<RecorderOptions, "term" | "startedAt">;
   private readonly t0: number;
@@ -80,8 +101,8 @@ export class AsciicastRecorder {
     this.t0 = this.opts.now();
     const header: Record<string, unknown> = {
       version: 2,
-      width: Math.max(1, opts.width || 80),
-      height: Math.max(1, opts.height || 24),
+      width: clampSize(opts.width, 80),
+      height: clampSize(opts.height, 24),
       timestamp: Math.floor((opts.startedAt ?? new Date()).getTime() / 1000),
       env: { TERM: opts.term || "xterm" },
     };
@@ -110,7 +131,7 @@ export class AsciicastRecorder {
 
   resize(cols: number, rows: number): void {
     if (this.stopped || !cols || !rows) return;
-    this.event("r", `${cols}x${rows}`);
+    this.event("r", `${clampSize(cols, 80)}x${clampSize(rows, 24)}`);
   }
 
   /** Stop recording, hand the rest over and wait until every chunk was stored (or failed). */
@@ -156,7 +177,7 @@ export class AsciicastRecorder {
 
   private flush(): void {
     if (this.bufferBytes === 0) return;
-    if (this.pendingBytes + this.bufferBytes > this.opts.maxPendingBytes) {
+    if (this.pendingBytes + this.bufferBytes > this.opts.maxPendingBytes || processBudget.pending + this.bufferBytes > PROCESS_PENDING) {
       // The database is not keeping up: drop what is buffered rather than hold the session's
       // memory or slow it down. What was already handed over is still stored, in order.
       this.total -= this.bufferBytes;
@@ -173,25 +194,30 @@ export class AsciicastRecorder {
     this.buffer = [];
     this.bufferBytes = 0;
     this.pendingBytes += size;
-    const lost = () => {
+    processBudget.pending += size;
+    const done = () => {
       this.pendingBytes -= size;
+      processBudget.pending -= size;
+    };
+    const lost = () => {
+      done();
       this.total -= size;
     };
-    this.chain = this.chain.then(() => {
+    this.chain = this.chain.then(async () => {
       // A chunk that could not be stored leaves a gap: nothing after it is stored either.
       if (this.sinkFailed) return lost();
-      return this.opts.sink(seq, data).then(
-        () => {
-          this.pendingBytes -= size;
-        },
-        () => {
+      const release = await writerSlot();
+      // Called inside a promise: a sink that throws synchronously is a failed chunk, not a crash.
+      return Promise.resolve()
+        .then(() => this.opts.sink(seq, data))
+        .then(done, () => {
           lost();
           this.sinkFailed = true;
           this.truncatedFlag = true;
           this.stopped = true;
           if (this.timer) clearInterval(this.timer);
-        },
-      );
+        })
+        .finally(release);
     });
   }
 }

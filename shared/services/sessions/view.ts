@@ -40,6 +40,8 @@ export function renderSession(
   row: SessionRow,
   extra: { username: string | null; hostShortId: string | null; hasRecording: boolean },
   now: Date,
+  /** Rendered for the host's owner (the /v1/user routes): an admin's own address is not theirs to see. */
+  forOwner = false,
 ): SessionView {
   return {
     id: row.id,
@@ -50,7 +52,7 @@ export function renderSession(
     username: extra.username,
     login: row.login,
     method: row.method,
-    source_ip: row.sourceIp,
+    source_ip: forOwner && row.method === "admin" ? null : row.sourceIp,
     started_at: row.startedAt.toISOString(),
     ended_at: row.endedAt?.toISOString() ?? null,
     duration_ms: Math.max(0, (row.endedAt ?? now).getTime() - row.startedAt.getTime()),
