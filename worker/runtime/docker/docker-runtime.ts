@@ -23,31 +23,12 @@ import {
   type VolumeHelperSpec,
   type VolumeState,
 } from "../runtime.js";
+import { type DockerError, isEngineDown } from "./engine-errors.js";
 
 const MANAGED_LABEL = "cloud-cli-proxy.managed";
 const INSTANCE_LABEL = "cloud-cli-proxy.instance";
 
-interface DockerError {
-  statusCode?: number;
-  code?: string;
-  message?: string;
-  json?: { message?: string };
-}
-
 const statusOf = (err: unknown) => (err as DockerError)?.statusCode;
-
-/** Connection-level failures mean the engine is down: transient, retried by the task runner. */
-function isEngineDown(err: unknown): boolean {
-  const code = (err as DockerError)?.code;
-  // ENOENT/ECONNREFUSED: a local socket or TCP listener that is gone; the unreachable codes: a
-  // remote engine whose machine or route is gone (docs/engines.md#failures).
-  // A TLS peer that is not the engine (its certificate does not verify against the engine's CA)
-  // is no engine at all: nothing is done there, the task waits as for a down engine.
-  return [
-    "ENOENT", "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "EAI_AGAIN", "EINVAL",
-    "SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "CERT_SIGNATURE_FAILURE", "ERR_TLS_CERT_ALTNAME_INVALID",
-  ].includes(code ?? "");
-}
 
 async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
