@@ -135,7 +135,13 @@ async function expectConsistent(what: string): Promise<void> {
   for (const e of ENGINES) {
     const d = e === "default" ? new Docker() : new Docker(dockerodeOptions(lab.find((l) => l.id === e)!));
     const label = { label: [`cloud-cli-proxy.instance=${stack.prefix}`] };
-    const names = (await d.listContainers({ all: true, filters: label })).flatMap((c) => c.Names.map((n) => n.slice(1))).sort();
+    const list = async () => (await d.listContainers({ all: true, filters: label })).flatMap((c) => c.Names.map((n) => n.slice(1))).sort();
+    // A probe or test gateway of a worker killed between creating and starting it is reaped by the
+    // reconciler (not running a minute after creation: worker/schedulers/reconcile.ts); every task
+    // is terminal here, so none may be left once that has had its time.
+    const ephemeral = (n: string) => n.startsWith("ccp-probe-") || n.startsWith("ccp-gwtest-");
+    await waitUntil(`${what}: no probe or test gateway left on ${e}`, 150_000, async () => ((await list()).some(ephemeral) ? undefined : true));
+    const names = await list();
     const mine = rows.filter((r) => r.engine_id === e);
     expect(names, `${what}: containers on ${e}`).toEqual(mine.flatMap((r) => [`ccp-gw-${r.id}`, `ccp-host-${r.id}`]).sort());
   }

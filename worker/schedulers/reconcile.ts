@@ -13,6 +13,12 @@ import { reconcilePool } from "../pool/reconcile.js";
 export const MAX_REPAIR_ATTEMPTS = 10;
 const backoffMs = (attempts: number) => Math.min(30_000 * 2 ** attempts, 30 * 60_000);
 const EPHEMERAL_MAX_AGE_MS = 5 * 60_000;
+/**
+ * A probe or test gateway is started right after it is created and removes itself when done: one
+ * that is not running a minute after its creation belongs to a worker that died between the two
+ * (seen in the chaos stage's worker kills) and is reaped without waiting EPHEMERAL_MAX_AGE_MS.
+ */
+const EPHEMERAL_DEAD_AFTER_MS = 60_000;
 
 type Observed = { gateway?: ContainerState; host?: ContainerState };
 
@@ -110,8 +116,9 @@ export async function runReconcile(deps: WorkerDeps, run: { requestId?: string }
     const role = c.labels[LABEL_ROLE];
     const hostId = c.labels[LABEL_HOST_ID];
     const ephemeral = role === "probe" || role === "gwtest";
+    const age = now.getTime() - c.createdAt.getTime();
     const orphan = ephemeral
-      ? Boolean(c.labels[LABEL_TASK_ID]) && now.getTime() - c.createdAt.getTime() > EPHEMERAL_MAX_AGE_MS
+      ? Boolean(c.labels[LABEL_TASK_ID]) && (age > EPHEMERAL_MAX_AGE_MS || (!c.running && age > EPHEMERAL_DEAD_AFTER_MS))
       : Boolean(hostId) && !known.has(hostId!);
     if (!orphan) continue;
     await runtime.removeContainer(c.name);
