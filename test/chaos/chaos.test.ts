@@ -400,11 +400,19 @@ describe(`chaos (seed ${SEED})`, () => {
     let checked = 0;
     for (const e of egresses) {
       if (!e.boundTo || desired.get(e.boundTo) !== "running") continue;
-      const out = execFileSync("docker", ["exec", "-u", "workspace", `ccp-host-${e.boundTo}`, "curl", "-s", "-m", "5", `http://${egressLab.echo.address}/ip`], {
-        encoding: "utf8",
-        timeout: 30_000,
+      // Asked until it answers (a tunnel just applied on two loaded cores may take longer than one
+      // curl's 5 s to carry its first request), within a deadline; any answer must be the egress's.
+      const out = await waitUntil(`an answer through the egress of ${e.boundTo}`, 90_000, async () => {
+        try {
+          return execFileSync("docker", ["exec", "-u", "workspace", `ccp-host-${e.boundTo}`, "curl", "-s", "-m", "5", `http://${egressLab.echo.address}/ip`], {
+            encoding: "utf8",
+            timeout: 30_000,
+          }).trim() || undefined;
+        } catch {
+          return undefined;
+        }
       });
-      expect(out.trim(), `exit address of ${e.boundTo}`).toBe(e.exitIp);
+      expect(out, `exit address of ${e.boundTo}`).toBe(e.exitIp);
       checked++;
     }
     figure(`worker SIGKILLs (6 workers on 3 engines)`, `${kills.length} over ${secs(killPhase)}`);
