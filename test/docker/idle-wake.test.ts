@@ -4,6 +4,7 @@
  * moved into the past instead of waiting a minute), then `ssh` through the proxy wakes it, shows
  * the progress on stderr (authentication banners), and runs a command.
  */
+import { waitUntil } from "../../shared/test/processes.js";
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
@@ -41,15 +42,9 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** A condition polled until it holds, within a deadline (shared/test/processes.ts waitUntil). */
+const waitFor = <T>(what: string, fn: () => Promise<T | null | undefined | false>, ms: number): Promise<T> =>
+  waitUntil(what, ms, async () => (await fn()) || undefined);
 
 /** The real OpenSSH client at LogLevel INFO (its default), so authentication banners are printed. */
 function sshRun(command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {

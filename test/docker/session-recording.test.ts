@@ -3,6 +3,7 @@
  * worker with a real host container, the proxy in-process and the real OpenSSH client on a pty
  * (`ssh -tt`). One host; its recording policy is switched through the admin API between cases.
  */
+import { waitUntil } from "../../shared/test/processes.js";
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiHarness, createApiHarness } from "../../shared/test/api-harness.js";
@@ -34,15 +35,9 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** A condition polled until it holds, within a deadline (shared/test/processes.ts waitUntil). */
+const waitFor = <T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 20_000): Promise<T> =>
+  waitUntil(what, ms, async () => (await fn()) || undefined);
 
 async function setPolicy(mode: "off" | "output" | "input" | null) {
   const res = await h.request("PUT", `/v1/admin/hosts/${host.id}/session-recording`, { token: admin, body: { session_recording: mode } });
